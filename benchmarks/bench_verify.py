@@ -1,0 +1,205 @@
+"""Verification throughput through the whole spine, beside a bare FastAPI endpoint.
+
+Runs on its own: ``python benchmarks/bench_verify.py [--seconds 5] [--workers 2]``.
+Starts a demo gateway and a bare app (parses the same body model, returns a constant),
+each with the same number of uvicorn worker processes (one per core by default), drives
+each with the same keep-alive clients in separate processes over loopback, and prints
+one JSON object as its last line. ``DATAAUTH_SQLITE_SYNCHRONOUS=NORMAL`` measures the
+gateway with crash-safe rather than power-loss-safe audit commits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from dataauth.identity.dev_issuer import issue_token
+from dataauth.keyring import Keyring
+from dataauth.operations.verify import VerifyRequest
+
+TARGETS = {"single_ratio_min": 0.5, "batch_subject_checks_per_second_min": 100_000}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bare_app() -> FastAPI:
+    """The baseline: FastAPI parsing the same body model into the same type, no spine."""
+    app = FastAPI()
+
+    @app.post("/v1/verify/{product}")
+    def verify(product: str, body: VerifyRequest) -> Response:
+        return Response(b'{"results":[{"index":0,"result":true}]}', media_type="application/json")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def wait_ready(port: int, process: subprocess.Popen, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"a server exited early with code {process.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise SystemExit("a server did not become ready")
+
+
+def client(port: int, path: str, body: bytes, headers: dict, seconds: float, out) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    done, errors = 0, 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status == 200:
+            done += 1
+        else:
+            errors += 1
+    out.put((done, errors))
+
+
+def load(port: int, path: str, body: bytes, headers: dict, seconds: float, clients: int) -> dict:
+    queue: mp.Queue = mp.Queue()
+    procs = [
+        mp.Process(target=client, args=(port, path, body, headers, seconds, queue))
+        for _ in range(clients)
+    ]
+    started = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    elapsed = time.perf_counter() - started
+    done = sum(r[0] for r in results)
+    return {"requests": done, "errors": sum(r[1] for r in results), "per_second": done / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--clients", type=int, default=None, help="default: 3 per worker")
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="server processes, each side"
+    )
+    parser.add_argument("--data-dir", type=Path, default=None, help="reuse a demo data dir")
+    args = parser.parse_args()
+    args.clients = args.clients or 3 * args.workers
+
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-verify-")) / "data"
+    gw_port, bare_port = free_port(), free_port()
+    env = {**os.environ, "DATAAUTH_CATALOG_TTL_SECONDS": "2"}
+    workers = ["--workers", str(args.workers)]
+    gateway_cmd = ["-m", "dataauth.cli", "serve", "--demo", "--port", str(gw_port)]
+    bare_cmd = ["-m", "uvicorn", "--factory", "bench_verify:bare_app", "--port", str(bare_port)]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    servers = [
+        subprocess.Popen(
+            [sys.executable, *gateway_cmd, "--data-dir", str(data_dir), *workers], env=env, **quiet
+        ),
+        subprocess.Popen(
+            [sys.executable, *bare_cmd, "--log-level", "warning", *workers],
+            cwd=Path(__file__).parent,
+            **quiet,
+        ),
+    ]
+    try:
+        wait_ready(gw_port, servers[0])
+        wait_ready(bare_port, servers[1])
+        token = issue_token(
+            Keyring(data_dir / "keys"),
+            subject="demo-bank",
+            issuer="dataauth-dev",
+            audience="dataauth",
+            ttl_seconds=3600,
+        )
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        with sqlite3.connect(data_dir / "demo-domain.sqlite") as db:
+            rows = db.execute(
+                "SELECT resident_id, name FROM residents LIMIT ?", (args.batch,)
+            ).fetchall()
+        single = json.dumps(
+            {"purpose": "credit", "subjects": [{"key": rows[0][0], "claims": {"name": rows[0][1]}}]}
+        ).encode()
+        batch = json.dumps(
+            {
+                "purpose": "credit",
+                "subjects": [{"key": rid, "claims": {"threshold": 5000}} for rid, _ in rows],
+            }
+        ).encode()
+
+        warm = min(1.0, args.seconds)
+        load(gw_port, "/v1/verify/identity-match", single, headers, warm, args.clients)
+        load(bare_port, "/v1/verify/identity-match", single, headers, warm, args.clients)
+        spine = load(
+            gw_port, "/v1/verify/identity-match", single, headers, args.seconds, args.clients
+        )
+        bare = load(
+            bare_port, "/v1/verify/identity-match", single, headers, args.seconds, args.clients
+        )
+        batches = load(
+            gw_port, "/v1/verify/income-at-least", batch, headers, args.seconds, args.clients
+        )
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=10)
+
+    ratio = spine["per_second"] / bare["per_second"]
+    checks = batches["per_second"] * len(rows)
+    print(
+        json.dumps(
+            {
+                "benchmark": "verify",
+                "metrics": {
+                    "single_requests_per_second": round(spine["per_second"], 1),
+                    "single_ratio_to_bare": round(ratio, 3),
+                    "batch_size": len(rows),
+                    "batch_requests_per_second": round(batches["per_second"], 2),
+                    "batch_subject_checks_per_second": round(checks),
+                    "errors": spine["errors"] + batches["errors"],
+                },
+                "baseline": {"bare_fastapi_requests_per_second": round(bare["per_second"], 1)},
+                "targets": TARGETS,
+                "setup": {
+                    "clients": args.clients,
+                    "seconds": args.seconds,
+                    "workers": args.workers,
+                    "cores": os.cpu_count(),
+                    "sqlite_synchronous": os.environ.get("DATAAUTH_SQLITE_SYNCHRONOUS", "FULL"),
+                },
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+# The one entry point: data.dataauth.decision = {"allow", "reasons", "obligations"}.
+#
+# Deny is the default. A request is allowed only when no rule denies it and a module
+# in kinds/ covers its operation kind. Rules common to every kind (licence, purpose,
+# product, column uses) live here; each kind's module adds, in this same package, its
+# name to `kinds`, its own `deny` rules guarded by its kind, and its obligations under
+# `kind_obligations[<kind>]`. See policies/README.md for the input contract.
+package dataauth
+
+import rego.v1
+
+default decision := {
+	"allow": false,
+	"reasons": [{"code": "no_rule", "message": "no policy rule allowed this request"}],
+	"obligations": {},
+}
+
+decision := {"allow": true, "reasons": [], "obligations": obligations} if {
+	count(deny) == 0
+	input.operation.kind in kinds
+}
+
+decision := {"allow": false, "reasons": [r | some r in deny], "obligations": {}} if {
+	count(deny) > 0
+}
+
+reason(code, message) := {"code": code, "message": message}
+
+obligations := object.union(data.dataauth.limits.defaults, object.get(kind_obligations, input.operation.kind, {}))
+
+licence := input.operator.licence if input.operator.licence != null
+
+deny contains reason("kind_not_covered", msg) if {
+	not input.operation.kind in kinds
+	msg := sprintf("no policy covers operations of kind %s", [input.operation.kind])
+}
+
+# -- the operator's licence (授权运营许可) -----------------------------------------
+
+deny contains reason("no_licence", sprintf("operator %s holds no licence", [input.operator.id])) if {
+	not licence
+}
+
+deny contains reason("licence_revoked", msg) if {
+	licence.revoked
+	msg := sprintf("the licence of %s has been revoked", [input.operator.id])
+}
+
+deny contains reason("licence_not_yet_valid", msg) if {
+	input.time < licence.valid_from
+	msg := sprintf("the licence of %s is valid from %s", [input.operator.id, licence.valid_from])
+}
+
+deny contains reason("licence_expired", msg) if {
+	input.time >= licence.valid_to
+	msg := sprintf("the licence of %s expired at %s", [input.operator.id, licence.valid_to])
+}
+
+deny contains reason("purpose_not_licensed", msg) if {
+	licence
+	not input.purpose in licence.purposes
+	msg := sprintf("the licence of %s does not cover the purpose %s", [input.operator.id, input.purpose])
+}
+
+deny contains reason("product_not_licensed", msg) if {
+	licence
+	product := input.operation.product
+	not product in licence.products
+	msg := sprintf("the licence of %s does not cover the product %s", [input.operator.id, product])
+}
+
+# -- column uses (分类分级): every column is used only as its classification allows ---
+
+deny contains reason("column_use_not_allowed", msg) if {
+	some column in input.columns
+	not column.use in column.uses
+	msg := sprintf(
+		"column %s.%s (%s) does not allow use as %s",
+		[input.dataset.id, column.name, column.level, column.use],
+	)
+}

@@ -1,0 +1,1 @@
+"""HTTP routers: thin; they parse, call the gateway, and render."""

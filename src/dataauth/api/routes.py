@@ -1,0 +1,47 @@
+"""The gateway's HTTP routes. Each operation route hands its call to the spine."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Request
+from starlette.responses import Response
+
+from dataauth.api.render import json_response
+from dataauth.gateway import Gateway
+from dataauth.operations.verify import VerifyCall, VerifyRequest
+
+router = APIRouter()
+
+Authorization = Annotated[str | None, Header(description="Bearer <operator token>")]
+ProductId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+
+
+async def gateway(request: Request) -> Gateway:
+    # async: a plain def dependency would cost every request a hop to the threadpool
+    return request.app.state.gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(gateway)]
+
+
+@router.get("/healthz", tags=["health"])
+def healthz(gw: GatewayDep) -> Response:
+    """200 once the gateway is ready: bundle compiled, databases open, demo loaded."""
+    return json_response({"status": "ok", "policy_bundle": gw.engine.digest})
+
+
+@router.get("/v1/products", tags=["catalog"])
+def products(gw: GatewayDep, authorization: Authorization = None) -> Response:
+    """The products the calling operator's licence covers, each with its parameters."""
+    _, operator = gw.authenticate(authorization)
+    return json_response(gw.catalog.listing(operator, gw.clock()))
+
+
+@router.post("/v1/verify/{product}", tags=["verification (核验)"])
+def verify(
+    product: ProductId, body: VerifyRequest, gw: GatewayDep, authorization: Authorization = None
+) -> Response:
+    """Verify claims about one subject or a batch: true/false or a band, never a value."""
+    result: dict[str, Any] = gw.handle(authorization, "verify", VerifyCall(product, body))
+    return json_response(result)

@@ -1,0 +1,93 @@
+"""Assembly: settings in, a FastAPI app out. The one place that names the operation kinds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from dataauth import __version__
+from dataauth.api import problems
+from dataauth.api.limits import BodyLimit
+from dataauth.api.routes import router
+from dataauth.audit.log import AuditLog
+from dataauth.catalog.store import Catalog
+from dataauth.config import Settings
+from dataauth.domain import demo
+from dataauth.domain.database import Domain, open_domain
+from dataauth.gateway import Gateway
+from dataauth.identity.tokens import TokenVerifier, jwks_from_file, jwks_from_url
+from dataauth.keyring import Keyring
+from dataauth.operations.verify import Verify
+from dataauth.policy.bundle import load_bundle
+from dataauth.policy.embedded import EmbeddedEngine
+from dataauth.storage import gateway_engine
+
+
+def prepare(settings: Settings, progress: demo.Progress | None = None) -> None:
+    """Make what every worker needs, once, before any starts: tables, keys, the demo."""
+    storage = gateway_engine(settings.gateway_url, sqlite_synchronous=settings.sqlite_synchronous)
+    keyring = Keyring(settings.keys_dir)
+    keyring.subject_hasher()
+    if settings.development_issuer:
+        keyring.dev_issuer_key()
+    if settings.demo:
+        path = Path(settings.department_url.removeprefix("sqlite:///"))
+        if not path.exists():
+            demo.create_domain(path, progress)
+        demo.register_catalog(storage)
+    storage.dispose()
+
+
+def token_verifier(settings: Settings, keyring: Keyring) -> TokenVerifier:
+    if settings.jwks_url:
+        source = jwks_from_url(settings.jwks_url)
+    elif settings.jwks_file:
+        source = jwks_from_file(settings.jwks_file)
+    else:
+        source = keyring.dev_issuer_jwks
+    return TokenVerifier(
+        source,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        max_bytes=settings.max_token_bytes,
+        leeway=settings.token_leeway_seconds,
+    )
+
+
+def build_gateway(settings: Settings) -> Gateway:
+    keyring = Keyring(settings.keys_dir)
+    storage = gateway_engine(settings.gateway_url, sqlite_synchronous=settings.sqlite_synchronous)
+    catalog = Catalog(storage, settings.catalog_ttl_seconds)
+    domain = Domain(open_domain(settings.department_url))
+    kinds = [Verify(catalog, domain, keyring.subject_hasher(), settings.max_batch)]
+    return Gateway(
+        tokens=token_verifier(settings, keyring),
+        catalog=catalog,
+        engine=EmbeddedEngine(load_bundle(settings.policies()), settings.policy_timeout_ms),
+        audit=AuditLog(storage),
+        kinds={kind.name: kind for kind in kinds},
+    )
+
+
+def create_app(settings: Settings | None = None, *, prepared: bool = False) -> FastAPI:
+    """The gateway as an ASGI app (``uvicorn --factory dataauth.app:create_app``)."""
+    settings = settings or Settings()
+    if not prepared:
+        prepare(settings)
+    app = FastAPI(
+        title="dataauth",
+        version=__version__,
+        description="Answers, not data: verification (核验) and more under policy and audit.",
+    )
+    app.state.gateway = build_gateway(settings)
+    app.state.settings = settings
+    problems.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(router)
+    return app
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one of several workers: ``dataauth serve --workers`` prepared already."""
+    return create_app(Settings(), prepared=True)

@@ -1,0 +1,196 @@
+"""Appending audit entries: canonical JSON (RFC 8785), one row each, durable on return.
+
+An entry holds metadata only: the policy input (keyed hashes, counts, column names),
+the decision, and commitments to the request and the result. A commitment is
+SHA-256(nonce || canonical JSON) with a fresh 16-byte nonce that only the caller gets
+back in its receipt: a plain digest of a request naming one ID number could be
+reversed by trying every ID number; with the nonce the operator can still prove to a
+regulator what it sent and received.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, text
+
+from dataauth.audit.tables import AuditEntry
+from dataauth.canonical import canonical
+from dataauth.statements import prepare
+
+LEAF_PREFIX = b"\x00"
+
+
+def commitment(nonce: bytes, value: Any) -> str:
+    return "sha256:" + hashlib.sha256(nonce + canonical(value)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    entry: int
+    leaf_hash: str
+    nonce: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"entry": self.entry, "leaf_hash": self.leaf_hash, "nonce": self.nonce}
+
+
+@dataclass
+class Record:
+    """What the spine knows of one request when it is logged."""
+
+    time: datetime
+    operator: str
+    operation: dict[str, Any]
+    purpose: str
+    policy_input: dict[str, Any]
+    decision: dict[str, Any]
+    policy_bundle: str
+    dataset_version: str | None
+    subjects: list[str]
+    """Keyed hashes of the subjects touched: a department can answer "who looked me up"."""
+    request: Any
+    result: Any
+    outcome: str
+    """released, denied or failed."""
+
+
+@dataclass
+class _Pending:
+    row: dict[str, Any]
+    nonce: bytes
+    receipt: Receipt | None = None
+    error: BaseException | None = None
+
+
+# How a writer takes the log's lock for one transaction, by dialect: indexes are read
+# and assigned under it, so several gateway processes still write one gapless log.
+WRITE_LOCKS = {
+    "sqlite": "BEGIN IMMEDIATE",
+    "postgresql": "LOCK TABLE audit_entry IN EXCLUSIVE MODE",
+}
+
+
+class AuditLog:
+    """The append path. Entries get consecutive indexes from 0, with no gaps.
+
+    Group commit: concurrent appends queue up; the first waiting thread becomes the
+    leader, writes every queued entry in one transaction (one fsync), and wakes the
+    others. Each caller still returns only once its own entry is durable. Indexes are
+    assigned inside that transaction, under the database's write lock, so processes
+    sharing the database never collide.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._table = AuditEntry.__table__
+        if engine.dialect.name not in WRITE_LOCKS:
+            raise ValueError(f"the audit log does not support {engine.dialect.name} databases")
+        self._lock_sql = WRITE_LOCKS[engine.dialect.name]
+        self._insert = prepare(engine, insert(self._table))
+        self._next_index = prepare(
+            engine, text('SELECT COALESCE(MAX("index") + 1, 0) FROM audit_entry')
+        )
+        self._connection: Any = None  # the leader's own; one leader at a time
+        self._cond = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._leading = False
+
+    def append(self, record: Record) -> Receipt:
+        """Commit one entry; return only once it is durable."""
+        nonce = secrets.token_bytes(16)
+        entry = {
+            "v": 1,
+            "time": record.time.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "operator": record.operator,
+            "operation": record.operation,
+            "purpose": record.purpose,
+            "policy_input": record.policy_input,
+            "decision": record.decision,
+            "policy_bundle": record.policy_bundle,
+            "dataset_version": record.dataset_version,
+            "subjects": record.subjects,
+            "request_digest": commitment(nonce, record.request),
+            "result_digest": None if record.result is None else commitment(nonce, record.result),
+            "outcome": record.outcome,
+        }
+        data = canonical(entry)
+        leaf = hashlib.sha256(LEAF_PREFIX + data).digest()
+        pending = _Pending(
+            {
+                "time": entry["time"],
+                "operator_id": record.operator,
+                "operation": record.operation.get("kind", ""),
+                "allowed": bool(record.decision.get("allow")),
+                "canonical": data,
+                "leaf_hash": leaf,
+            },
+            nonce,
+        )
+        with self._cond:
+            self._queue.append(pending)
+            while self._leading and pending.receipt is None and pending.error is None:
+                self._cond.wait()
+            if pending.receipt is None and pending.error is None:
+                self._lead()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.receipt is not None
+        return pending.receipt
+
+    def _connect(self) -> Any:
+        connection = self.engine.raw_connection()
+        if self.engine.dialect.name == "sqlite":
+            # the driver would open its own deferred transaction; ours must take the lock
+            connection.dbapi_connection.isolation_level = None
+        return connection
+
+    def _write(self, rows: list[dict[str, Any]]) -> int:
+        """Write ``rows`` in one transaction; return the index given to the first."""
+        if self._connection is None:
+            self._connection = self._connect()
+        connection = self._connection
+        try:
+            cursor = connection.cursor()
+            cursor.execute(self._lock_sql)
+            cursor.execute(self._next_index.sql, self._next_index.bind({}))
+            first = int(cursor.fetchone()[0])
+            values = [row | {"index": first + n} for n, row in enumerate(rows)]
+            cursor.executemany(self._insert.sql, [self._insert.bind(v) for v in values])
+            cursor.close()
+            connection.commit()
+            return first
+        except BaseException:
+            self._connection = None  # a fresh connection next time, whatever broke
+            try:
+                connection.rollback()
+            finally:
+                connection.close()
+            raise
+
+    def _lead(self) -> None:
+        """Write queued entries until none are left. Called holding the condition."""
+        self._leading = True
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                self._cond.release()
+                try:
+                    first = self._write([p.row for p in batch])
+                except BaseException as exc:
+                    for p in batch:
+                        p.error = exc
+                else:
+                    for n, p in enumerate(batch):
+                        p.receipt = Receipt(first + n, p.row["leaf_hash"].hex(), p.nonce.hex())
+                finally:
+                    self._cond.acquire()
+                self._cond.notify_all()
+        finally:
+            self._leading = False
+            self._cond.notify_all()

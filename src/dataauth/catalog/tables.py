@@ -1,0 +1,63 @@
+"""Catalog tables in the gateway database (SQLModel)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+LEVELS = ("L1", "L2", "L3", "L4")
+"""Classification levels: L1 public, L2 internal, L3 sensitive, L4 core / sensitive personal."""
+
+USES = ("key", "compare", "aggregate", "feature", "plaintext")
+"""Allowed column uses, after SecretFlow SCQL's column control lists:
+key (look-up only), compare (only inside a predicate, answered as a boolean),
+aggregate (only inside an aggregate over a large enough group), feature (input of an
+approved model), plaintext (may be returned)."""
+
+
+class Dataset(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    title: str
+    department: str
+    table_name: str
+    key_column: str
+    version: str
+
+
+class DatasetColumn(SQLModel, table=True):
+    __tablename__ = "dataset_column"
+
+    dataset_id: str = Field(foreign_key="dataset.id", primary_key=True)
+    name: str = Field(primary_key=True)
+    title: str
+    type: str
+    level: str
+    uses: list[str] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class Product(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    kind: str
+    title: str
+    dataset_id: str = Field(foreign_key="dataset.id")
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    published: bool = True
+
+
+class Operator(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    name: str
+    kind: str
+
+
+class Licence(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    operator_id: str = Field(foreign_key="operator.id", index=True)
+    products: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    purposes: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    valid_from: datetime
+    valid_to: datetime
+    revoked_at: datetime | None = None

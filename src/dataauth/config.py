@@ -1,0 +1,64 @@
+"""Settings, from environment variables (``DATAAUTH_*``) and command-line options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SOURCE_POLICIES = Path(__file__).resolve().parents[2] / "policies"
+PACKAGED_POLICIES = Path(__file__).resolve().parent / "_policies"
+
+
+class Settings(BaseSettings):
+    """Everything the gateway reads at start. Defaults give a local development gateway."""
+
+    model_config = SettingsConfigDict(env_prefix="DATAAUTH_", extra="ignore")
+
+    data_dir: Path = Field(Path(".dataauth"), description="gateway database, keys, demo domain")
+    database_url: str | None = Field(None, description="gateway database; SQLite in data_dir")
+    domain_url: str | None = Field(None, description="the department's database (read only)")
+    policy_dir: Path | None = Field(None, description="the Rego bundle; ./policies by default")
+    demo: bool = Field(False, description="create and serve the demo domain")
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    issuer: str = Field("dataauth-dev", description="the trusted token issuer (iss)")
+    audience: str = Field("dataauth", description="this gateway's audience (aud)")
+    jwks_file: Path | None = Field(None, description="the issuer's JWKS; unset: development issuer")
+    jwks_url: str | None = Field(None, description="the issuer's JWKS URL")
+    token_leeway_seconds: int = Field(30, ge=0, le=300)
+    max_token_bytes: int = Field(8192, ge=512)
+
+    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    max_batch: int = Field(10_000, ge=1, description="hard ceiling above any policy batch limit")
+    policy_timeout_ms: float = Field(250.0, gt=0)
+    catalog_ttl_seconds: float = Field(2.0, ge=0, description="how stale a cached licence may be")
+    sqlite_synchronous: str = Field("FULL", pattern="^(NORMAL|FULL|EXTRA)$")
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def gateway_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'gateway.sqlite'}"
+
+    @property
+    def department_url(self) -> str:
+        return self.domain_url or f"sqlite:///{self.data_dir / 'demo-domain.sqlite'}"
+
+    @property
+    def development_issuer(self) -> bool:
+        """True where no issuer is configured, so the generated development issuer is trusted."""
+        return self.jwks_file is None and self.jwks_url is None
+
+    def policies(self) -> Path:
+        """Where the bundle is: the setting, ./policies, the source tree, or the packaged copy."""
+        if self.policy_dir is not None:
+            return self.policy_dir
+        for candidate in (Path("policies"), SOURCE_POLICIES, PACKAGED_POLICIES):
+            if (candidate / "dataauth").is_dir():
+                return candidate
+        return Path("policies")

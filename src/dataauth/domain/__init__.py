@@ -1,0 +1,1 @@
+"""The department's data, read in place; and the demo domain."""

@@ -1,0 +1,118 @@
+"""The spine: the one path every request takes, whatever its kind.
+
+    authenticate -> describe -> decide -> execute -> disclose -> audit -> respond
+
+The spine names no operation kind: kinds are handed to it at assembly (app.py).
+Nothing leaves without a durable audit entry, denials included; an engine failure
+denies; a failure after an allow is logged as such and answered without a result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from dataauth.audit.log import AuditLog, Receipt, Record
+from dataauth.catalog.store import Catalog, OperatorInfo, rfc3339
+from dataauth.errors import Problem, forbidden, not_found, unavailable
+from dataauth.identity.tokens import Caller, TokenVerifier
+from dataauth.operations.base import Call, OperationKind
+from dataauth.policy.decision import Decision, PolicyEngine
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        tokens: TokenVerifier,
+        catalog: Catalog,
+        engine: PolicyEngine,
+        audit: AuditLog,
+        kinds: Mapping[str, OperationKind],
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.tokens = tokens
+        self.catalog = catalog
+        self.engine = engine
+        self.audit = audit
+        self.kinds = dict(kinds)
+        self.clock = clock
+
+    def authenticate(self, authorization: str | None) -> tuple[Caller, OperatorInfo]:
+        """The caller, from its token, and the operator it is in the catalog."""
+        caller = self.tokens.verify(authorization)
+        operator = self.catalog.operator(caller.subject)
+        if operator is None:
+            raise forbidden("unknown_operator", "the token's subject is not a known operator")
+        return caller, operator
+
+    def handle(self, authorization: str | None, kind: str, call: Call) -> dict[str, Any]:
+        """Take one request down the spine; return the disclosed result and its receipt."""
+        _, operator = self.authenticate(authorization)
+        operation = self.kinds.get(kind)
+        if operation is None:
+            raise not_found("unknown_operation", f"this gateway runs no {kind} operations")
+        description = operation.describe(call)
+
+        now = self.clock()
+        policy_input = {
+            "time": rfc3339(now),
+            "operator": {
+                "id": operator.id,
+                "kind": operator.kind,
+                "licence": operator.licence.facts if operator.licence else None,
+            },
+            "purpose": call.purpose,
+            "operation": {"kind": kind, **description.operation},
+            **description.facts,
+        }
+        decision = self.engine.decide(policy_input)
+
+        def record(outcome: str, result: Any = None) -> Receipt:
+            return self.audit.append(
+                Record(
+                    time=now,
+                    operator=operator.id,
+                    operation=policy_input["operation"],
+                    purpose=call.purpose,
+                    policy_input=policy_input,
+                    decision=decision.as_dict(),
+                    policy_bundle=self.engine.digest,
+                    dataset_version=description.dataset_version,
+                    subjects=description.subjects,
+                    request=call.digestible(),
+                    result=result,
+                    outcome=outcome,
+                )
+            )
+
+        if not decision.allow:
+            raise denied(decision, record("denied"))
+        try:
+            raw = operation.execute(description.plan, decision.obligations)
+            result = operation.disclose(raw, description.plan, decision.obligations)
+        except Exception as exc:
+            receipt = record("failed")
+            log.warning("%s operation failed after allow: %s", kind, type(exc).__name__)
+            problem = (
+                exc
+                if isinstance(exc, Problem)
+                else unavailable("domain_unavailable", "the domain could not answer; try again")
+            )
+            problem.extensions["audit"] = receipt.as_dict()
+            raise problem from None
+        receipt = record("released", result)
+        return {**result, "audit": receipt.as_dict()}
+
+
+def denied(decision: Decision, receipt: Receipt) -> Problem:
+    detail = "; ".join(r["message"] for r in decision.reasons) or "denied by policy"
+    return forbidden("policy_denied", detail, reasons=decision.reasons, audit=receipt.as_dict())

@@ -1,0 +1,1 @@
+"""Identity: who is calling (operator JWTs) and the development issuer."""

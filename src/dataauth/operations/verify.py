@@ -1,0 +1,372 @@
+"""Verification (核验): does a subject's record satisfy a claim? Answered per subject.
+
+A product is declarative (catalog): a dataset, checks over columns that allow the
+``compare`` use, and the form of the answer (a boolean, or a band from declared cut
+points). Every comparison runs inside the department's database as one statement per
+batch, so the stored values never reach the gateway's memory, let alone the response.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from dataauth.catalog.store import Catalog, DatasetInfo, ProductInfo
+from dataauth.domain.database import Domain
+from dataauth.errors import Problem, not_found, unprocessable
+from dataauth.keyring import SubjectHasher
+from dataauth.operations.base import Description, Request
+from dataauth.statements import Prepared
+
+IN_SLOTS = 16
+"""A claimed list for an ``in`` check binds this many slots (unused ones are NULL)."""
+
+# bool first, so that pydantic keeps true as a bool (and the claim check refuses it)
+Scalar = bool | str | int | float
+ClaimValue = Scalar | list[Scalar]
+
+
+# -- product definitions (stored in the catalog as Product.spec) ---------------------
+
+
+class Parameter(BaseModel):
+    type: Literal["string", "number", "integer", "date"]
+    description: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    max_length: int = 64
+
+
+class Check(BaseModel):
+    column: str
+    op: Literal["eq", "ne", "lt", "le", "gt", "ge", "between", "in", "exists"]
+    param: str | None = None
+    """The claim that supplies the operand; ``between`` takes a [low, high] pair, ``in`` a list."""
+    value: Any = None
+    """Or a constant operand fixed by the product."""
+
+    @model_validator(mode="after")
+    def _operand(self) -> Check:
+        if self.op == "exists":
+            if self.param is not None or self.value is not None:
+                raise ValueError("an exists check takes no operand")
+            return self
+        if (self.param is None) == (self.value is None):
+            raise ValueError(f"check on {self.column}: give exactly one of param or value")
+        pair = isinstance(self.value, list) and len(self.value) == 2
+        if self.value is not None and self.op == "between" and not pair:
+            raise ValueError("a between value is a [low, high] pair")
+        listed = isinstance(self.value, list) and 1 <= len(self.value) <= IN_SLOTS
+        if self.value is not None and self.op == "in" and not listed:
+            raise ValueError(f"an in value is a list of 1 to {IN_SLOTS} items")
+        return self
+
+
+class Answer(BaseModel):
+    form: Literal["boolean", "band"] = "boolean"
+    column: str | None = None
+    cuts: list[float] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _band(self) -> Answer:
+        if self.form == "band":
+            if not self.column or not self.cuts or self.cuts != sorted(set(self.cuts)):
+                raise ValueError("a band needs a column and strictly increasing cut points")
+            if len(self.labels) != len(self.cuts) + 1:
+                raise ValueError("a band needs one label more than it has cut points")
+        return self
+
+
+class VerificationSpec(BaseModel):
+    checks: list[Check] = Field(default_factory=list)
+    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    answer: Answer = Field(default_factory=Answer)
+    not_found: Literal["false", "explicit"] = "false"
+    """"false": an unknown subject answers false, so an answer tells no more than a
+    mismatch would; "explicit": it answers null with not_found (for public registers)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VerificationSpec:
+        used = {c.param for c in self.checks if c.param is not None}
+        if used != set(self.parameters):
+            raise ValueError("every check parameter must be declared, and only those")
+        if self.answer.form == "boolean" and not self.checks:
+            raise ValueError("a boolean product needs at least one check")
+        if self.answer.form == "band" and self.not_found != "explicit":
+            raise ValueError("a band product answers an unknown subject explicitly")
+        return self
+
+    def columns(self, dataset: DatasetInfo) -> list[str]:
+        names = [c.column for c in self.checks]
+        if self.answer.column:
+            names.append(self.answer.column)
+        missing = [n for n in names if n not in dataset.columns]
+        if missing:
+            raise ValueError(f"no column {', '.join(missing)} in dataset {dataset.id}")
+        return list(dict.fromkeys(names))
+
+
+# -- requests ------------------------------------------------------------------------
+
+
+class Subject(BaseModel):
+    key: str = Field(min_length=1, max_length=64, description="the subject's key")
+    claims: dict[str, ClaimValue] = Field(default_factory=dict, max_length=16)
+
+
+class VerifyRequest(Request):
+    subjects: list[Subject] = Field(min_length=1, description="one subject, or a batch")
+
+
+@dataclass(frozen=True)
+class VerifyCall:
+    product: str
+    body: VerifyRequest
+
+    @property
+    def purpose(self) -> str:
+        return self.body.purpose
+
+    def digestible(self) -> dict[str, Any]:
+        return {"product": self.product, **self.body.model_dump()}
+
+
+@dataclass(frozen=True)
+class Plan:
+    product: str
+    spec: VerificationSpec
+    dataset: DatasetInfo
+    spec_json: str
+    keys: list[str]
+    claims: list[list[Any]]
+    """Per subject, the operands bound for each check, in check order."""
+
+
+# -- the kind ------------------------------------------------------------------------
+
+
+def _claim_error(index: int, name: str, why: str) -> Problem:
+    return unprocessable(
+        "invalid_claim",
+        f"subject {index}: claim {name!r} {why}",
+        subject=index,
+        claim=name,
+    )
+
+
+def _scalar(value: Any, parameter: Parameter, index: int, name: str) -> Any:
+    kind = parameter.type
+    if kind == "string":
+        if not isinstance(value, str) or len(value) > parameter.max_length:
+            raise _claim_error(index, name, f"must be a string of at most {parameter.max_length}")
+        return value
+    if kind == "date":
+        try:
+            return dt.date.fromisoformat(value).isoformat()
+        except (TypeError, ValueError):
+            raise _claim_error(index, name, "must be a date as YYYY-MM-DD") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _claim_error(index, name, f"must be a {kind}")
+    if kind == "integer" and not (isinstance(value, int) or float(value).is_integer()):
+        raise _claim_error(index, name, "must be a whole number")
+    if not math.isfinite(value):
+        raise _claim_error(index, name, "must be finite")
+    if parameter.minimum is not None and value < parameter.minimum:
+        raise _claim_error(index, name, f"must be at least {parameter.minimum:g}")
+    if parameter.maximum is not None and value > parameter.maximum:
+        raise _claim_error(index, name, f"must be at most {parameter.maximum:g}")
+    return int(value) if kind == "integer" else value
+
+
+def _operands(spec: VerificationSpec, claims: dict[str, Any], index: int) -> list[Any]:
+    unknown = set(claims) - set(spec.parameters)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise _claim_error(index, name, "is not a parameter of this product")
+    bound: list[Any] = []
+    for check in spec.checks:
+        if check.param is None:
+            continue
+        if check.param not in claims:
+            raise _claim_error(index, check.param, "is missing")
+        value, parameter = claims[check.param], spec.parameters[check.param]
+        if check.op == "between":
+            if not (isinstance(value, list) and len(value) == 2):
+                raise _claim_error(index, check.param, "must be a [low, high] pair")
+            bound.extend(_scalar(v, parameter, index, check.param) for v in value)
+        elif check.op == "in":
+            if not (isinstance(value, list) and 1 <= len(value) <= IN_SLOTS):
+                raise _claim_error(index, check.param, f"must be a list of 1 to {IN_SLOTS}")
+            items = [_scalar(v, parameter, index, check.param) for v in value]
+            bound.extend(items + [None] * (IN_SLOTS - len(items)))
+        else:
+            if isinstance(value, list):
+                raise _claim_error(index, check.param, "must be a single value")
+            bound.append(_scalar(value, parameter, index, check.param))
+    return bound
+
+
+def _predicate(check: Check, j: int, column: str, constants: dict[str, Any]) -> tuple[str, int]:
+    """SQL for one check, and how many per-subject operand slots it reads."""
+    ops = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+    if check.op == "exists":
+        return f"{column} IS NOT NULL", 0
+    if check.value is not None:
+        if check.op == "between":
+            constants[f"k{j}a"], constants[f"k{j}b"] = check.value
+            return f"{column} BETWEEN :k{j}a AND :k{j}b", 0
+        if check.op == "in":
+            names = []
+            for n, item in enumerate(check.value):
+                constants[f"k{j}_{n}"] = item
+                names.append(f":k{j}_{n}")
+            return f"{column} IN ({', '.join(names)})", 0
+        constants[f"k{j}"] = check.value
+        return f"{column} {ops[check.op]} :k{j}", 0
+    if check.op == "between":
+        return f"{column} BETWEEN q.c{j}_0 AND q.c{j}_1", 2
+    if check.op == "in":
+        slots = ", ".join(f"q.c{j}_{n}" for n in range(IN_SLOTS))
+        return f"{column} IN ({slots})", IN_SLOTS
+    return f"{column} {ops[check.op]} q.c{j}_0", 1
+
+
+@lru_cache(maxsize=256)
+def _statement(
+    domain: Domain, spec_json: str, table: str, key: str, size: int
+) -> tuple[Prepared, dict[str, Any], tuple[str, ...]]:
+    """The statement for a batch of ``size`` subjects, its constants, and its slot names.
+
+    Subjects go in as a VALUES list joined to the dataset on its key: one statement
+    per batch, every value bound, the answer computed in the department's database.
+    """
+    spec = VerificationSpec.model_validate_json(spec_json)
+    constants: dict[str, Any] = {}
+    predicates, slot_names = [], []
+    for j, check in enumerate(spec.checks):
+        sql, slots = _predicate(check, j, f"t.{domain.quote(check.column)}", constants)
+        predicates.append(f"({sql})")
+        slot_names.extend(f"c{j}_{n}" for n in range(slots))
+    outputs = [f"CASE WHEN t.{domain.quote(key)} IS NULL THEN 0 ELSE 1 END"]
+    if predicates:
+        outputs.append(f"CASE WHEN {' AND '.join(predicates)} THEN 1 ELSE 0 END")
+    else:
+        outputs.append("1")
+    if spec.answer.form == "band":
+        column = f"t.{domain.quote(spec.answer.column or '')}"
+        arms = []
+        for n, cut in enumerate(spec.answer.cuts):
+            constants[f"b{n}"] = cut
+            arms.append(f"WHEN {column} < :b{n} THEN {n}")
+        outputs.append(
+            f"CASE WHEN {column} IS NULL THEN NULL {' '.join(arms)} ELSE {len(arms)} END"
+        )
+    columns = ["i", "k", *slot_names]
+    rows = ", ".join(
+        "(" + ", ".join(f":{c}_{s}" if c not in ("i", "k") else f":{c}{s}" for c in columns) + ")"
+        for s in range(size)
+    )
+    sql = (
+        f"WITH q({', '.join(columns)}) AS (VALUES {rows}) "
+        f"SELECT q.i, {', '.join(outputs)} "
+        f"FROM q LEFT JOIN {domain.quote(table)} AS t ON t.{domain.quote(key)} = q.k"
+    )
+    return domain.statement(sql), constants, tuple(slot_names)
+
+
+class Verify:
+    """The verification kind."""
+
+    name = "verify"
+
+    def __init__(self, catalog: Catalog, domain: Domain, hasher: SubjectHasher, max_batch: int):
+        self.catalog = catalog
+        self.domain = domain
+        self.hasher = hasher
+        self.max_batch = max_batch
+        self._specs: dict[str, tuple[ProductInfo, VerificationSpec, str]] = {}
+
+    def _spec(self, product: ProductInfo) -> tuple[VerificationSpec, str]:
+        """The product's parsed spec and its JSON, parsed once per catalog snapshot."""
+        cached = self._specs.get(product.id)
+        if cached is None or cached[0] is not product:
+            spec = VerificationSpec.model_validate(product.spec)
+            cached = (product, spec, spec.model_dump_json())
+            self._specs[product.id] = cached
+        return cached[1], cached[2]
+
+    def describe(self, call: VerifyCall) -> Description:
+        product = self.catalog.product(call.product)
+        if product is None or product.kind != self.name:
+            raise not_found("unknown_product", f"there is no verification product {call.product!r}")
+        dataset = self.catalog.dataset(product.dataset_id)
+        if dataset is None:
+            raise not_found("unknown_dataset", f"product {product.id} names no known dataset")
+        spec, spec_json = self._spec(product)
+        subjects = call.body.subjects
+        if len(subjects) > self.max_batch:
+            raise Problem(
+                413,
+                "batch_too_large",
+                f"a batch holds at most {self.max_batch} subjects",
+            )
+        claims = [_operands(spec, s.claims, i) for i, s in enumerate(subjects)]
+        keys = [s.key for s in subjects]
+
+        columns = [{"name": dataset.key_column, "use": "key"}]
+        columns += [{"name": name, "use": "compare"} for name in spec.columns(dataset)]
+        for column in columns:
+            info = dataset.columns[column["name"]]
+            column.update(level=info.level, uses=list(info.uses))
+        facts = {
+            "dataset": {"id": dataset.id, "version": dataset.version},
+            "columns": columns,
+            "subjects": {"count": len(subjects)},
+            "parameters": sorted(spec.parameters),
+            "answer": spec.answer.form,
+        }
+        return Description(
+            operation={"product": product.id},
+            facts=facts,
+            plan=Plan(product.id, spec, dataset, spec_json, keys, claims),
+            dataset_version=f"{dataset.id}@{dataset.version}",
+            subjects=[self.hasher(dataset.id, key) for key in keys],
+        )
+
+    def execute(self, plan: Plan, obligations: dict[str, Any]) -> list[tuple[int, int, Any]]:
+        size = len(plan.keys)
+        sql, constants, slots = _statement(
+            self.domain, plan.spec_json, plan.dataset.table_name, plan.dataset.key_column, size
+        )
+        params = dict(constants)
+        for s, (key, operands) in enumerate(zip(plan.keys, plan.claims, strict=True)):
+            params[f"i{s}"] = s
+            params[f"k{s}"] = key
+            for name, value in zip(slots, operands, strict=True):
+                params[f"{name}_{s}"] = value
+        rows = self.domain.fetch(sql, params)
+        answers: list[tuple[int, int, Any]] = [(0, 0, None)] * size
+        for row in rows:
+            answers[row[0]] = (row[1], row[2], row[3] if len(row) > 3 else None)
+        return answers
+
+    def disclose(
+        self, raw: list[tuple[int, int, Any]], plan: Plan, obligations: dict[str, Any]
+    ) -> dict[str, Any]:
+        answer, explicit = plan.spec.answer, plan.spec.not_found == "explicit"
+        results = []
+        for index, (found, passed, band) in enumerate(raw):
+            if not found and explicit:
+                results.append({"index": index, "result": None, "not_found": True})
+            elif answer.form == "band":
+                label = None if band is None or not passed else answer.labels[int(band)]
+                results.append({"index": index, "result": label})
+            else:
+                results.append({"index": index, "result": bool(found and passed)})
+        return {"product": plan.product, "results": results}

@@ -1,0 +1,1 @@
+"""Policies: the Rego bundle, the decision contract and the engines that evaluate it."""

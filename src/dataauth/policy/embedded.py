@@ -1,0 +1,96 @@
+"""The embedded engine: regopy (rego-cpp) in process, the bundle compiled once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+import regopy
+
+from dataauth.policy.bundle import Bundle, BundleError
+from dataauth.policy.decision import ENTRYPOINT, Decision
+
+log = logging.getLogger(__name__)
+
+# rego-cpp would print compile errors to stderr; they reach the caller as BundleError instead
+regopy.set_default_log_level("None")
+
+
+def compile_bundle(bundle: Bundle, entrypoints: tuple[str, ...] = (ENTRYPOINT,)) -> Any:
+    """Compile the bundle's modules and data into a regopy bundle."""
+    interpreter = regopy.Interpreter()
+    try:
+        for name, source in bundle.modules.items():
+            interpreter.add_module(name, source)
+        interpreter.add_data(bundle.data)
+        compiled = interpreter.build(None, list(entrypoints))
+    except regopy.RegoError as exc:
+        raise BundleError(f"the bundle does not compile: {exc}") from exc
+    if not compiled.ok():
+        raise BundleError("the bundle does not compile")
+    return compiled
+
+
+class EmbeddedEngine:
+    """Decisions from a compiled bundle. One interpreter, one evaluation at a time.
+
+    rego-cpp cannot be interrupted mid-evaluation, so the timeout is enforced on the
+    answer: a decision that took longer than the timeout is discarded and denied.
+    Rego without recursion always terminates, so the only long evaluations are ones
+    over very large inputs, which the spine keeps out (policy inputs hold counts).
+
+    A decision is a pure function of the bundle and the input (the time is part of the
+    input), so decisions are memoised on the input's canonical bytes: a burst of alike
+    requests is decided once, and replay still gets the same answer.
+    """
+
+    def __init__(self, bundle: Bundle, timeout_ms: float = 250.0, memo_size: int = 4096) -> None:
+        self.bundle = bundle
+        self.digest = bundle.digest
+        self.timeout = timeout_ms / 1000.0
+        self._compiled = compile_bundle(bundle)
+        self._interpreter = regopy.Interpreter()
+        self._lock = threading.Lock()
+        self._memo: OrderedDict[bytes, Decision] = OrderedDict()
+        self._memo_size = memo_size
+
+    def decide(self, policy_input: dict[str, Any]) -> Decision:
+        try:
+            key = orjson.dumps(policy_input, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            return Decision.deny("policy_error", "the policy input is not JSON; denied")
+        with self._lock:
+            cached = self._memo.get(key)
+            if cached is not None:
+                self._memo.move_to_end(key)
+                return cached
+        decision = self._evaluate(policy_input)
+        if decision.reasons and decision.reasons[0]["code"] in ("policy_error", "policy_timeout"):
+            return decision  # a failure is not an answer worth keeping
+        with self._lock:
+            self._memo[key] = decision
+            if len(self._memo) > self._memo_size:
+                self._memo.popitem(last=False)
+        return decision
+
+    def _evaluate(self, policy_input: dict[str, Any]) -> Decision:
+        started = time.perf_counter()
+        try:
+            with self._lock:
+                self._interpreter.set_input(regopy.Input(policy_input))
+                output = self._interpreter.query_bundle_entrypoint(self._compiled, ENTRYPOINT)
+                ok, results = output.ok(), output.results
+        except Exception as exc:  # an engine failure must deny, whatever raised
+            log.warning("policy engine error: %s", type(exc).__name__)
+            return Decision.deny("policy_error", "the policy engine failed; denied by default")
+        if time.perf_counter() - started > self.timeout:
+            return Decision.deny("policy_timeout", "the policy engine was too slow; denied")
+        if not ok:
+            return Decision.deny("policy_error", "the policy engine failed; denied by default")
+        if not results or not results[0].expressions:
+            return Decision.deny("policy_undefined", "the policy gave no decision; denied")
+        return Decision.parse(results[0].expressions[0])

@@ -1,0 +1,33 @@
+"""The gateway's own database: catalog, audit entries and, later, counters and budgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, event
+from sqlmodel import SQLModel, create_engine
+
+from dataauth.audit import tables as _audit_tables  # noqa: F401  (registers the audit tables)
+from dataauth.catalog import tables as _catalog_tables  # noqa: F401
+
+
+def gateway_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
+    """An engine for the gateway database, with its tables created."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]
+            # WAL lets readers go on while the audit log appends; synchronous=FULL makes
+            # every commit durable before its response leaves (NORMAL survives a crash of
+            # the process but not of the machine).
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    SQLModel.metadata.create_all(engine)
+    return engine

@@ -1,0 +1,118 @@
+"""Fixtures: a real gateway process on loopback, its demo domain, and real tokens."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dataauth.identity.dev_issuer import issue_token
+from dataauth.keyring import Keyring
+
+ISSUER, AUDIENCE = "dataauth-dev", "dataauth"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Running:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def keyring(self) -> Keyring:
+        return Keyring(self.data_dir / "keys")
+
+    def token(self, operator: str = "demo-bank", **kwargs: object) -> str:
+        return issue_token(
+            self.keyring, subject=operator, issuer=ISSUER, audience=AUDIENCE, **kwargs
+        )
+
+    def gateway_db(self) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{self.data_dir / 'gateway.sqlite'}?mode=ro", uri=True)
+
+    def domain_db(self) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{self.data_dir / 'demo-domain.sqlite'}?mode=ro", uri=True)
+
+
+def start_gateway(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Running:
+    """Start ``dataauth serve`` on a free port and wait for /healthz."""
+    port = free_port()
+    log = data_dir.with_suffix(".log")
+    handle = log.open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dataauth.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            *args,
+        ],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the gateway exited:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return Running(url, data_dir, process, log)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the gateway did not become ready in time")
+
+
+def stop_gateway(running: Running) -> None:
+    running.process.terminate()
+    try:
+        running.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        running.process.kill()
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """The gateway with the demo domain, started once for the whole session."""
+    running = start_gateway(tmp_path_factory.mktemp("gw") / "data", "--demo")
+    yield running
+    stop_gateway(running)
+
+
+@pytest.fixture
+def client(gateway: Running) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+def auth(gateway: Running) -> Callable[..., dict[str, str]]:
+    """Authorization headers for an operator, from the running gateway's dev issuer."""
+
+    def headers(operator: str = "demo-bank", **kwargs: object) -> dict[str, str]:
+        return {"Authorization": f"Bearer {gateway.token(operator, **kwargs)}"}
+
+    return headers

@@ -1,0 +1,101 @@
+"""Every request is in the audit log before its answer leaves, and the log holds no raw data."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import rfc8785
+
+from conftest import start_gateway, stop_gateway
+
+pytestmark = pytest.mark.slow
+
+
+def entry(gateway, index):
+    with gateway.gateway_db() as db:
+        return db.execute(
+            'SELECT canonical, leaf_hash, allowed FROM audit_entry WHERE "index" = ?', (index,)
+        ).fetchone()
+
+
+def test_an_answer_has_its_entry_committed(client, auth, gateway):
+    with gateway.domain_db() as db:
+        rid, name = db.execute("SELECT resident_id, name FROM residents LIMIT 1").fetchone()
+    body = {"purpose": "credit", "subjects": [{"key": rid, "claims": {"name": name}}]}
+    response = client.post("/v1/verify/identity-match", json=body, headers=auth())
+    assert response.status_code == 200
+    receipt = response.json()["audit"]
+
+    canonical, leaf, allowed = entry(gateway, receipt["entry"])
+    assert allowed == 1
+    assert leaf.hex() == receipt["leaf_hash"] == hashlib.sha256(b"\x00" + canonical).hexdigest()
+    record = json.loads(canonical)
+    assert rfc8785.dumps(record) == canonical  # stored canonical (RFC 8785)
+    assert record["outcome"] == "released"
+    assert record["operator"] == "demo-bank" and record["purpose"] == "credit"
+    assert record["decision"]["allow"] is True
+    assert record["policy_bundle"] == client.get("/healthz").json()["policy_bundle"]
+    assert record["dataset_version"].startswith("residents@")
+    assert record["policy_input"]["subjects"] == {"count": 1}
+
+    # no raw identifier or value in the entry; the subject stands as a keyed hash
+    assert rid.encode() not in canonical and name.encode() not in canonical
+    assert record["subjects"] == [gateway.keyring.subject_hasher()("residents", rid)]
+
+    # the operator can prove what it sent and got, with the nonce only it received
+    nonce = bytes.fromhex(receipt["nonce"])
+    sent = rfc8785.dumps({"product": "identity-match", **body})
+    assert record["request_digest"] == "sha256:" + hashlib.sha256(nonce + sent).hexdigest()
+    answer = {k: v for k, v in response.json().items() if k != "audit"}
+    got = rfc8785.dumps(answer)
+    assert record["result_digest"] == "sha256:" + hashlib.sha256(nonce + got).hexdigest()
+
+
+def test_indexes_are_consecutive_from_zero(client, auth, gateway):
+    for operator in ("demo-bank", "demo-expired", "demo-insurer"):
+        client.post(
+            "/v1/verify/income-at-least",
+            headers=auth(operator),
+            json={"purpose": "credit", "subjects": [{"key": "1", "claims": {"threshold": 1}}]},
+        )
+    with gateway.gateway_db() as db:
+        indexes = [row[0] for row in db.execute('SELECT "index" FROM audit_entry ORDER BY 1')]
+    assert indexes == list(range(len(indexes))) and len(indexes) >= 3
+
+
+def test_bad_input_is_not_logged_as_a_decision(client, auth, gateway):
+    with gateway.gateway_db() as db:
+        before = db.execute("SELECT COUNT(*) FROM audit_entry").fetchone()[0]
+    client.post("/v1/verify/income-at-least", content=b"{", headers=auth())
+    client.post("/v1/verify/income-at-least", json={"purpose": "credit"}, headers={})
+    with gateway.gateway_db() as db:
+        assert db.execute("SELECT COUNT(*) FROM audit_entry").fetchone()[0] == before
+
+
+def test_two_processes_write_one_gapless_log(client, auth, gateway):
+    """A second gateway process on the same database: one log, no gap, no duplicate."""
+    second = start_gateway(gateway.data_dir, "--demo", "--workers", "2")
+    try:
+        body = {"purpose": "credit", "subjects": [{"key": "1", "claims": {"threshold": 1}}]}
+
+        def send(n: int) -> int:
+            url = (gateway.url, second.url)[n % 2]
+            response = httpx.post(
+                f"{url}/v1/verify/income-at-least", json=body, headers=auth(), timeout=30
+            )
+            assert response.status_code == 200, response.text
+            return response.json()["audit"]["entry"]
+
+        with ThreadPoolExecutor(8) as pool:
+            entries = list(pool.map(send, range(120)))
+    finally:
+        stop_gateway(second)
+    assert len(set(entries)) == len(entries)  # no two answers share an entry
+    with gateway.gateway_db() as db:
+        indexes = [row[0] for row in db.execute('SELECT "index" FROM audit_entry ORDER BY 1')]
+    assert indexes == list(range(len(indexes)))
+    assert set(entries) <= set(indexes)
