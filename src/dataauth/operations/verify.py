@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from dataauth.catalog.store import Catalog, DatasetInfo, ProductInfo
 from dataauth.domain.database import Domain
-from dataauth.errors import Problem, not_found, unprocessable
+from dataauth.errors import Problem, forbidden, not_found, unprocessable
 from dataauth.keyring import SubjectHasher
 from dataauth.operations.base import Description, Request
 from dataauth.statements import Prepared
@@ -341,6 +341,13 @@ class Verify:
 
     def execute(self, plan: Plan, obligations: dict[str, Any]) -> list[tuple[int, int, Any]]:
         size = len(plan.keys)
+        limit = obligations.get("batch_limit")
+        if isinstance(limit, int) and size > limit:
+            # a policy may oblige a limit without a rule that denies past it
+            raise forbidden(
+                "batch_over_obligation",
+                f"the policy obliges batches of at most {limit} subjects; this one has {size}",
+            )
         sql, constants, slots = _statement(
             self.domain, plan.spec_json, plan.dataset.table_name, plan.dataset.key_column, size
         )
