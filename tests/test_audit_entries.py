@@ -33,8 +33,10 @@ def test_an_answer_has_its_entry_committed(client, auth, gateway):
     canonical, leaf, allowed = entry(gateway, receipt["entry"])
     assert allowed == 1
     assert leaf.hex() == receipt["leaf_hash"] == hashlib.sha256(b"\x00" + canonical).hexdigest()
-    record = json.loads(canonical)
-    assert rfc8785.dumps(record) == canonical  # stored canonical (RFC 8785)
+    leaf = json.loads(canonical)
+    assert rfc8785.dumps(leaf) == canonical  # stored canonical (RFC 8785)
+    assert leaf["index"] == receipt["entry"]  # the leaf binds its own position
+    record = leaf["entry"]
     assert record["outcome"] == "released"
     assert record["operator"] == "demo-bank" and record["purpose"] == "credit"
     assert record["decision"]["allow"] is True

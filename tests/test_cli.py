@@ -45,5 +45,5 @@ def test_token_command_refuses_when_a_real_issuer_is_configured(tmp_path):
 
 
 def test_private_keys_are_mode_0600(gateway):
-    for name in ("dev-issuer.ed25519.pem", "subject-hmac.key"):
+    for name in ("dev-issuer.ed25519.pem", "subject-hmac.key", "audit-signing.ed25519.pem"):
         assert (gateway.data_dir / "keys" / name).stat().st_mode & 0o777 == 0o600

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from dataauth import __version__
 from dataauth.api import problems
+from dataauth.api.audit import router as audit_router
 from dataauth.api.limits import BodyLimit
 from dataauth.api.routes import router
+from dataauth.audit.bundles import record_bundle
+from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import AuditLog
+from dataauth.audit.signing import Ed25519Signer
 from dataauth.catalog.store import Catalog
 from dataauth.config import Settings
 from dataauth.domain import demo
@@ -29,6 +35,7 @@ def prepare(settings: Settings, progress: demo.Progress | None = None) -> None:
     storage = gateway_engine(settings.gateway_url, sqlite_synchronous=settings.sqlite_synchronous)
     keyring = Keyring(settings.keys_dir)
     keyring.subject_hasher()
+    Ed25519Signer.from_keys_dir(settings.keys_dir)
     if settings.development_issuer:
         keyring.dev_issuer_key()
     if settings.demo:
@@ -55,19 +62,24 @@ def token_verifier(settings: Settings, keyring: Keyring) -> TokenVerifier:
     )
 
 
-def build_gateway(settings: Settings) -> Gateway:
+def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
     keyring = Keyring(settings.keys_dir)
     storage = gateway_engine(settings.gateway_url, sqlite_synchronous=settings.sqlite_synchronous)
     catalog = Catalog(storage, settings.catalog_ttl_seconds)
     domain = Domain(open_domain(settings.department_url))
+    bundle = load_bundle(settings.policies())
+    record_bundle(storage, bundle)
+    ledger = Ledger(storage, Ed25519Signer.from_keys_dir(settings.keys_dir))
+    signer = HeadSigner(ledger, settings.head_delay_ms / 1000)
     kinds = [Verify(catalog, domain, keyring.subject_hasher(), settings.max_batch)]
-    return Gateway(
+    gateway = Gateway(
         tokens=token_verifier(settings, keyring),
         catalog=catalog,
-        engine=EmbeddedEngine(load_bundle(settings.policies()), settings.policy_timeout_ms),
-        audit=AuditLog(storage),
+        engine=EmbeddedEngine(bundle, settings.policy_timeout_ms),
+        audit=AuditLog(storage, on_commit=signer.notify),
         kinds={kind.name: kind for kind in kinds},
     )
+    return gateway, ledger, signer
 
 
 def create_app(settings: Settings | None = None, *, prepared: bool = False) -> FastAPI:
@@ -75,16 +87,27 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     settings = settings or Settings()
     if not prepared:
         prepare(settings)
+    gateway, ledger, signer = build_gateway(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        signer.start()
+        yield
+        signer.stop()
+
     app = FastAPI(
         title="dataauth",
         version=__version__,
         description="Answers, not data: verification (核验) and more under policy and audit.",
+        lifespan=lifespan,
     )
-    app.state.gateway = build_gateway(settings)
+    app.state.gateway = gateway
+    app.state.ledger = ledger
     app.state.settings = settings
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(router)
+    app.include_router(audit_router)
     return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -98,6 +98,124 @@ def token(
             roles=tuple(role or ("operator",)),
         )
     )
+
+
+audit_app = typer.Typer(
+    help="The audit log, offline: export it, verify it, replay its decisions.",
+    no_args_is_help=True,
+)
+app.add_typer(audit_app, name="audit")
+
+
+def _bar(label: str) -> Any:
+    """A progress bar on the terminal's stderr; nothing when output is not a terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+@audit_app.command("export")
+def audit_export(
+    directory: Annotated[Path, typer.Argument(help="where to write the export")],
+    data_dir: DataDir = None,
+    start: Annotated[int, typer.Option("--from", help="first entry (rounded to a head)")] = 0,
+    end: Annotated[int | None, typer.Option("--to", help="end (default: latest head)")] = None,
+) -> None:
+    """Export entries, signed tree heads, keys and policy bundles for offline checks."""
+    from dataauth.audit.export import ExportError, export_log
+    from dataauth.storage import gateway_engine
+
+    settings = _settings(data_dir)
+    with _bar("exporting") as bar:
+        task = bar.add_task("export", total=None)
+        try:
+            manifest = export_log(
+                gateway_engine(settings.gateway_url),
+                directory,
+                start,
+                end,
+                lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except ExportError as exc:
+            typer.echo(f"cannot export: {exc}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(
+        f"exported entries [{manifest['from']}, {manifest['to']}) with {manifest['heads']} "
+        f"tree heads and {len(manifest['bundles'])} policy bundles to {directory}"
+    )
+    if manifest["missing_bundles"]:
+        typer.echo(f"warning: bundles not on record: {manifest['missing_bundles']}", err=True)
+
+
+@audit_app.command("verify")
+def audit_verify(directory: Annotated[Path, typer.Argument(help="an export")]) -> None:
+    """Check an export offline: signatures, the head chain, every root, every entry."""
+    from dataauth.audit.verify import Failed, verify_export
+
+    with _bar("verifying") as bar:
+        task = bar.add_task("verify", total=None)
+        try:
+            report = verify_export(
+                directory, lambda done, total: bar.update(task, completed=done, total=total)
+            )
+        except Failed as exc:
+            typer.echo(f"FAILED: {exc}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(
+        f"verified: entries [{report.first}, {report.first + report.entries}), "
+        f"{report.heads} signed tree heads, {report.keys} keys, {report.bundles} policy bundles"
+    )
+    typer.echo(f"latest root {report.last_head['root']} at size {report.last_head['size']}")
+
+
+@audit_app.command("replay")
+def audit_replay(directory: Annotated[Path, typer.Argument(help="an export")]) -> None:
+    """Re-decide every recorded decision against the bundle that was in force."""
+    from dataauth.audit.replay import replay_export
+    from dataauth.audit.verify import Failed
+
+    try:
+        report = replay_export(directory)
+    except (Failed, FileNotFoundError, KeyError, ValueError) as exc:
+        typer.echo(f"FAILED: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"replayed {report.entries} decisions: {report.matched} matched, "
+        f"{len(report.mismatches)} differ, {report.not_replayable} were engine failures"
+    )
+    for mismatch in report.mismatches[:20]:
+        typer.echo(
+            f"  entry {mismatch.index}: recorded {mismatch.recorded}, replayed {mismatch.replayed}"
+        )
+    if report.mismatches:
+        raise typer.Exit(1)
+
+
+@audit_app.command("verify-receipt")
+def audit_verify_receipt(
+    receipt: Annotated[Path, typer.Argument(help="GET /v1/audit/proof/inclusion, saved")],
+    keys: Annotated[Path, typer.Option(help="GET /v1/audit/keys or an export's keys.json")],
+) -> None:
+    """Check one receipt against its signed tree head and the log's public keys."""
+    import json
+
+    from dataauth.audit.verify import Failed, load_keys, verify_receipt
+
+    try:
+        verify_receipt(json.loads(receipt.read_text()), load_keys(json.loads(keys.read_text())))
+    except (Failed, ValueError) as exc:
+        typer.echo(f"FAILED: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo("the receipt verifies: the entry is in the signed log")
 
 
 if __name__ == "__main__":

@@ -33,3 +33,27 @@ def prepare(engine: Engine, statement: ClauseElement) -> Prepared:
     compiled = statement.compile(dialect=engine.dialect)
     order = tuple(compiled.positiontup or ()) if engine.dialect.positional else None
     return Prepared(compiled.string, order)
+
+
+# Taking a table's write lock at the start of a transaction, by dialect. SQLite locks
+# the whole database (the table is named for the others' sake).
+_EXCLUSIVE = {
+    "sqlite": "BEGIN IMMEDIATE",
+    "postgresql": "LOCK TABLE {table} IN EXCLUSIVE MODE",
+}
+
+
+def exclusive_connection(engine: Engine) -> Any:
+    """A raw connection on which ``lock_table`` opens a write-locked transaction."""
+    if engine.dialect.name not in _EXCLUSIVE:
+        raise ValueError(f"{engine.dialect.name} databases are not supported for the audit log")
+    connection = engine.raw_connection()
+    if engine.dialect.name == "sqlite":
+        # the driver would open its own deferred transaction; ours must take the lock
+        connection.dbapi_connection.isolation_level = None
+    return connection
+
+
+def lock_table(engine: Engine, cursor: Any, table: str) -> None:
+    """Begin a transaction holding ``table``'s write lock (call on an exclusive connection)."""
+    cursor.execute(_EXCLUSIVE[engine.dialect.name].format(table=table))

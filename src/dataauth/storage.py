@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlmodel import SQLModel, create_engine
 
 from dataauth.audit import tables as _audit_tables  # noqa: F401  (registers the audit tables)
@@ -30,4 +30,42 @@ def gateway_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     SQLModel.metadata.create_all(engine)
+    refuse_changes(engine)
     return engine
+
+
+APPEND_ONLY = ("audit_entry", "signed_tree_head")
+
+
+def refuse_changes(engine: Engine) -> None:
+    """Triggers that make the log's tables append-only in the database itself.
+
+    The code has no update or delete path; these stop anyone else's too (short of
+    dropping the trigger, which an offline verify then catches by the roots).
+    """
+    with engine.begin() as connection:
+        for table in APPEND_ONLY:
+            if engine.dialect.name == "sqlite":
+                for action in ("UPDATE", "DELETE"):
+                    connection.execute(
+                        text(
+                            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} "
+                            f"BEFORE {action} ON {table} BEGIN "
+                            f"SELECT RAISE(ABORT, '{table} is append-only'); END"
+                        )
+                    )
+            elif engine.dialect.name == "postgresql":
+                connection.execute(
+                    text(
+                        "CREATE OR REPLACE FUNCTION dataauth_append_only() RETURNS trigger "
+                        "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION "
+                        "'% is append-only', TG_TABLE_NAME; END $$"
+                    )
+                )
+                connection.execute(
+                    text(
+                        f"CREATE OR REPLACE TRIGGER {table}_append_only "
+                        f"BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} "
+                        "FOR EACH STATEMENT EXECUTE FUNCTION dataauth_append_only()"
+                    )
+                )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,9 +22,19 @@ from sqlalchemy import Engine, insert, text
 
 from dataauth.audit.tables import AuditEntry
 from dataauth.canonical import canonical
-from dataauth.statements import prepare
+from dataauth.statements import exclusive_connection, lock_table, prepare
 
 LEAF_PREFIX = b"\x00"
+
+
+def leaf_data(index: int, entry: bytes) -> bytes:
+    """The bytes a leaf covers: canonical ``{"entry": ..., "index": n}``.
+
+    Binding the index into the leaf lets a verifier name the very entry that was
+    dropped, inserted or moved. Spliced rather than re-serialised: "entry" sorts before
+    "index", so this is the RFC 8785 form of that object.
+    """
+    return b'{"entry":' + entry + b',"index":' + str(index).encode() + b"}"
 
 
 def commitment(nonce: bytes, value: Any) -> str:
@@ -37,7 +48,13 @@ class Receipt:
     nonce: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"entry": self.entry, "leaf_hash": self.leaf_hash, "nonce": self.nonce}
+        return {
+            "entry": self.entry,
+            "leaf_hash": self.leaf_hash,
+            "nonce": self.nonce,
+            # the tree head that covers the entry is signed within milliseconds; then:
+            "proof": f"/v1/audit/proof/inclusion?index={self.entry}",
+        }
 
 
 @dataclass
@@ -63,17 +80,10 @@ class Record:
 @dataclass
 class _Pending:
     row: dict[str, Any]
+    entry: bytes
     nonce: bytes
     receipt: Receipt | None = None
     error: BaseException | None = None
-
-
-# How a writer takes the log's lock for one transaction, by dialect: indexes are read
-# and assigned under it, so several gateway processes still write one gapless log.
-WRITE_LOCKS = {
-    "sqlite": "BEGIN IMMEDIATE",
-    "postgresql": "LOCK TABLE audit_entry IN EXCLUSIVE MODE",
-}
 
 
 class AuditLog:
@@ -86,12 +96,10 @@ class AuditLog:
     sharing the database never collide.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, on_commit: Callable[[], None] | None = None) -> None:
         self.engine = engine
+        self.on_commit = on_commit
         self._table = AuditEntry.__table__
-        if engine.dialect.name not in WRITE_LOCKS:
-            raise ValueError(f"the audit log does not support {engine.dialect.name} databases")
-        self._lock_sql = WRITE_LOCKS[engine.dialect.name]
         self._insert = prepare(engine, insert(self._table))
         self._next_index = prepare(
             engine, text('SELECT COALESCE(MAX("index") + 1, 0) FROM audit_entry')
@@ -119,17 +127,14 @@ class AuditLog:
             "result_digest": None if record.result is None else commitment(nonce, record.result),
             "outcome": record.outcome,
         }
-        data = canonical(entry)
-        leaf = hashlib.sha256(LEAF_PREFIX + data).digest()
         pending = _Pending(
             {
                 "time": entry["time"],
                 "operator_id": record.operator,
                 "operation": record.operation.get("kind", ""),
                 "allowed": bool(record.decision.get("allow")),
-                "canonical": data,
-                "leaf_hash": leaf,
             },
+            canonical(entry),
             nonce,
         )
         with self._cond:
@@ -143,28 +148,33 @@ class AuditLog:
         assert pending.receipt is not None
         return pending.receipt
 
-    def _connect(self) -> Any:
-        connection = self.engine.raw_connection()
-        if self.engine.dialect.name == "sqlite":
-            # the driver would open its own deferred transaction; ours must take the lock
-            connection.dbapi_connection.isolation_level = None
-        return connection
-
-    def _write(self, rows: list[dict[str, Any]]) -> int:
-        """Write ``rows`` in one transaction; return the index given to the first."""
+    def _write(self, batch: list[_Pending]) -> None:
+        """Write ``batch`` in one transaction, giving each entry its index and leaf."""
         if self._connection is None:
-            self._connection = self._connect()
+            self._connection = exclusive_connection(self.engine)
         connection = self._connection
         try:
             cursor = connection.cursor()
-            cursor.execute(self._lock_sql)
+            lock_table(self.engine, cursor, "audit_entry")
             cursor.execute(self._next_index.sql, self._next_index.bind({}))
             first = int(cursor.fetchone()[0])
-            values = [row | {"index": first + n} for n, row in enumerate(rows)]
-            cursor.executemany(self._insert.sql, [self._insert.bind(v) for v in values])
+            values, receipts = [], []
+            for n, pending in enumerate(batch):
+                data = leaf_data(first + n, pending.entry)
+                leaf = hashlib.sha256(LEAF_PREFIX + data).digest()
+                receipts.append(Receipt(first + n, leaf.hex(), pending.nonce.hex()))
+                values.append(
+                    self._insert.bind(
+                        pending.row | {"index": first + n, "canonical": data, "leaf_hash": leaf}
+                    )
+                )
+            cursor.executemany(self._insert.sql, values)
             cursor.close()
             connection.commit()
-            return first
+            for pending, receipt in zip(batch, receipts, strict=True):
+                pending.receipt = receipt  # only once durable
+            if self.on_commit is not None:
+                self.on_commit()
         except BaseException:
             self._connection = None  # a fresh connection next time, whatever broke
             try:
@@ -181,13 +191,10 @@ class AuditLog:
                 batch, self._queue = self._queue, []
                 self._cond.release()
                 try:
-                    first = self._write([p.row for p in batch])
+                    self._write(batch)
                 except BaseException as exc:
                     for p in batch:
                         p.error = exc
-                else:
-                    for n, p in enumerate(batch):
-                        p.receipt = Receipt(first + n, p.row["leaf_hash"].hex(), p.nonce.hex())
                 finally:
                     self._cond.acquire()
                 self._cond.notify_all()

@@ -18,3 +18,37 @@ class AuditEntry(SQLModel, table=True):
     """The entry as RFC 8785 canonical JSON: the bytes the leaf hash covers."""
     leaf_hash: bytes
     """SHA-256(0x00 || canonical), the RFC 6962 leaf hash."""
+
+
+class SignedTreeHead(SQLModel, table=True):
+    __tablename__ = "signed_tree_head"
+
+    size: int = Field(primary_key=True)
+    root: bytes
+    time: str
+    key_id: str
+    algorithm: str
+    signature: bytes
+    prev: str = Field(unique=True)
+    """Digest of the head before it ("" for the first): dropping a head breaks the chain."""
+
+
+class PolicyBundleRecord(SQLModel, table=True):
+    """Every bundle the gateway has decided with, by digest, so replay can find it."""
+
+    __tablename__ = "policy_bundle"
+
+    digest: str = Field(primary_key=True)
+    content: bytes
+    """Canonical JSON of {"modules", "data"}: what the digest covers."""
+    first_used: str
+
+
+class AuditKey(SQLModel, table=True):
+    """Every public key that has signed a tree head: a regulator needs the old ones too."""
+
+    __tablename__ = "audit_key"
+
+    key_id: str = Field(primary_key=True)
+    algorithm: str
+    public_key_pem: str

@@ -1,0 +1,90 @@
+"""Replaying every recorded decision against the bundle that was in force, offline.
+
+Each entry records its policy input, its decision and the digest of the bundle that
+made it. Replay compiles each bundle from the export (its digest checked), evaluates
+the recorded input with the embedded engine, and compares. A decision the engine
+could not make at the time (an error or a timeout, which deny) is not a decision of
+the policy and is counted apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from dataauth.audit.verify import Failed
+from dataauth.policy.bundle import Bundle, bundle_digest
+from dataauth.policy.decision import Decision
+from dataauth.policy.embedded import EmbeddedEngine
+
+ENGINE_FAILURES = {"policy_error", "policy_timeout"}
+
+
+@dataclass
+class Mismatch:
+    index: int
+    recorded: dict[str, Any]
+    replayed: dict[str, Any]
+
+
+@dataclass
+class ReplayReport:
+    entries: int = 0
+    matched: int = 0
+    not_replayable: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+
+def _normal(decision: dict[str, Any]) -> dict[str, Any]:
+    parsed = Decision.parse(decision)
+    reasons = sorted((r["code"], r["message"]) for r in parsed.reasons)
+    return {"allow": parsed.allow, "reasons": reasons, "obligations": parsed.obligations}
+
+
+def load_export_bundle(directory: Path, digest: str) -> Bundle:
+    path = directory / "bundles" / f"{digest.removeprefix('sha256:')}.json"
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        raise Failed(f"policy bundle {digest} is not in the export") from None
+    if "sha256:" + hashlib.sha256(content).hexdigest() != digest:
+        raise Failed(f"policy bundle {digest}: its content has another digest")
+    value = json.loads(content)
+    modules, data = value["modules"], value["data"]
+    if bundle_digest(modules, data) != digest:
+        raise Failed(f"policy bundle {digest}: its content is not canonical")
+    return Bundle(modules, data, digest)
+
+
+def replay_export(directory: Path, progress: Callable[[int], None] | None = None) -> ReplayReport:
+    """Re-decide every entry of the export in ``directory``."""
+    engines: dict[str, EmbeddedEngine] = {}
+    report = ReplayReport()
+    with (directory / "entries.jsonl").open("rb") as handle:
+        for line in handle:
+            leaf = orjson.loads(line)
+            index, entry = leaf["index"], leaf["entry"]
+            report.entries += 1
+            recorded = entry["decision"]
+            if {r.get("code") for r in recorded.get("reasons", [])} & ENGINE_FAILURES:
+                report.not_replayable += 1
+                continue
+            digest = entry["policy_bundle"]
+            if digest not in engines:
+                engine = EmbeddedEngine(load_export_bundle(directory, digest))
+                engine.timeout = float("inf")  # a deadline is the gateway's, not replay's
+                engines[digest] = engine
+            replayed = engines[digest].decide(entry["policy_input"]).as_dict()
+            if _normal(replayed) == _normal(recorded):
+                report.matched += 1
+            else:
+                report.mismatches.append(Mismatch(index, recorded, replayed))
+            if progress and report.entries % 10_000 == 0:
+                progress(report.entries)
+    return report
