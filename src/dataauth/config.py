@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     policy_timeout_ms: float = Field(250.0, gt=0)
     catalog_ttl_seconds: float = Field(2.0, ge=0, description="how stale a cached licence may be")
     sqlite_synchronous: str = Field("FULL", pattern="^(NORMAL|FULL|EXTRA)$")
-    head_delay_ms: float = Field(5.0, gt=0, description="wait for more entries before signing")
+    head_delay_ms: float = Field(10.0, gt=0, description="wait for more entries before signing")
 
     @property
     def keys_dir(self) -> Path:

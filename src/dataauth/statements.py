@@ -8,11 +8,15 @@ the driver saves what SQLAlchemy would redo per call (a third of a request's tim
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import fcntl
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import ClauseElement
 
 
@@ -35,25 +39,64 @@ def prepare(engine: Engine, statement: ClauseElement) -> Prepared:
     return Prepared(compiled.string, order)
 
 
-# Taking a table's write lock at the start of a transaction, by dialect. SQLite locks
-# the whole database (the table is named for the others' sake).
-_EXCLUSIVE = {
-    "sqlite": "BEGIN IMMEDIATE",
-    "postgresql": "LOCK TABLE {table} IN EXCLUSIVE MODE",
-}
+class WriteLock:
+    """One writer at a time on a table, across threads and processes, by dialect.
+
+    PostgreSQL: ``LOCK TABLE ... IN EXCLUSIVE MODE`` inside the transaction. SQLite:
+    ``BEGIN IMMEDIATE``, with writers first queued on an ``flock`` of a file beside
+    the database. SQLite's own wait for a locked database sleeps and retries with
+    growing pauses, which stalls processes sharing one file; the kernel's lock queue
+    hands the database on as soon as the last writer commits.
+    """
+
+    def __init__(self, engine: Engine, table: str) -> None:
+        if engine.dialect.name not in ("sqlite", "postgresql"):
+            raise ValueError(f"{engine.dialect.name} databases are not supported for the audit log")
+        self.engine = engine
+        self.table = table
+        self._file: int | None = None
+        database = engine.url.database
+        if engine.dialect.name == "sqlite" and database and database != ":memory:":
+            path = database.removeprefix("file:").split("?")[0]
+            self._file = os.open(f"{path}.write-lock", os.O_RDWR | os.O_CREAT, 0o600)
+
+    def connect(self) -> Any:
+        """A raw connection whose transactions this lock begins."""
+        connection = self.engine.raw_connection()
+        if self.engine.dialect.name == "sqlite":
+            # the driver would open its own deferred transaction; ours must take the lock
+            connection.dbapi_connection.isolation_level = None
+        return connection
+
+    @contextmanager
+    def transaction(self, connection: Any) -> Iterator[Any]:
+        """A cursor in a transaction that holds the write lock; committed on leaving."""
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+        try:
+            cursor = connection.cursor()
+            if self.engine.dialect.name == "sqlite":
+                cursor.execute("BEGIN IMMEDIATE")
+            else:
+                cursor.execute(f"LOCK TABLE {self.table} IN EXCLUSIVE MODE")
+            try:
+                yield cursor
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                cursor.close()
+        finally:
+            if self._file is not None:
+                fcntl.flock(self._file, fcntl.LOCK_UN)
 
 
-def exclusive_connection(engine: Engine) -> Any:
-    """A raw connection on which ``lock_table`` opens a write-locked transaction."""
-    if engine.dialect.name not in _EXCLUSIVE:
-        raise ValueError(f"{engine.dialect.name} databases are not supported for the audit log")
-    connection = engine.raw_connection()
-    if engine.dialect.name == "sqlite":
-        # the driver would open its own deferred transaction; ours must take the lock
-        connection.dbapi_connection.isolation_level = None
-    return connection
-
-
-def lock_table(engine: Engine, cursor: Any, table: str) -> None:
-    """Begin a transaction holding ``table``'s write lock (call on an exclusive connection)."""
-    cursor.execute(_EXCLUSIVE[engine.dialect.name].format(table=table))
+def insert_once(engine: Engine, sql: str, values: Mapping[str, Any]) -> None:
+    """Insert a row keyed by its primary key; a row already there (perhaps written a
+    moment ago by another gateway process) is the same row, and is left as it is."""
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(sql), dict(values))
+    except IntegrityError:
+        pass

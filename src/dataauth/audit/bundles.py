@@ -7,19 +7,16 @@ from sqlalchemy import Engine, text
 from dataauth.audit.ledger import utc_stamp
 from dataauth.canonical import canonical
 from dataauth.policy.bundle import Bundle
+from dataauth.statements import insert_once
 
 
 def record_bundle(engine: Engine, bundle: Bundle) -> None:
     """Keep ``bundle`` under its digest (once; the first use is remembered)."""
-    with engine.begin() as connection:
-        known = connection.execute(
-            text("SELECT 1 FROM policy_bundle WHERE digest = :d"), {"d": bundle.digest}
-        ).first()
-        if known is None:
-            connection.execute(
-                text("INSERT INTO policy_bundle VALUES (:d, :c, :t)"),
-                {"d": bundle.digest, "c": canonical(bundle.content()), "t": utc_stamp()},
-            )
+    insert_once(
+        engine,
+        "INSERT INTO policy_bundle VALUES (:d, :c, :t)",
+        {"d": bundle.digest, "c": canonical(bundle.content()), "t": utc_stamp()},
+    )
 
 
 def stored_bundles(engine: Engine, digests: set[str]) -> dict[str, bytes]:

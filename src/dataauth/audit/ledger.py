@@ -20,7 +20,7 @@ from sqlalchemy import Engine, text
 from dataauth.audit.heads import TreeHead, sign_head
 from dataauth.audit.merkle import MerkleTree
 from dataauth.audit.signing import Signer
-from dataauth.statements import exclusive_connection, lock_table, prepare
+from dataauth.statements import WriteLock, insert_once, prepare
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ class Ledger:
         self.engine = engine
         self.signer = signer
         self.tree = MerkleTree()
+        # heads are signed under the log's own lock: a head's size is then every entry
+        self._write_lock = WriteLock(engine, "audit_entry")
         self._lock = threading.Lock()
         self._leaves = prepare(
             engine,
@@ -67,15 +69,11 @@ class Ledger:
             self._register_key(signer)
 
     def _register_key(self, signer: Signer) -> None:
-        with self.engine.begin() as connection:
-            known = connection.execute(
-                text("SELECT 1 FROM audit_key WHERE key_id = :k"), {"k": signer.key_id}
-            ).first()
-            if known is None:
-                connection.execute(
-                    text("INSERT INTO audit_key VALUES (:k, :a, :p)"),
-                    {"k": signer.key_id, "a": signer.algorithm, "p": signer.public_key_pem()},
-                )
+        insert_once(
+            self.engine,
+            "INSERT INTO audit_key VALUES (:k, :a, :p)",
+            {"k": signer.key_id, "a": signer.algorithm, "p": signer.public_key_pem()},
+        )
 
     def _run(self, prepared: Any, values: dict[str, Any], cursor: Any = None) -> list[Any]:
         if cursor is not None:
@@ -145,31 +143,25 @@ class Ledger:
         """Sign a head over every committed entry, if any is not covered yet."""
         if self.signer is None:
             return None
-        connection = exclusive_connection(self.engine)
+        connection = self._write_lock.connect()
         try:
-            cursor = connection.cursor()
-            lock_table(self.engine, cursor, "signed_tree_head")
-            size = self._run(self._count, {}, cursor)[0][0]
-            latest = self._run(self._latest, {}, cursor)
-            previous = _head(latest[0]) if latest else None
-            if size == 0 or (previous is not None and previous.size >= size):
-                connection.rollback()
-                return None
-            self.sync(cursor, upto=size)
-            head = sign_head(
-                self.signer,
-                size,
-                self.tree.root(size),
-                utc_stamp(),
-                previous.digest() if previous else "",
-            )
-            row = head.as_dict() | {"root": head.root, "signature": head.signature}
-            cursor.execute(self._insert_head.sql, self._insert_head.bind(row))
-            connection.commit()
+            with self._write_lock.transaction(connection) as cursor:
+                size = self._run(self._count, {}, cursor)[0][0]
+                latest = self._run(self._latest, {}, cursor)
+                previous = _head(latest[0]) if latest else None
+                if size == 0 or (previous is not None and previous.size >= size):
+                    return None
+                self.sync(cursor, upto=size)
+                head = sign_head(
+                    self.signer,
+                    size,
+                    self.tree.root(size),
+                    utc_stamp(),
+                    previous.digest() if previous else "",
+                )
+                row = head.as_dict() | {"root": head.root, "signature": head.signature}
+                cursor.execute(self._insert_head.sql, self._insert_head.bind(row))
             return head
-        except BaseException:
-            connection.rollback()
-            raise
         finally:
             connection.close()
 

@@ -14,7 +14,7 @@ import hashlib
 import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from sqlalchemy import Engine, insert, text
 
 from dataauth.audit.tables import AuditEntry
 from dataauth.canonical import canonical
-from dataauth.statements import exclusive_connection, lock_table, prepare
+from dataauth.statements import WriteLock, prepare
 
 LEAF_PREFIX = b"\x00"
 
@@ -77,6 +77,12 @@ class Record:
     """released, denied or failed."""
 
 
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass
 class _Pending:
     row: dict[str, Any]
@@ -84,14 +90,17 @@ class _Pending:
     nonce: bytes
     receipt: Receipt | None = None
     error: BaseException | None = None
+    # a lock held until the entry is written: a one-shot latch far cheaper than an Event
+    done: threading.Lock = field(default_factory=_held_lock)
 
 
 class AuditLog:
     """The append path. Entries get consecutive indexes from 0, with no gaps.
 
     Group commit: concurrent appends queue up; the first waiting thread becomes the
-    leader, writes every queued entry in one transaction (one fsync), and wakes the
-    others. Each caller still returns only once its own entry is durable. Indexes are
+    leader, writes every queued entry in one transaction (one fsync), wakes each of
+    their callers (and no one else), and leads on while entries keep arriving. Each
+    caller still returns only once its own entry is durable. Indexes are
     assigned inside that transaction, under the database's write lock, so processes
     sharing the database never collide.
     """
@@ -104,8 +113,9 @@ class AuditLog:
         self._next_index = prepare(
             engine, text('SELECT COALESCE(MAX("index") + 1, 0) FROM audit_entry')
         )
+        self._write_lock = WriteLock(engine, "audit_entry")
         self._connection: Any = None  # the leader's own; one leader at a time
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._queue: list[_Pending] = []
         self._leading = False
 
@@ -137,12 +147,13 @@ class AuditLog:
             canonical(entry),
             nonce,
         )
-        with self._cond:
+        with self._lock:
             self._queue.append(pending)
-            while self._leading and pending.receipt is None and pending.error is None:
-                self._cond.wait()
-            if pending.receipt is None and pending.error is None:
-                self._lead()
+            lead = not self._leading
+            self._leading = True
+        if lead:
+            self._lead()
+        pending.done.acquire()
         if pending.error is not None:
             raise pending.error
         assert pending.receipt is not None
@@ -151,53 +162,41 @@ class AuditLog:
     def _write(self, batch: list[_Pending]) -> None:
         """Write ``batch`` in one transaction, giving each entry its index and leaf."""
         if self._connection is None:
-            self._connection = exclusive_connection(self.engine)
-        connection = self._connection
+            self._connection = self._write_lock.connect()
+        receipts = []
         try:
-            cursor = connection.cursor()
-            lock_table(self.engine, cursor, "audit_entry")
-            cursor.execute(self._next_index.sql, self._next_index.bind({}))
-            first = int(cursor.fetchone()[0])
-            values, receipts = [], []
-            for n, pending in enumerate(batch):
-                data = leaf_data(first + n, pending.entry)
-                leaf = hashlib.sha256(LEAF_PREFIX + data).digest()
-                receipts.append(Receipt(first + n, leaf.hex(), pending.nonce.hex()))
-                values.append(
-                    self._insert.bind(
-                        pending.row | {"index": first + n, "canonical": data, "leaf_hash": leaf}
-                    )
-                )
-            cursor.executemany(self._insert.sql, values)
-            cursor.close()
-            connection.commit()
-            for pending, receipt in zip(batch, receipts, strict=True):
-                pending.receipt = receipt  # only once durable
-            if self.on_commit is not None:
-                self.on_commit()
+            with self._write_lock.transaction(self._connection) as cursor:
+                cursor.execute(self._next_index.sql, self._next_index.bind({}))
+                first = int(cursor.fetchone()[0])
+                values = []
+                for n, pending in enumerate(batch):
+                    data = leaf_data(first + n, pending.entry)
+                    leaf = hashlib.sha256(LEAF_PREFIX + data).digest()
+                    receipts.append(Receipt(first + n, leaf.hex(), pending.nonce.hex()))
+                    row = pending.row | {"index": first + n, "canonical": data, "leaf_hash": leaf}
+                    values.append(self._insert.bind(row))
+                cursor.executemany(self._insert.sql, values)
         except BaseException:
-            self._connection = None  # a fresh connection next time, whatever broke
-            try:
-                connection.rollback()
-            finally:
-                connection.close()
+            connection, self._connection = self._connection, None  # a fresh one next time
+            connection.close()
             raise
+        for pending, receipt in zip(batch, receipts, strict=True):
+            pending.receipt = receipt  # only once durable
+        if self.on_commit is not None:
+            self.on_commit()
 
     def _lead(self) -> None:
-        """Write queued entries until none are left. Called holding the condition."""
-        self._leading = True
-        try:
-            while self._queue:
+        """Write queued batches until the queue is empty, then stop leading."""
+        while True:
+            with self._lock:
                 batch, self._queue = self._queue, []
-                self._cond.release()
-                try:
-                    self._write(batch)
-                except BaseException as exc:
-                    for p in batch:
-                        p.error = exc
-                finally:
-                    self._cond.acquire()
-                self._cond.notify_all()
-        finally:
-            self._leading = False
-            self._cond.notify_all()
+                if not batch:
+                    self._leading = False
+                    return
+            try:
+                self._write(batch)
+            except BaseException as exc:
+                for pending in batch:
+                    pending.error = exc
+            for pending in batch:
+                pending.done.release()

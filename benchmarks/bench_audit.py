@@ -1,0 +1,279 @@
+"""The audit log: append rate, export and verify of a million entries, proof times.
+
+Runs on its own: ``python benchmarks/bench_audit.py [--entries 1000000]``. Prints one
+JSON object as its last line. Everything runs on SQLite in a temporary directory with
+the gateway's own settings (WAL, synchronous=FULL).
+
+- appends: the gateway's append path (canonical entry, commitments, group commit) from
+  many threads, with the tree-head signer running; beside it, raw inserts into the same
+  table: one row per transaction, and all rows in one transaction.
+- export and verify: a log of ``--entries`` entries with a signed head every 10,000,
+  exported and verified offline, timed together.
+- proofs: inclusion and consistency proofs at that size, for random indexes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import random
+import statistics
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import insert as sql_insert
+
+from dataauth.audit.bundles import record_bundle
+from dataauth.audit.export import export_log
+from dataauth.audit.ledger import HeadSigner, Ledger
+from dataauth.audit.log import LEAF_PREFIX, AuditLog, Record, leaf_data
+from dataauth.audit.signing import Ed25519Signer
+from dataauth.audit.tables import AuditEntry
+from dataauth.audit.verify import verify_export
+from dataauth.canonical import canonical
+from dataauth.config import SOURCE_POLICIES
+from dataauth.policy.bundle import load_bundle
+from dataauth.statements import prepare
+from dataauth.storage import gateway_engine
+
+TARGETS = {
+    "appends_per_second_min": 20_000,
+    "export_and_verify_seconds_max": 60,
+    "proof_milliseconds_max": 1.0,
+}
+
+POLICY_INPUT = {
+    "time": "2026-11-25T08:00:00Z",
+    "operator": {"id": "demo-bank", "kind": "bank", "licence": {
+        "id": "demo-bank-licence", "products": ["identity-match", "income-at-least"],
+        "purposes": ["credit"], "valid_from": "2026-01-01T00:00:00Z",
+        "valid_to": "2031-01-01T00:00:00Z", "revoked": False}},
+    "purpose": "credit",
+    "operation": {"kind": "verify", "product": "identity-match"},
+    "dataset": {"id": "residents", "version": "demo-20261125"},
+    "columns": [{"name": "resident_id", "level": "L4", "uses": ["key"], "use": "key"},
+                {"name": "name", "level": "L3", "uses": ["compare"], "use": "compare"}],
+    "subjects": {"count": 1}, "parameters": ["name"], "answer": "boolean",
+}  # fmt: skip
+DECISION = {"allow": True, "reasons": [], "obligations": {"batch_limit": 1000}}
+
+
+def record(n: int) -> Record:
+    return Record(
+        time=datetime.now(UTC),
+        operator="demo-bank",
+        operation=POLICY_INPUT["operation"],
+        purpose="credit",
+        policy_input=POLICY_INPUT,
+        decision=DECISION,
+        policy_bundle="sha256:" + "ab" * 32,
+        dataset_version="residents@demo-20261125",
+        subjects=[hashlib.sha256(str(n).encode()).hexdigest()[:32]],
+        request={"product": "identity-match", "purpose": "credit",
+                 "subjects": [{"key": f"4401061990{n:08d}", "claims": {"name": "张三"}}]},
+        result={"product": "identity-match", "results": [{"index": 0, "result": True}]},
+        outcome="released",
+    )  # fmt: skip
+
+
+def _append_for(path: str, keys: str, args: argparse.Namespace, slot: int, out) -> None:
+    """One gateway process's worth of appenders, with its own tree-head signer."""
+    engine = gateway_engine(f"sqlite:///{path}", sqlite_synchronous=args.synchronous)
+    ledger = Ledger(engine, Ed25519Signer.from_keys_dir(Path(keys)))
+    signer = HeadSigner(ledger, args.head_delay_ms / 1000)
+    threads = args.threads
+    log = AuditLog(engine, on_commit=signer.notify)
+    signer.start()
+    counts = [0] * threads
+    deadline = time.perf_counter() + args.seconds
+
+    def work(thread: int) -> None:
+        n = (slot * threads + thread) * 10_000_000
+        while time.perf_counter() < deadline:
+            log.append(record(n))
+            n += 1
+            counts[thread] += 1
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    signer.stop()
+    out.put(sum(counts))
+
+
+def bench_appends(directory: Path, args: argparse.Namespace) -> dict[str, float]:
+    path = str(directory / "appends.sqlite")
+    gateway_engine(f"sqlite:///{path}").dispose()  # tables and triggers, once
+    Ed25519Signer.from_keys_dir(directory / "keys")
+    queue: mp.Queue = mp.Queue()
+    runs = [
+        mp.Process(target=_append_for, args=(path, str(directory / "keys"), args, i, queue))
+        for i in range(args.processes)
+    ]
+    started = time.perf_counter()
+    for run in runs:
+        run.start()
+    appended = sum(queue.get() for _ in runs)
+    for run in runs:
+        run.join()
+    elapsed = time.perf_counter() - started
+    ledger = Ledger(gateway_engine(f"sqlite:///{path}"))
+    heads = len(ledger.heads())
+    covered = ledger.latest_head()
+
+    # raw inserts of ready rows into the same table: no canonical JSON, no hashing
+    table = gateway_engine(f"sqlite:///{directory / 'raw.sqlite'}")
+    insert = prepare(table, sql_insert(AuditEntry.__table__))
+    entry = canonical({"example": "entry", "policy_input": POLICY_INPUT, "decision": DECISION})
+
+    def row(i: int) -> list:
+        data = leaf_data(i, entry)
+        return insert.bind({"index": i, "time": "2026-11-25T08:00:00.000000Z",
+                            "operator_id": "demo-bank", "operation": "verify", "allowed": True,
+                            "canonical": data,
+                            "leaf_hash": hashlib.sha256(LEAF_PREFIX + data).digest()})  # fmt: skip
+
+    connection = table.raw_connection()
+    cursor = connection.cursor()
+    single = 2000
+    started = time.perf_counter()
+    for i in range(single):
+        cursor.execute(insert.sql, row(i))
+        connection.commit()
+    per_row_commit = single / (time.perf_counter() - started)
+    rows = [row(i) for i in range(single, single + 100_000)]
+    started = time.perf_counter()
+    cursor.executemany(insert.sql, rows)
+    connection.commit()
+    one_transaction = len(rows) / (time.perf_counter() - started)
+    connection.close()
+    return {
+        "appends_per_second": appended / elapsed,
+        "appended": appended,
+        "tree_heads_signed": heads,
+        "last_head_covers": covered.size if covered else 0,
+        "raw_insert_one_commit_per_row_per_second": per_row_commit,
+        "raw_insert_one_transaction_per_second": one_transaction,
+    }
+
+
+def build_log(directory: Path, entries: int) -> tuple[Ledger, float]:
+    """A log of ``entries`` realistic entries, a head signed every 10,000 (setup, untimed)."""
+    engine = gateway_engine(f"sqlite:///{directory / 'big.sqlite'}", sqlite_synchronous="NORMAL")
+    ledger = Ledger(engine, Ed25519Signer.from_keys_dir(directory / "keys"))
+    bundle = load_bundle(SOURCE_POLICIES)
+    record_bundle(engine, bundle)
+    insert = prepare(engine, sql_insert(AuditEntry.__table__))
+    started = time.perf_counter()
+    connection = engine.raw_connection()
+    for start in range(0, entries, 10_000):
+        rows = []
+        for i in range(start, min(start + 10_000, entries)):
+            entry = canonical({
+                "v": 1, "time": "2026-11-25T08:00:00.000000Z", "operator": "demo-bank",
+                "operation": POLICY_INPUT["operation"], "purpose": "credit",
+                "policy_input": POLICY_INPUT, "decision": DECISION,
+                "policy_bundle": bundle.digest, "dataset_version": "residents@demo",
+                "subjects": [hashlib.sha256(str(i).encode()).hexdigest()[:32]],
+                "request_digest": "sha256:" + hashlib.sha256(b"q%d" % i).hexdigest(),
+                "result_digest": "sha256:" + hashlib.sha256(b"r%d" % i).hexdigest(),
+                "outcome": "released",
+            })  # fmt: skip
+            data = leaf_data(i, entry)
+            rows.append(insert.bind({
+                "index": i, "time": "2026-11-25T08:00:00.000000Z", "operator_id": "demo-bank",
+                "operation": "verify", "allowed": True, "canonical": data,
+                "leaf_hash": hashlib.sha256(LEAF_PREFIX + data).digest()}))  # fmt: skip
+        cursor = connection.cursor()
+        cursor.executemany(insert.sql, rows)
+        connection.commit()
+        ledger.sign_pending()
+    connection.close()
+    return ledger, time.perf_counter() - started
+
+
+def bench_export_verify(directory: Path, entries: int) -> dict[str, float]:
+    ledger, built = build_log(directory, entries)
+    started = time.perf_counter()
+    export_log(ledger.engine, directory / "export")
+    exported = time.perf_counter() - started
+    started = time.perf_counter()
+    report = verify_export(directory / "export")
+    verified = time.perf_counter() - started
+    return {
+        "entries": report.entries,
+        "tree_heads": report.heads,
+        "export_seconds": exported,
+        "verify_seconds": verified,
+        "export_and_verify_seconds": exported + verified,
+        "build_seconds_untimed_setup": built,
+    }, ledger
+
+
+def bench_proofs(ledger: Ledger, samples: int = 2000) -> dict[str, float]:
+    size = ledger.sync()
+    rng = random.Random(7)
+    inclusion, consistency = [], []
+    for _ in range(samples):
+        index = rng.randrange(size)
+        started = time.perf_counter()
+        ledger.tree.inclusion_proof(index, size)
+        inclusion.append(time.perf_counter() - started)
+        old = rng.randrange(1, size)
+        started = time.perf_counter()
+        ledger.tree.consistency_proof(old, size)
+        consistency.append(time.perf_counter() - started)
+
+    def ms(values: list[float], q: float) -> float:
+        return statistics.quantiles(values, n=100)[int(q) - 1] * 1000
+
+    return {
+        "tree_size": size,
+        "inclusion_p50_ms": ms(inclusion, 50),
+        "inclusion_p99_ms": ms(inclusion, 99),
+        "consistency_p50_ms": ms(consistency, 50),
+        "consistency_p99_ms": ms(consistency, 99),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--threads", type=int, default=64, help="appenders per process")
+    parser.add_argument("--head-delay-ms", type=float, default=10.0, help="as the gateway's")
+    parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="as gateway workers: one per core",
+    )
+    args = parser.parse_args()
+    directory = Path(tempfile.mkdtemp(prefix="bench-audit-"))
+    appends = bench_appends(directory, args)
+    export_verify, ledger = bench_export_verify(directory, args.entries)
+    proofs = bench_proofs(ledger)
+    rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in
+               {**appends, **export_verify, **proofs}.items()}  # fmt: skip
+    baseline = {k: rounded.pop(k) for k in list(rounded) if k.startswith("raw_insert")}
+    setup = {
+        "threads": args.threads,
+        "processes": args.processes,
+        "head_delay_ms": args.head_delay_ms,
+        "sqlite_synchronous": args.synchronous,
+    }
+    summary = {"benchmark": "audit", "metrics": rounded, "baseline": baseline}
+    print(json.dumps(summary | {"targets": TARGETS, "setup": setup}))
+
+
+if __name__ == "__main__":
+    main()
