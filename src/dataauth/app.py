@@ -13,7 +13,6 @@ from dataauth.api import problems
 from dataauth.api.audit import router as audit_router
 from dataauth.api.limits import BodyLimit
 from dataauth.api.routes import router
-from dataauth.audit.bundles import record_bundle
 from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import AuditLog
 from dataauth.audit.signing import Ed25519Signer
@@ -27,6 +26,7 @@ from dataauth.keyring import Keyring
 from dataauth.operations.verify import Verify
 from dataauth.policy.bundle import load_bundle
 from dataauth.policy.embedded import EmbeddedEngine
+from dataauth.policy.store import PolicyStore
 from dataauth.storage import gateway_engine
 
 
@@ -36,6 +36,8 @@ def prepare(settings: Settings, progress: demo.Progress | None = None) -> None:
     keyring = Keyring(settings.keys_dir)
     keyring.subject_hasher()
     Ed25519Signer.from_keys_dir(settings.keys_dir)
+    # the policies folder seeds the first publication; later ones go through publish
+    PolicyStore(storage, EmbeddedEngine).seed(load_bundle(settings.policies()))
     if settings.development_issuer:
         keyring.dev_issuer_key()
     if settings.demo:
@@ -67,15 +69,18 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
     storage = gateway_engine(settings.gateway_url, sqlite_synchronous=settings.sqlite_synchronous)
     catalog = Catalog(storage, settings.catalog_ttl_seconds)
     domain = Domain(open_domain(settings.department_url))
-    bundle = load_bundle(settings.policies())
-    record_bundle(storage, bundle)
+    policy = PolicyStore(
+        storage,
+        lambda bundle: EmbeddedEngine(bundle, settings.policy_timeout_ms),
+        settings.catalog_ttl_seconds,
+    )
     ledger = Ledger(storage, Ed25519Signer.from_keys_dir(settings.keys_dir))
     signer = HeadSigner(ledger, settings.head_delay_ms / 1000)
     kinds = [Verify(catalog, domain, keyring.subject_hasher(), settings.max_batch)]
     gateway = Gateway(
         tokens=token_verifier(settings, keyring),
         catalog=catalog,
-        engine=EmbeddedEngine(bundle, settings.policy_timeout_ms),
+        policy=policy,
         audit=AuditLog(storage, on_commit=signer.notify),
         kinds={kind.name: kind for kind in kinds},
     )

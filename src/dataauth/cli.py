@@ -189,8 +189,9 @@ def audit_replay(directory: Annotated[Path, typer.Argument(help="an export")]) -
         typer.echo(f"FAILED: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(
-        f"replayed {report.entries} decisions: {report.matched} matched, "
+        f"replayed {report.entries - report.administrative} decisions: {report.matched} matched, "
         f"{len(report.mismatches)} differ, {report.not_replayable} were engine failures"
+        + (f" ({report.administrative} policy publications)" if report.administrative else "")
     )
     for mismatch in report.mismatches[:20]:
         typer.echo(
@@ -216,6 +217,134 @@ def audit_verify_receipt(
         typer.echo(f"FAILED: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo("the receipt verifies: the entry is in the signed log")
+
+
+policy_app = typer.Typer(
+    help="Policy bundles: check, digest, what-if on past traffic, publish.",
+    no_args_is_help=True,
+)
+app.add_typer(policy_app, name="policy")
+
+BundleDir = Annotated[Path, typer.Argument(help="the bundle folder")]
+
+
+def _load(directory: Path) -> Any:
+    from dataauth.policy.bundle import BundleError, load_bundle
+
+    try:
+        return load_bundle(directory)
+    except BundleError as exc:
+        typer.echo(f"FAILED: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@policy_app.command("digest")
+def policy_digest(directory: BundleDir = Path("policies")) -> None:
+    """Print the bundle's identity: SHA-256 over its canonical content."""
+    typer.echo(_load(directory).digest)
+
+
+@policy_app.command("check")
+def policy_check(directory: BundleDir = Path("policies")) -> None:
+    """Compile the bundle and run its decision tables (tests/*.json)."""
+    from dataauth.policy.bundle import BundleError
+    from dataauth.policy.cases import check, load_cases
+    from dataauth.policy.embedded import EmbeddedEngine
+
+    bundle = _load(directory)
+    try:
+        engine = EmbeddedEngine(bundle)
+    except BundleError as exc:
+        typer.echo(f"FAILED: {exc}", err=True)
+        raise typer.Exit(1) from None
+    cases = load_cases(directory)
+    failures = 0
+    for case in cases:
+        problem = check(engine, case)
+        if problem:
+            failures += 1
+            typer.echo(f"FAIL {case.source}: {case.name}: {problem}")
+    typer.echo(f"{bundle.digest}: {len(cases) - failures} passed, {failures} failed")
+    if failures or not cases:
+        raise typer.Exit(1)
+
+
+@policy_app.command("whatif")
+def policy_whatif(
+    candidate: BundleDir,
+    data_dir: DataDir = None,
+    since: Annotated[str | None, typer.Option(help="from this time (ISO 8601, UTC)")] = None,
+    until: Annotated[str | None, typer.Option(help="before this time (ISO 8601, UTC)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> None:
+    """How the recorded decisions would change under a candidate bundle."""
+    import json
+
+    from dataauth.policy.whatif import whatif
+    from dataauth.storage import gateway_engine
+
+    report = whatif(gateway_engine(_settings(data_dir).gateway_url), _load(candidate), since, until)
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    typer.echo(
+        f"candidate {report['candidate']}: {report['changed']} of {report['decisions']} "
+        "recorded decisions would change"
+    )
+    for group in report["groups"]:
+        typer.echo(
+            f"  {group['operator']:<16} {group['product']:<28} {group['decisions']:>6} decisions"
+            f"  allow→deny {group['allow_to_deny']:>5}  deny→allow {group['deny_to_allow']:>5}"
+        )
+        for example in group["examples"]:
+            was = "allow" if example["was"] else "deny"
+            now = "allow" if example["would_be"] else "deny"
+            why = "; ".join(example["reasons"]) or "no denial"
+            typer.echo(f"      entry {example['index']} ({example['time']}): {was}→{now}: {why}")
+
+
+@policy_app.command("publish")
+def policy_publish(
+    directory: BundleDir = Path("policies"),
+    url: Annotated[str, typer.Option(help="the gateway")] = "http://127.0.0.1:8080",
+    token: Annotated[str | None, typer.Option(help="a department's token")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Check the bundle, then put it in force on the gateway (audited)."""
+    import httpx
+
+    from dataauth.identity.dev_issuer import issue_token
+    from dataauth.keyring import Keyring
+
+    policy_check(directory)
+    bundle = _load(directory)
+    settings = _settings(data_dir)
+    if token is None:
+        if not settings.development_issuer:
+            typer.echo("give --token: a department's token from your issuer", err=True)
+            raise typer.Exit(2)
+        token = issue_token(
+            Keyring(settings.keys_dir),
+            subject="demo-department",
+            issuer=settings.issuer,
+            audience=settings.audience,
+            ttl_seconds=300,
+            roles=("department",),
+        )
+    response = httpx.post(
+        f"{url}/v1/admin/policy",
+        json=bundle.content(),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    if response.status_code != 200:
+        typer.echo(f"FAILED: {response.json().get('detail', response.text)}", err=True)
+        raise typer.Exit(1)
+    body = response.json()
+    typer.echo(
+        f"published {body['digest']} (was {body['previous'] or 'none'}), "
+        f"audit entry {body['audit']['entry']}"
+    )
 
 
 if __name__ == "__main__":

@@ -16,12 +16,16 @@ from typing import Any
 
 from dataauth.audit.log import AuditLog, Receipt, Record
 from dataauth.catalog.store import Catalog, OperatorInfo, rfc3339
-from dataauth.errors import Problem, forbidden, not_found, unavailable
+from dataauth.errors import Problem, forbidden, not_found, unavailable, unprocessable
 from dataauth.identity.tokens import Caller, TokenVerifier
 from dataauth.operations.base import Call, OperationKind
-from dataauth.policy.decision import Decision, PolicyEngine
+from dataauth.policy.bundle import Bundle, BundleError, bundle_digest
+from dataauth.policy.decision import Decision
+from dataauth.policy.store import PolicyStore
 
 log = logging.getLogger(__name__)
+
+DEPARTMENT = "department"
 
 
 def utc_now() -> datetime:
@@ -34,14 +38,14 @@ class Gateway:
         *,
         tokens: TokenVerifier,
         catalog: Catalog,
-        engine: PolicyEngine,
+        policy: PolicyStore,
         audit: AuditLog,
         kinds: Mapping[str, OperationKind],
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.tokens = tokens
         self.catalog = catalog
-        self.engine = engine
+        self.policy = policy
         self.audit = audit
         self.kinds = dict(kinds)
         self.clock = clock
@@ -74,7 +78,8 @@ class Gateway:
             "operation": {"kind": kind, **description.operation},
             **description.facts,
         }
-        decision = self.engine.decide(policy_input)
+        engine = self.policy.engine()
+        decision = engine.decide(policy_input)
 
         def record(outcome: str, result: Any = None) -> Receipt:
             return self.audit.append(
@@ -85,7 +90,7 @@ class Gateway:
                     purpose=call.purpose,
                     policy_input=policy_input,
                     decision=decision.as_dict(),
-                    policy_bundle=self.engine.digest,
+                    policy_bundle=engine.digest,
                     dataset_version=description.dataset_version,
                     subjects=description.subjects,
                     request=call.digestible(),
@@ -111,6 +116,38 @@ class Gateway:
             raise problem from None
         receipt = record("released", result)
         return {**result, "audit": receipt.as_dict()}
+
+    def publish(self, authorization: str | None, content: dict[str, Any]) -> dict[str, Any]:
+        """Put a new policy bundle in force, for a department; the publication is audited."""
+        caller = self.tokens.verify(authorization)
+        if DEPARTMENT not in caller.roles:
+            raise forbidden("not_allowed", "publishing policy needs a department's token")
+        modules, data = content.get("modules"), content.get("data", {})
+        if not isinstance(modules, dict) or not modules or not isinstance(data, dict):
+            raise unprocessable("invalid_bundle", "a bundle is {modules: {path: rego}, data: {}}")
+        bundle = Bundle(modules, data, bundle_digest(modules, data))
+        try:
+            self.policy.make_engine(bundle)  # it must compile before it may be in force
+        except BundleError as exc:
+            raise unprocessable("invalid_bundle", str(exc)) from None
+        previous = self.policy.publish(bundle, caller.subject)
+        receipt = self.audit.append(
+            Record(
+                time=self.clock(),
+                operator=caller.subject,
+                operation={"kind": "policy-publish", "previous": previous, "new": bundle.digest},
+                purpose="policy-administration",
+                policy_input=None,
+                decision=None,
+                policy_bundle=bundle.digest,
+                dataset_version=None,
+                subjects=[],
+                request={"digest": bundle.digest},
+                result=None,
+                outcome="published",
+            )
+        )
+        return {"previous": previous, "digest": bundle.digest, "audit": receipt.as_dict()}
 
 
 def denied(decision: Decision, receipt: Receipt) -> Problem:

@@ -28,7 +28,7 @@ GatewayDep = Annotated[Gateway, Depends(gateway)]
 @router.get("/healthz", tags=["health"])
 def healthz(gw: GatewayDep) -> Response:
     """200 once the gateway is ready: bundle compiled, databases open, demo loaded."""
-    return json_response({"status": "ok", "policy_bundle": gw.engine.digest})
+    return json_response({"status": "ok", "policy_bundle": gw.policy.engine().digest})
 
 
 @router.get("/v1/products", tags=["catalog"])
@@ -36,6 +36,20 @@ def products(gw: GatewayDep, authorization: Authorization = None) -> Response:
     """The products the calling operator's licence covers, each with its parameters."""
     _, operator = gw.authenticate(authorization)
     return json_response(gw.catalog.listing(operator, gw.clock()))
+
+
+@router.post("/v1/admin/policy", tags=["policy"])
+def publish_policy(
+    content: dict[str, Any], gw: GatewayDep, authorization: Authorization = None
+) -> Response:
+    """Publish a policy bundle ({modules, data}); a department's token; audited."""
+    return json_response(gw.publish(authorization, content))
+
+
+@router.get("/v1/admin/policy", tags=["policy"])
+def current_policy(gw: GatewayDep) -> Response:
+    """The digest of the bundle in force."""
+    return json_response({"digest": gw.policy.engine().digest})
 
 
 @router.post("/v1/verify/{product}", tags=["verification (核验)"])

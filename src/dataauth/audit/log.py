@@ -65,8 +65,9 @@ class Record:
     operator: str
     operation: dict[str, Any]
     purpose: str
-    policy_input: dict[str, Any]
-    decision: dict[str, Any]
+    policy_input: dict[str, Any] | None
+    """None, with ``decision``, for an administrative entry (a policy publication)."""
+    decision: dict[str, Any] | None
     policy_bundle: str
     dataset_version: str | None
     subjects: list[str]
@@ -74,7 +75,7 @@ class Record:
     request: Any
     result: Any
     outcome: str
-    """released, denied or failed."""
+    """released, denied, failed; published for a policy publication."""
 
 
 def _held_lock() -> threading.Lock:
@@ -142,7 +143,7 @@ class AuditLog:
                 "time": entry["time"],
                 "operator_id": record.operator,
                 "operation": record.operation.get("kind", ""),
-                "allowed": bool(record.decision.get("allow")),
+                "allowed": record.decision is None or bool(record.decision.get("allow")),
             },
             canonical(entry),
             nonce,

@@ -38,6 +38,7 @@ class ReplayReport:
     entries: int = 0
     matched: int = 0
     not_replayable: int = 0
+    administrative: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
 
 
@@ -72,6 +73,9 @@ def replay_export(directory: Path, progress: Callable[[int], None] | None = None
             index, entry = leaf["index"], leaf["entry"]
             report.entries += 1
             recorded = entry["decision"]
+            if recorded is None:  # a policy publication: nothing was decided
+                report.administrative += 1
+                continue
             if {r.get("code") for r in recorded.get("reasons", [])} & ENGINE_FAILURES:
                 report.not_replayable += 1
                 continue

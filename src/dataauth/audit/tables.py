@@ -52,3 +52,15 @@ class AuditKey(SQLModel, table=True):
     key_id: str = Field(primary_key=True)
     algorithm: str
     public_key_pem: str
+
+
+class PolicyPublication(SQLModel, table=True):
+    """Which bundle is in force: the latest publication. The first is the seed."""
+
+    __tablename__ = "policy_publication"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    digest: str
+    previous: str
+    published_by: str
+    time: str
