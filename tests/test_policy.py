@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 
 from dataauth.policy.bundle import BundleError, load_bundle
 from dataauth.policy.cases import check, load_cases
 from dataauth.policy.decision import Decision
 from dataauth.policy.embedded import EmbeddedEngine
+from dataauth.policy.opa import OpaServerEngine
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 CASES = load_cases(POLICIES)
@@ -20,9 +30,105 @@ def engine() -> EmbeddedEngine:
     return EmbeddedEngine(load_bundle(POLICIES))
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def opa_url() -> Iterator[str]:
+    """An OPA server: DATAAUTH_TEST_OPA_URL, or one started from an ``opa`` binary."""
+    if os.environ.get("DATAAUTH_TEST_OPA_URL"):
+        yield os.environ["DATAAUTH_TEST_OPA_URL"]
+        return
+    binary = shutil.which("opa")
+    if binary is None:
+        pytest.skip(
+            "OPA-server engine not run: no `opa` binary on PATH and DATAAUTH_TEST_OPA_URL "
+            "unset (no registry this project installs from ships an OPA server; see the "
+            "README's OPA sidecar section to run one)"
+        )
+    port = free_port()
+    server = subprocess.Popen([binary, "run", "--server", f"--addr=127.0.0.1:{port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            if httpx.get(f"{url}/health", timeout=0.5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module", params=["embedded", "opa-server"])
+def any_engine(request):
+    """Every engine the gateway supports, each given the same decision table."""
+    bundle = load_bundle(POLICIES)
+    if request.param == "embedded":
+        return EmbeddedEngine(bundle)
+    return OpaServerEngine(bundle, request.getfixturevalue("opa_url"), timeout_ms=2000)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_decision_table(engine, case):
-    assert check(engine, case) is None
+def test_decision_table(any_engine, case):
+    assert check(any_engine, case) is None
+
+
+def test_an_unreachable_opa_server_denies():
+    engine = OpaServerEngine(load_bundle(POLICIES), f"http://127.0.0.1:{free_port()}")
+    decision = engine.decide(CASES[0].input)
+    assert not decision.allow and decision.reasons[0]["code"] == "policy_unavailable"
+
+
+class Misbehaving(BaseHTTPRequestHandler):
+    """An HTTP server that accepts pushes and answers decisions off the contract (or late)."""
+
+    answer = b'{"result": "allow everything"}'
+    delay = 0.0
+
+    def do_PUT(self) -> None:
+        # as OPA does: 200 with a body for a policy, 204 for data
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        data = self.path.startswith("/v1/data")
+        self.send_response(204 if data else 200)
+        self.end_headers()
+        if not data:
+            self.wfile.write(b"{}")
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        time.sleep(self.delay)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(self.answer)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("answer", "delay", "code"),
+    [
+        (b'{"result": "allow everything"}', 0, "policy_malformed"),
+        (b"<html>not json</html>", 0, "policy_unavailable"),
+        (b"{}", 0, "policy_undefined"),
+        (b'{"result": {"allow": true}}', 1.0, "policy_timeout"),
+    ],
+)
+def test_an_opa_server_off_the_contract_denies(answer, delay, code):
+    handler = type("Handler", (Misbehaving,), {"answer": answer, "delay": delay})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        decision = OpaServerEngine(load_bundle(POLICIES), url, timeout_ms=300).decide({})
+    finally:
+        server.shutdown()
+    assert not decision.allow and decision.reasons[0]["code"] == code
 
 
 def bundle_with(tmp_path: Path, source: str) -> Path:

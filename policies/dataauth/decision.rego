@@ -79,3 +79,14 @@ deny contains reason("column_use_not_allowed", msg) if {
 		[input.dataset.id, column.name, column.level, column.use],
 	)
 }
+
+# L4 (core / sensitive personal) columns: beyond looking subjects up, only with a grant
+# naming the column in the operator's licence
+deny contains reason("column_level_not_granted", msg) if {
+	some column in input.columns
+	column.level == "L4"
+	column.use != "key"
+	name := sprintf("%s.%s", [input.dataset.id, column.name])
+	not name in object.get(licence, "grants", [])
+	msg := sprintf("column %s is L4: the licence of %s grants no %s use of it", [name, input.operator.id, column.use])
+}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -24,8 +24,10 @@ from dataauth.gateway import Gateway
 from dataauth.identity.tokens import TokenVerifier, jwks_from_file, jwks_from_url
 from dataauth.keyring import Keyring
 from dataauth.operations.verify import Verify
-from dataauth.policy.bundle import load_bundle
+from dataauth.policy.bundle import Bundle, load_bundle
+from dataauth.policy.decision import PolicyEngine
 from dataauth.policy.embedded import EmbeddedEngine
+from dataauth.policy.opa import OpaServerEngine
 from dataauth.policy.store import PolicyStore
 from dataauth.storage import gateway_engine
 
@@ -64,16 +66,19 @@ def token_verifier(settings: Settings, keyring: Keyring) -> TokenVerifier:
     )
 
 
+def engine_factory(settings: Settings) -> Callable[[Bundle], PolicyEngine]:
+    """How a bundle becomes an engine: in process (default) or on an OPA server."""
+    if settings.policy_engine == "opa":
+        return lambda bundle: OpaServerEngine(bundle, settings.opa_url, settings.policy_timeout_ms)
+    return lambda bundle: EmbeddedEngine(bundle, settings.policy_timeout_ms)
+
+
 def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
     keyring = Keyring(settings.keys_dir)
     storage = gateway_engine(settings.gateway_url, sqlite_synchronous=settings.sqlite_synchronous)
     catalog = Catalog(storage, settings.catalog_ttl_seconds)
     domain = Domain(open_domain(settings.department_url))
-    policy = PolicyStore(
-        storage,
-        lambda bundle: EmbeddedEngine(bundle, settings.policy_timeout_ms),
-        settings.catalog_ttl_seconds,
-    )
+    policy = PolicyStore(storage, engine_factory(settings), settings.catalog_ttl_seconds)
     ledger = Ledger(storage, Ed25519Signer.from_keys_dir(settings.keys_dir))
     signer = HeadSigner(ledger, settings.head_delay_ms / 1000)
     kinds = [Verify(catalog, domain, keyring.subject_hasher(), settings.max_batch)]

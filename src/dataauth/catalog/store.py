@@ -55,6 +55,7 @@ class LicenceInfo:
     valid_from: datetime
     valid_to: datetime
     revoked_at: datetime | None
+    grants: tuple[str, ...] = ()
 
     def status(self, now: datetime) -> str:
         if self.revoked_at is not None:
@@ -75,6 +76,7 @@ class LicenceInfo:
             "valid_from": rfc3339(self.valid_from),
             "valid_to": rfc3339(self.valid_to),
             "revoked": self.revoked_at is not None,
+            "grants": list(self.grants),
         }
 
 
@@ -133,6 +135,7 @@ def load_snapshot(engine: Engine) -> Snapshot:
                 lic.valid_from,
                 lic.valid_to,
                 lic.revoked_at,
+                tuple(lic.grants or ()),
             )
         operators = {
             o.id: OperatorInfo(o.id, o.name, o.kind, licences.get(o.id))

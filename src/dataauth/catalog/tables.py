@@ -61,3 +61,5 @@ class Licence(SQLModel, table=True):
     valid_from: datetime
     valid_to: datetime
     revoked_at: datetime | None = None
+    grants: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """L4 columns (``dataset.column``) the licence may use beyond looking subjects up."""
