@@ -26,7 +26,10 @@ decision := {"allow": false, "reasons": [r | some r in deny], "obligations": {}}
 
 reason(code, message) := {"code": code, "message": message}
 
-obligations := object.union(data.dataauth.limits.defaults, object.get(kind_obligations, input.operation.kind, {}))
+obligations := object.union(
+	object.union(data.dataauth.limits.defaults, {"usage": usage}),
+	object.get(kind_obligations, input.operation.kind, {}),
+)
 
 licence := input.operator.licence if input.operator.licence != null
 
@@ -89,4 +92,48 @@ deny contains reason("column_level_not_granted", msg) if {
 	name := sprintf("%s.%s", [input.dataset.id, column.name])
 	not name in object.get(licence, "grants", [])
 	msg := sprintf("column %s is L4: the licence of %s grants no %s use of it", [name, input.operator.id, column.use])
+}
+
+# -- usage control: limits from this bundle's data and from the licence, the lower wins -
+# rate_per_minute (requests), daily_quota (subjects a day), subject_per_day (how often
+# one subject may be asked about, against probing); the gateway counts and refuses.
+
+usage_data := object.get(data.dataauth.limits, "usage", {})
+
+usage_policy := object.union(
+	object.get(usage_data, "defaults", {}),
+	object.get(object.get(usage_data, "operators", {}), input.operator.id, {}),
+)
+
+default licence_limits := {}
+
+licence_limits := object.get(licence, "limits", {})
+
+usage[name] := min([limit, licence_limits[name]]) if {
+	some name, limit in usage_policy
+	licence_limits[name]
+}
+
+usage[name] := limit if {
+	some name, limit in usage_policy
+	not licence_limits[name]
+}
+
+usage[name] := limit if {
+	some name, limit in licence_limits
+	not usage_policy[name]
+}
+
+# -- hours: when an operator may ask, in the department's local time (HH:MM) ----------
+
+deny contains reason("outside_hours", msg) if {
+	hours := object.get(object.get(data.dataauth.limits, "hours", {}), input.operator.id, null)
+	hours != null
+	not within(input.local_time, hours)
+	msg := sprintf("%s may ask between %s and %s local time", [input.operator.id, hours.from, hours.to])
+}
+
+within(time, hours) if {
+	time >= hours.from
+	time < hours.to
 }

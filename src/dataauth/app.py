@@ -30,6 +30,7 @@ from dataauth.policy.embedded import EmbeddedEngine
 from dataauth.policy.opa import OpaServerEngine
 from dataauth.policy.store import PolicyStore
 from dataauth.storage import gateway_engine
+from dataauth.usage import UsageMeter
 
 
 def prepare(settings: Settings, progress: demo.Progress | None = None) -> None:
@@ -88,6 +89,7 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
         policy=policy,
         audit=AuditLog(storage, on_commit=signer.notify),
         kinds={kind.name: kind for kind in kinds},
+        usage=UsageMeter(storage, settings.timezone),
     )
     return gateway, ledger, signer
 

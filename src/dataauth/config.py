@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
     max_batch: int = Field(10_000, ge=1, description="hard ceiling above any policy batch limit")
     policy_timeout_ms: float = Field(250.0, gt=0)
+    timezone: str = Field("Asia/Shanghai", description="the department's days and hours")
     policy_engine: str = Field("embedded", pattern="^(embedded|opa)$")
     opa_url: str = Field("http://127.0.0.1:8181", description="the OPA server (policy_engine=opa)")
     catalog_ttl_seconds: float = Field(2.0, ge=0, description="how stale a cached licence may be")

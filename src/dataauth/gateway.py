@@ -22,6 +22,7 @@ from dataauth.operations.base import Call, OperationKind
 from dataauth.policy.bundle import Bundle, BundleError, bundle_digest
 from dataauth.policy.decision import Decision
 from dataauth.policy.store import PolicyStore
+from dataauth.usage import Refusal, UsageMeter
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Gateway:
         policy: PolicyStore,
         audit: AuditLog,
         kinds: Mapping[str, OperationKind],
+        usage: UsageMeter,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.tokens = tokens
@@ -48,6 +50,7 @@ class Gateway:
         self.policy = policy
         self.audit = audit
         self.kinds = dict(kinds)
+        self.usage = usage
         self.clock = clock
 
     def authenticate(self, authorization: str | None) -> tuple[Caller, OperatorInfo]:
@@ -69,6 +72,7 @@ class Gateway:
         now = self.clock()
         policy_input = {
             "time": rfc3339(now),
+            "local_time": now.astimezone(self.usage.zone).strftime("%H:%M"),
             "operator": {
                 "id": operator.id,
                 "kind": operator.kind,
@@ -101,6 +105,14 @@ class Gateway:
 
         if not decision.allow:
             raise denied(decision, record("denied"))
+        limits = decision.obligations.get("usage") or {}
+        if limits:
+            scope = f"{operator.id}|{description.operation.get('product', kind)}|{call.purpose}"
+            refusal = self.usage.charge(
+                self.usage.charges(now, scope, description.subjects, limits)
+            )
+            if refusal is not None:
+                raise limited(refusal, now, record("limited"))
         try:
             raw = operation.execute(description.plan, decision.obligations)
             result = operation.disclose(raw, description.plan, decision.obligations)
@@ -148,6 +160,28 @@ class Gateway:
             )
         )
         return {"previous": previous, "digest": bundle.digest, "audit": receipt.as_dict()}
+
+
+LIMIT_CODES = {
+    "rate_per_minute": "rate_limited",
+    "daily_quota": "quota_exceeded",
+    "subject_per_day": "subject_limit_reached",
+}
+
+
+def limited(refusal: Refusal, now: datetime, receipt: Receipt) -> Problem:
+    problem = Problem(
+        429,
+        LIMIT_CODES.get(refusal.limit, "usage_limited"),
+        f"the {refusal.limit.replace('_', ' ')} limit of {refusal.allowed} is reached; "
+        f"it resets at {rfc3339(refusal.resets)}",
+        limit=refusal.limit,
+        allowed=refusal.allowed,
+        resets=rfc3339(refusal.resets),
+        audit=receipt.as_dict(),
+    )
+    problem.headers["Retry-After"] = str(refusal.retry_after(now))
+    return problem
 
 
 def denied(decision: Decision, receipt: Receipt) -> Problem:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ class WriteLock:
             raise ValueError(f"{engine.dialect.name} databases are not supported for the audit log")
         self.engine = engine
         self.table = table
+        # flock excludes other open files, not other threads sharing this one
+        self._threads = threading.Lock()
         self._file: int | None = None
         database = engine.url.database
         if engine.dialect.name == "sqlite" and database and database != ":memory:":
@@ -71,6 +74,7 @@ class WriteLock:
     @contextmanager
     def transaction(self, connection: Any) -> Iterator[Any]:
         """A cursor in a transaction that holds the write lock; committed on leaving."""
+        self._threads.acquire()
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_EX)
         try:
@@ -90,6 +94,7 @@ class WriteLock:
         finally:
             if self._file is not None:
                 fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._threads.release()
 
 
 def insert_once(engine: Engine, sql: str, values: Mapping[str, Any]) -> None:

@@ -56,6 +56,7 @@ class LicenceInfo:
     valid_to: datetime
     revoked_at: datetime | None
     grants: tuple[str, ...] = ()
+    limits: dict[str, int] = field(default_factory=dict)
 
     def status(self, now: datetime) -> str:
         if self.revoked_at is not None:
@@ -77,6 +78,7 @@ class LicenceInfo:
             "valid_to": rfc3339(self.valid_to),
             "revoked": self.revoked_at is not None,
             "grants": list(self.grants),
+            "limits": dict(self.limits),
         }
 
 
@@ -136,6 +138,7 @@ def load_snapshot(engine: Engine) -> Snapshot:
                 lic.valid_to,
                 lic.revoked_at,
                 tuple(lic.grants or ()),
+                dict(lic.limits or {}),
             )
         operators = {
             o.id: OperatorInfo(o.id, o.name, o.kind, licences.get(o.id))

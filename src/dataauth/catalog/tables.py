@@ -63,3 +63,5 @@ class Licence(SQLModel, table=True):
     revoked_at: datetime | None = None
     grants: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     """L4 columns (``dataset.column``) the licence may use beyond looking subjects up."""
+    limits: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    """Usage limits the licence sets (rate_per_minute, daily_quota, subject_per_day)."""

@@ -212,6 +212,7 @@ OPERATORS: list[dict[str, Any]] = [
         "products": ["identity-match", "social-insurance-at-least"],
         "purposes": ["underwriting"],
         "valid": (datetime(2026, 1, 1, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC)),
+        "limits": {"daily_quota": 10000},
     },
     {
         "id": "demo-expired",
@@ -323,6 +324,7 @@ def register_catalog(engine: Engine) -> None:
                     valid_from=op["valid"][0],
                     valid_to=op["valid"][1],
                     revoked_at=op.get("revoked_at"),
+                    limits=op.get("limits", {}),
                 )
             )
         session.commit()

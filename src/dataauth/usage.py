@@ -1,0 +1,164 @@
+"""Usage control: rate, daily quota and per-subject limits, counted atomically.
+
+The limits are obligations (the policy's, merged with the licence's): the spine
+charges a request against every counter its obligations name, all of them or none, in
+one transaction under the database's write lock, so concurrent requests and several
+gateway processes never spend a counter twice. A charge over a limit is refused with
+the limit's name and the moment it resets.
+
+Days run from midnight in the department's zone (``DATAAUTH_TIMEZONE``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, text
+from sqlmodel import Field, SQLModel
+
+from dataauth.statements import Prepared, WriteLock, prepare
+
+
+class UsageCounter(SQLModel, table=True):
+    __tablename__ = "usage_counter"
+
+    key: str = Field(primary_key=True)
+    window: int = Field(primary_key=True)
+    used: int
+
+
+@dataclass(frozen=True)
+class Refusal:
+    limit: str
+    """rate_per_minute, daily_quota or subject_per_day."""
+    allowed: int
+    resets: datetime
+
+    def retry_after(self, now: datetime) -> int:
+        return max(1, int((self.resets - now).total_seconds() + 0.999))
+
+
+@dataclass(frozen=True)
+class Charge:
+    key: str
+    window: int
+    amount: int
+    allowed: int
+    limit: str
+    resets: datetime
+
+
+class UsageMeter:
+    def __init__(self, engine: Engine, timezone: str = "Asia/Shanghai") -> None:
+        self.engine = engine
+        self.zone = ZoneInfo(timezone)
+        self._lock = WriteLock(engine, "usage_counter")
+        self._guard = threading.Lock()  # the one connection is used by one thread at a time
+        self._connection: Any = None
+        self._upsert = prepare(
+            engine,
+            text(
+                "INSERT INTO usage_counter (key, window, used) VALUES (:key, :window, :used) "
+                "ON CONFLICT (key, window) DO UPDATE SET used = usage_counter.used + excluded.used"
+            ),
+        )
+
+    @lru_cache(maxsize=64)  # noqa: B019  (one meter per gateway: the cache lives as long)
+    def _reader(self, size: int) -> Prepared:
+        keys = ", ".join(f":k{i}" for i in range(size))
+        return prepare(
+            self.engine,
+            text(f"SELECT key, window, used FROM usage_counter WHERE key IN ({keys})"),
+        )
+
+    def charges(
+        self,
+        now: datetime,
+        scope: str,
+        subjects: Sequence[str],
+        limits: dict[str, Any],
+    ) -> list[Charge]:
+        """The counters a request of ``len(subjects)`` subjects spends under ``limits``."""
+        local = now.astimezone(self.zone)
+        minute = int(now.timestamp()) // 60
+        next_minute = datetime.fromtimestamp((minute + 1) * 60, tz=now.tzinfo)
+        midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        day = local.toordinal()
+        charges = []
+        if isinstance(limits.get("rate_per_minute"), int):
+            charges.append(
+                Charge(
+                    f"rate|{scope}",
+                    minute,
+                    1,
+                    limits["rate_per_minute"],
+                    "rate_per_minute",
+                    next_minute,
+                )
+            )
+        if isinstance(limits.get("daily_quota"), int):
+            charges.append(
+                Charge(
+                    f"quota|{scope}",
+                    day,
+                    len(subjects),
+                    limits["daily_quota"],
+                    "daily_quota",
+                    midnight,
+                )
+            )
+        if isinstance(limits.get("subject_per_day"), int):
+            operator = scope.split("|", 1)[0]
+            per_subject: dict[str, int] = {}
+            for subject in subjects:
+                per_subject[subject] = per_subject.get(subject, 0) + 1
+            charges.extend(
+                Charge(
+                    f"subject|{operator}|{subject}",
+                    day,
+                    count,
+                    limits["subject_per_day"],
+                    "subject_per_day",
+                    midnight,
+                )
+                for subject, count in per_subject.items()
+            )
+        return charges
+
+    def charge(self, charges: list[Charge]) -> Refusal | None:
+        """Spend every charge, or none and say which limit refused."""
+        if not charges:
+            return None
+        with self._guard:
+            return self._charge(charges)
+
+    def _charge(self, charges: list[Charge]) -> Refusal | None:
+        if self._connection is None:
+            self._connection = self._lock.connect()
+        reader = self._reader(len(charges))
+        try:
+            with self._lock.transaction(self._connection) as cursor:
+                cursor.execute(
+                    reader.sql, reader.bind({f"k{i}": c.key for i, c in enumerate(charges)})
+                )
+                used = {(key, window): count for key, window, count in cursor.fetchall()}
+                for charge in charges:
+                    if used.get((charge.key, charge.window), 0) + charge.amount > charge.allowed:
+                        # nothing written yet: leaving the block commits no change
+                        return Refusal(charge.limit, charge.allowed, charge.resets)
+                rows = [
+                    self._upsert.bind({"key": c.key, "window": c.window, "used": c.amount})
+                    for c in charges
+                ]
+                cursor.executemany(self._upsert.sql, rows)
+        except BaseException:
+            connection, self._connection = self._connection, None
+            connection.close()
+            raise
+        return None
