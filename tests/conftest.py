@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -84,6 +85,16 @@ def start_gateway(data_dir: Path, *args: str, env: dict[str, str] | None = None)
         time.sleep(0.2)
     process.kill()
     raise RuntimeError("the gateway did not become ready in time")
+
+
+def start_beside(running: Running, where: Path, *args: str, **kwargs) -> Running:
+    """Another gateway with the demo domain and keys of ``running``, on a database of its
+    own: a test that changes policy or kills a process leaves the session's alone."""
+    data = where / "data"
+    data.mkdir(parents=True)
+    shutil.copy(running.data_dir / "demo-domain.sqlite", data)
+    shutil.copytree(running.data_dir / "keys", data / "keys")
+    return start_gateway(data, "--demo", *args, **kwargs)
 
 
 def stop_gateway(running: Running) -> None:

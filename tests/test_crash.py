@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 
 import httpx
 import pytest
 
-from conftest import start_gateway, stop_gateway
+from conftest import start_beside, start_gateway, stop_gateway
 from dataauth.audit.heads import TreeHead, verify_head
 from dataauth.audit.merkle import verify_inclusion
 from test_audit_log import covered, dataauth, keys
@@ -18,11 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_sigkill_loses_no_answered_entry(gateway, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(gateway.data_dir / "demo-domain.sqlite", data)
-    shutil.copytree(gateway.data_dir / "keys", data / "keys")
-    running = start_gateway(data, "--demo")
+    running = start_beside(gateway, tmp_path)
+    data = running.data_dir
     headers = {"Authorization": f"Bearer {running.token('demo-bank')}"}
     body = {"purpose": "credit", "subjects": [{"key": "1", "claims": {"threshold": 1}}]}
     received: list[dict] = []

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import start_gateway, stop_gateway
+from conftest import start_beside, stop_gateway
 from test_audit_log import dataauth
 
 pytestmark = pytest.mark.slow
@@ -20,11 +20,8 @@ POLICIES = Path(__file__).resolve().parents[1] / "policies"
 @pytest.fixture(scope="module")
 def own_gateway(gateway, tmp_path_factory):
     """A gateway of its own: publishing here leaves the session's policy alone."""
-    data = tmp_path_factory.mktemp("policy") / "data"
-    data.mkdir()
-    shutil.copy(gateway.data_dir / "demo-domain.sqlite", data)
-    shutil.copytree(gateway.data_dir / "keys", data / "keys")
-    running = start_gateway(data, "--demo", env={"DATAAUTH_CATALOG_TTL_SECONDS": "0.2"})
+    running = start_beside(gateway, tmp_path_factory.mktemp("policy"),
+                           env={"DATAAUTH_CATALOG_TTL_SECONDS": "0.2"})  # fmt: skip
     yield running
     stop_gateway(running)
 

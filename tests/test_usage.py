@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from conftest import start_gateway, stop_gateway
+from conftest import start_beside, stop_gateway
 from test_audit_log import dataauth
 from test_policy_admin import POLICIES
 
@@ -27,12 +27,9 @@ LIMITS = {
 @pytest.fixture(scope="module")
 def limited(gateway, tmp_path_factory):
     """Two gateway processes under a published bundle with low limits."""
-    data = tmp_path_factory.mktemp("usage") / "data"
-    data.mkdir()
-    shutil.copy(gateway.data_dir / "demo-domain.sqlite", data)
-    shutil.copytree(gateway.data_dir / "keys", data / "keys")
-    running = start_gateway(data, "--demo", "--workers", "2",
-                            env={"DATAAUTH_CATALOG_TTL_SECONDS": "0.2"})  # fmt: skip
+    running = start_beside(gateway, tmp_path_factory.mktemp("usage"), "--workers", "2",
+                           env={"DATAAUTH_CATALOG_TTL_SECONDS": "0.2"})  # fmt: skip
+    data = running.data_dir
     candidate = tmp_path_factory.mktemp("usage-policy") / "policies"
     shutil.copytree(POLICIES, candidate)
     limits_file = candidate / "dataauth" / "limits" / "data.json"
