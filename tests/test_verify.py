@@ -83,10 +83,20 @@ def test_social_insurance_months(client, auth, gateway):
 
 
 def test_income_band_gives_a_band_never_the_income(client, auth, gateway):
+    from dataauth.identity.consent import issue_consent
+
     rows = residents(gateway, 100)
     unknown = absent_id(gateway)
+    hasher = gateway.keyring.subject_hasher()
+
+    def consented(key: str) -> dict:
+        token = issue_consent(gateway.keyring, issuer="dataauth-consent-dev",
+                              subject_hash=hasher("residents", key), operator="demo-bank",
+                              purpose="credit", products=["income-band"])  # fmt: skip
+        return {"key": key, "consent": token}
+
     response = verify(
-        client, auth, "income-band", [{"key": r[0]} for r in rows] + [{"key": unknown}]
+        client, auth, "income-band", [consented(r[0]) for r in rows] + [consented(unknown)]
     )
     assert response.status_code == 200, response.text
     results = response.json()["results"]

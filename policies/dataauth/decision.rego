@@ -137,3 +137,14 @@ within(time, hours) if {
 	time >= hours.from
 	time < hours.to
 }
+
+# -- consent (授权): where a product needs it, every subject's own, for this request ----
+
+deny contains reason("consent_missing", msg) if {
+	input.consent.required
+	count(input.consent.missing) > 0
+	msg := sprintf(
+		"subjects %v have no valid consent for %s, purpose %s, product %s",
+		[input.consent.missing, input.operator.id, input.purpose, input.operation.product],
+	)
+}

@@ -21,6 +21,7 @@ from dataauth.config import Settings
 from dataauth.domain import demo
 from dataauth.domain.database import Domain, open_domain
 from dataauth.gateway import Gateway
+from dataauth.identity.consent import ConsentVerifier
 from dataauth.identity.tokens import TokenVerifier, jwks_from_file, jwks_from_url
 from dataauth.keyring import Keyring
 from dataauth.operations.verify import Verify
@@ -43,6 +44,8 @@ def prepare(settings: Settings, progress: demo.Progress | None = None) -> None:
     PolicyStore(storage, EmbeddedEngine).seed(load_bundle(settings.policies()))
     if settings.development_issuer:
         keyring.dev_issuer_key()
+    if settings.consent_jwks_file is None:
+        keyring.dev_consent_key()
     if settings.demo:
         path = Path(settings.department_url.removeprefix("sqlite:///"))
         if not path.exists():
@@ -90,6 +93,13 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
         audit=AuditLog(storage, on_commit=signer.notify),
         kinds={kind.name: kind for kind in kinds},
         usage=UsageMeter(storage, settings.timezone),
+        consent=ConsentVerifier(
+            jwks_from_file(settings.consent_jwks_file)
+            if settings.consent_jwks_file
+            else keyring.dev_consent_jwks,
+            settings.consent_issuer,
+            storage,
+        ),
     )
     return gateway, ledger, signer
 

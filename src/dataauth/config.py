@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     audience: str = Field("dataauth", description="this gateway's audience (aud)")
     jwks_file: Path | None = Field(None, description="the issuer's JWKS; unset: development issuer")
     jwks_url: str | None = Field(None, description="the issuer's JWKS URL")
+    consent_issuer: str = Field("dataauth-consent-dev", description="trusted consent issuer")
+    consent_jwks_file: Path | None = Field(None, description="its JWKS; unset: development")
     token_leeway_seconds: int = Field(30, ge=0, le=300)
     max_token_bytes: int = Field(8192, ge=512)
 

@@ -17,6 +17,7 @@ from typing import Any
 from dataauth.audit.log import AuditLog, Receipt, Record
 from dataauth.catalog.store import Catalog, OperatorInfo, rfc3339
 from dataauth.errors import Problem, forbidden, not_found, unavailable, unprocessable
+from dataauth.identity.consent import ConsentVerifier, consent_digest
 from dataauth.identity.tokens import Caller, TokenVerifier
 from dataauth.operations.base import Call, OperationKind
 from dataauth.policy.bundle import Bundle, BundleError, bundle_digest
@@ -43,6 +44,7 @@ class Gateway:
         audit: AuditLog,
         kinds: Mapping[str, OperationKind],
         usage: UsageMeter,
+        consent: ConsentVerifier,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.tokens = tokens
@@ -51,6 +53,7 @@ class Gateway:
         self.audit = audit
         self.kinds = dict(kinds)
         self.usage = usage
+        self.consent = consent
         self.clock = clock
 
     def authenticate(self, authorization: str | None) -> tuple[Caller, OperatorInfo]:
@@ -82,6 +85,18 @@ class Gateway:
             "operation": {"kind": kind, **description.operation},
             **description.facts,
         }
+        consents: list[str | None] = []
+        if description.consent is not None:
+            need = description.consent
+            missing = self.consent.missing(
+                need.tokens, description.subjects, operator.id, call.purpose, need.product
+            )
+            policy_input["consent"] = {
+                "required": True,
+                "subjects": len(need.tokens),
+                "missing": missing,
+            }
+            consents = [consent_digest(t) if t else None for t in need.tokens]
         engine = self.policy.engine()
         decision = engine.decide(policy_input)
 
@@ -97,6 +112,7 @@ class Gateway:
                     policy_bundle=engine.digest,
                     dataset_version=description.dataset_version,
                     subjects=description.subjects,
+                    consents=consents,
                     request=call.digestible(),
                     result=result,
                     outcome=outcome,
@@ -154,6 +170,7 @@ class Gateway:
                 policy_bundle=bundle.digest,
                 dataset_version=None,
                 subjects=[],
+                consents=[],
                 request={"digest": bundle.digest},
                 result=None,
                 outcome="published",

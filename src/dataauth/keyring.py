@@ -90,6 +90,12 @@ class Keyring:
     def dev_issuer_jwks(self) -> dict[str, list[dict[str, str]]]:
         return {"keys": [public_jwk(self.dev_issuer_key().public_key())]}
 
+    def dev_consent_key(self) -> Ed25519PrivateKey:
+        return load_or_create_ed25519(self.keys_dir / "dev-consent-issuer.ed25519.pem")
+
+    def dev_consent_jwks(self) -> dict[str, list[dict[str, str]]]:
+        return {"keys": [public_jwk(self.dev_consent_key().public_key())]}
+
     def subject_hasher(self) -> SubjectHasher:
         path = self.keys_dir / "subject-hmac.key"
         if not path.exists():

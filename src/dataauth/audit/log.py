@@ -72,6 +72,8 @@ class Record:
     dataset_version: str | None
     subjects: list[str]
     """Keyed hashes of the subjects touched: a department can answer "who looked me up"."""
+    consents: list[str | None]
+    """Digests of the consent tokens presented, per subject (never their content)."""
     request: Any
     result: Any
     outcome: str
@@ -134,6 +136,7 @@ class AuditLog:
             "policy_bundle": record.policy_bundle,
             "dataset_version": record.dataset_version,
             "subjects": record.subjects,
+            "consents": record.consents,
             "request_digest": commitment(nonce, record.request),
             "result_digest": None if record.result is None else commitment(nonce, record.result),
             "outcome": record.outcome,

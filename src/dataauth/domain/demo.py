@@ -181,6 +181,7 @@ PRODUCTS: list[dict[str, Any]] = [
                 "cuts": [3000, 8000, 20000],
                 "labels": ["below 3000", "3000 to 7999", "8000 to 19999", "20000 or more"],
             },
+            "consent": True,
             "not_found": "explicit",
         },
     },

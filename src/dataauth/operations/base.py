@@ -32,6 +32,14 @@ class Request(BaseModel):
     purpose: str = Purpose
 
 
+@dataclass(frozen=True)
+class ConsentNeed:
+    """The product needs each subject's consent: the tokens sent, in subject order."""
+
+    product: str
+    tokens: list[str | None]
+
+
 @dataclass
 class Description:
     """What a request touches, as metadata the policy reads; and the plan to execute it.
@@ -47,6 +55,7 @@ class Description:
     dataset_version: str | None = None
     subjects: list[str] = field(default_factory=list)
     """Keyed hashes of the subjects touched, for the audit entry."""
+    consent: ConsentNeed | None = None
 
 
 class OperationKind(Protocol):

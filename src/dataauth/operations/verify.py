@@ -20,7 +20,7 @@ from dataauth.catalog.store import Catalog, DatasetInfo, ProductInfo
 from dataauth.domain.database import Domain
 from dataauth.errors import Problem, forbidden, not_found, unprocessable
 from dataauth.keyring import SubjectHasher
-from dataauth.operations.base import Description, Request
+from dataauth.operations.base import ConsentNeed, Description, Request
 from dataauth.statements import Prepared
 
 IN_SLOTS = 16
@@ -87,6 +87,8 @@ class VerificationSpec(BaseModel):
     checks: list[Check] = Field(default_factory=list)
     parameters: dict[str, Parameter] = Field(default_factory=dict)
     answer: Answer = Field(default_factory=Answer)
+    consent: bool = False
+    """Each subject's consent (授权) is needed: a token per subject, checked by the gateway."""
     not_found: Literal["false", "explicit"] = "false"
     """"false": an unknown subject answers false, so an answer tells no more than a
     mismatch would; "explicit": it answers null with not_found (for public registers)."""
@@ -118,6 +120,7 @@ class VerificationSpec(BaseModel):
 class Subject(BaseModel):
     key: str = Field(min_length=1, max_length=64, description="the subject's key")
     claims: dict[str, ClaimValue] = Field(default_factory=dict, max_length=16)
+    consent: str | None = Field(None, max_length=4096, description="the subject's consent token")
 
 
 class VerifyRequest(Request):
@@ -134,7 +137,8 @@ class VerifyCall:
         return self.body.purpose
 
     def digestible(self) -> dict[str, Any]:
-        return {"product": self.product, **self.body.model_dump()}
+        # what the operator sent, so it can recompute the commitment from its own body
+        return {"product": self.product, **self.body.model_dump(exclude_unset=True)}
 
 
 @dataclass(frozen=True)
@@ -337,6 +341,9 @@ class Verify:
             plan=Plan(product.id, spec, dataset, spec_json, keys, claims),
             dataset_version=f"{dataset.id}@{dataset.version}",
             subjects=[self.hasher(dataset.id, key) for key in keys],
+            consent=ConsentNeed(product.id, [s.consent for s in subjects])
+            if spec.consent
+            else None,
         )
 
     def execute(self, plan: Plan, obligations: dict[str, Any]) -> list[tuple[int, int, Any]]:
