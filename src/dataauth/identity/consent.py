@@ -19,7 +19,8 @@ import jwt
 from sqlalchemy import Engine, text
 from sqlmodel import Field, SQLModel
 
-from dataauth.keyring import Keyring, public_jwk
+from dataauth.identity.dev_issuer import sign_dev_jwt
+from dataauth.keyring import Keyring
 
 CONSENT_ALGORITHMS = ("EdDSA", "ES256")
 MAX_TOKEN = 4096
@@ -132,5 +133,4 @@ def issue_consent(
         "exp": now + ttl_seconds,
         "jti": uuid.uuid4().hex,
     }
-    kid = public_jwk(key.public_key())["kid"]
-    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
+    return sign_dev_jwt(key, claims)

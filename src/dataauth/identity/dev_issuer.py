@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dataauth.keyring import Keyring, public_jwk
 
@@ -37,5 +39,11 @@ def issue_token(
         "jti": uuid.uuid4().hex,
         "roles": list(roles),
     }
-    kid = public_jwk(key.public_key())["kid"]
-    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
+    return sign_dev_jwt(key, claims)
+
+
+def sign_dev_jwt(key: Ed25519PrivateKey, claims: dict[str, Any]) -> str:
+    """An EdDSA JWT whose kid is the key's RFC 7638 thumbprint, as its JWKS lists it."""
+    return jwt.encode(
+        claims, key, algorithm="EdDSA", headers={"kid": public_jwk(key.public_key())["kid"]}
+    )
