@@ -75,6 +75,7 @@ def record(n: int) -> Record:
         policy_bundle="sha256:" + "ab" * 32,
         dataset_version="residents@demo-20261125",
         subjects=[hashlib.sha256(str(n).encode()).hexdigest()[:32]],
+        consents=[None],
         request={"product": "identity-match", "purpose": "credit",
                  "subjects": [{"key": f"4401061990{n:08d}", "claims": {"name": "张三"}}]},
         result={"product": "identity-match", "results": [{"index": 0, "result": True}]},
