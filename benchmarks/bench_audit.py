@@ -76,8 +76,7 @@ def record(n: int) -> Record:
         dataset_version="residents@demo-20261125",
         subjects=[hashlib.sha256(str(n).encode()).hexdigest()[:32]],
         consents=[None],
-        request={"product": "identity-match", "purpose": "credit",
-                 "subjects": [{"key": f"4401061990{n:08d}", "claims": {"name": "张三"}}]},
+        request=b'verify identity-match\n{"purpose": "credit", "subjects": [{"key": "%d"}]}' % n,
         result={"product": "identity-match", "results": [{"index": 0, "result": True}]},
         outcome="released",
     )  # fmt: skip

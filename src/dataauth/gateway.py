@@ -113,7 +113,7 @@ class Gateway:
                     dataset_version=description.dataset_version,
                     subjects=description.subjects,
                     consents=consents,
-                    request=call.digestible(),
+                    request=call.sent(),
                     result=result,
                     outcome=outcome,
                 )
@@ -171,7 +171,7 @@ class Gateway:
                 dataset_version=None,
                 subjects=[],
                 consents=[],
-                request={"digest": bundle.digest},
+                request=bundle.digest.encode(),
                 result=None,
                 outcome="published",
             )

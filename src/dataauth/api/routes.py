@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from dataauth.api.render import json_response
@@ -53,9 +54,14 @@ def current_policy(gw: GatewayDep) -> Response:
 
 
 @router.post("/v1/verify/{product}", tags=["verification (核验)"])
-def verify(
-    product: ProductId, body: VerifyRequest, gw: GatewayDep, authorization: Authorization = None
+async def verify(
+    product: ProductId,
+    body: VerifyRequest,
+    request: Request,
+    gw: GatewayDep,
+    authorization: Authorization = None,
 ) -> Response:
     """Verify claims about one subject or a batch: true/false or a band, never a value."""
-    result: dict[str, Any] = gw.handle(authorization, "verify", VerifyCall(product, body))
+    call = VerifyCall(product, body, await request.body())  # the body is cached: no re-read
+    result: dict[str, Any] = await run_in_threadpool(gw.handle, authorization, "verify", call)
     return json_response(result)

@@ -2,7 +2,8 @@
 
 An entry holds metadata only: the policy input (keyed hashes, counts, column names),
 the decision, and commitments to the request and the result. A commitment is
-SHA-256(nonce || canonical JSON) with a fresh 16-byte nonce that only the caller gets
+SHA-256(nonce || the request's bytes as sent, or the result's canonical JSON) with a
+fresh 16-byte nonce that only the caller gets
 back in its receipt: a plain digest of a request naming one ID number could be
 reversed by trying every ID number; with the nonce the operator can still prove to a
 regulator what it sent and received.
@@ -38,7 +39,9 @@ def leaf_data(index: int, entry: bytes) -> bytes:
 
 
 def commitment(nonce: bytes, value: Any) -> str:
-    return "sha256:" + hashlib.sha256(nonce + canonical(value)).hexdigest()
+    """SHA-256(nonce || bytes): bytes as they are, anything else as canonical JSON."""
+    data = value if isinstance(value, bytes) else canonical(value)
+    return "sha256:" + hashlib.sha256(nonce + data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,8 @@ class Record:
     """Keyed hashes of the subjects touched: a department can answer "who looked me up"."""
     consents: list[str | None]
     """Digests of the consent tokens presented, per subject (never their content)."""
-    request: Any
+    request: bytes
+    """The request as sent: the commitment covers these bytes exactly."""
     result: Any
     outcome: str
     """released, denied, failed; published for a policy publication."""

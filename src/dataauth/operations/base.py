@@ -21,8 +21,9 @@ class Call(Protocol):
     @property
     def purpose(self) -> str: ...
 
-    def digestible(self) -> dict[str, Any]:
-        """The request as committed to in the audit entry."""
+    def sent(self) -> bytes:
+        """The request as the operator sent it (operation, target, body bytes): what the
+        audit entry's commitment covers, so the operator can recompute it exactly."""
         ...
 
 

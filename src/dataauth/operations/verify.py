@@ -131,14 +131,15 @@ class VerifyRequest(Request):
 class VerifyCall:
     product: str
     body: VerifyRequest
+    raw: bytes = b""
+    """The body's bytes as received."""
 
     @property
     def purpose(self) -> str:
         return self.body.purpose
 
-    def digestible(self) -> dict[str, Any]:
-        # what the operator sent, so it can recompute the commitment from its own body
-        return {"product": self.product, **self.body.model_dump(exclude_unset=True)}
+    def sent(self) -> bytes:
+        return b"verify " + self.product.encode() + b"\n" + self.raw
 
 
 @dataclass(frozen=True)
