@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -107,20 +109,29 @@ audit_app = typer.Typer(
 app.add_typer(audit_app, name="audit")
 
 
-def _bar(label: str) -> Any:
-    """A progress bar on the terminal's stderr; nothing when output is not a terminal."""
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on the terminal's stderr (nothing when it is not a terminal), as a
+    callback taking (done, total)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     console = Console(stderr=True)
-    return Progress(
+    with Progress(
         TextColumn(label),
         BarColumn(),
         MofNCompleteColumn(),
         console=console,
         transient=True,
         disable=not console.is_terminal,
-    )
+    ) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(1)
 
 
 @audit_app.command("export")
@@ -135,19 +146,13 @@ def audit_export(
     from dataauth.storage import gateway_engine
 
     settings = _settings(data_dir)
-    with _bar("exporting") as bar:
-        task = bar.add_task("export", total=None)
+    with _progress("exporting") as progress:
         try:
             manifest = export_log(
-                gateway_engine(settings.gateway_url),
-                directory,
-                start,
-                end,
-                lambda done, total: bar.update(task, completed=done, total=total),
+                gateway_engine(settings.gateway_url), directory, start, end, progress
             )
         except ExportError as exc:
-            typer.echo(f"cannot export: {exc}", err=True)
-            raise typer.Exit(1) from None
+            _fail(f"cannot export: {exc}")
     typer.echo(
         f"exported entries [{manifest['from']}, {manifest['to']}) with {manifest['heads']} "
         f"tree heads and {len(manifest['bundles'])} policy bundles to {directory}"
@@ -161,15 +166,11 @@ def audit_verify(directory: Annotated[Path, typer.Argument(help="an export")]) -
     """Check an export offline: signatures, the head chain, every root, every entry."""
     from dataauth.audit.verify import Failed, verify_export
 
-    with _bar("verifying") as bar:
-        task = bar.add_task("verify", total=None)
+    with _progress("verifying") as progress:
         try:
-            report = verify_export(
-                directory, lambda done, total: bar.update(task, completed=done, total=total)
-            )
+            report = verify_export(directory, progress)
         except Failed as exc:
-            typer.echo(f"FAILED: {exc}", err=True)
-            raise typer.Exit(1) from None
+            _fail(f"FAILED: {exc}")
     typer.echo(
         f"verified: entries [{report.first}, {report.first + report.entries}), "
         f"{report.heads} signed tree heads, {report.keys} keys, {report.bundles} policy bundles"
@@ -186,8 +187,7 @@ def audit_replay(directory: Annotated[Path, typer.Argument(help="an export")]) -
     try:
         report = replay_export(directory)
     except (Failed, FileNotFoundError, KeyError, ValueError) as exc:
-        typer.echo(f"FAILED: {exc}", err=True)
-        raise typer.Exit(1) from None
+        _fail(f"FAILED: {exc}")
     typer.echo(
         f"replayed {report.entries - report.administrative} decisions: {report.matched} matched, "
         f"{len(report.mismatches)} differ, {report.not_replayable} were engine failures"
@@ -214,8 +214,7 @@ def audit_verify_receipt(
     try:
         verify_receipt(json.loads(receipt.read_text()), load_keys(json.loads(keys.read_text())))
     except (Failed, ValueError) as exc:
-        typer.echo(f"FAILED: {exc}", err=True)
-        raise typer.Exit(1) from None
+        _fail(f"FAILED: {exc}")
     typer.echo("the receipt verifies: the entry is in the signed log")
 
 
@@ -234,8 +233,7 @@ def _load(directory: Path) -> Any:
     try:
         return load_bundle(directory)
     except BundleError as exc:
-        typer.echo(f"FAILED: {exc}", err=True)
-        raise typer.Exit(1) from None
+        _fail(f"FAILED: {exc}")
 
 
 @policy_app.command("digest")
@@ -255,8 +253,7 @@ def policy_check(directory: BundleDir = Path("policies")) -> None:
     try:
         engine = EmbeddedEngine(bundle)
     except BundleError as exc:
-        typer.echo(f"FAILED: {exc}", err=True)
-        raise typer.Exit(1) from None
+        _fail(f"FAILED: {exc}")
     cases = load_cases(directory)
     failures = 0
     for case in cases:
@@ -338,8 +335,7 @@ def policy_publish(
         timeout=30,
     )
     if response.status_code != 200:
-        typer.echo(f"FAILED: {response.json().get('detail', response.text)}", err=True)
-        raise typer.Exit(1)
+        _fail(f"FAILED: {response.json().get('detail', response.text)}")
     body = response.json()
     typer.echo(
         f"published {body['digest']} (was {body['previous'] or 'none'}), "
