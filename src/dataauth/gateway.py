@@ -145,11 +145,45 @@ class Gateway:
         receipt = record("released", result)
         return {**result, "audit": receipt.as_dict()}
 
-    def publish(self, authorization: str | None, content: dict[str, Any]) -> dict[str, Any]:
-        """Put a new policy bundle in force, for a department; the publication is audited."""
+    def department(self, authorization: str | None) -> Caller:
+        """The caller, who must hold a department's role (数源部门)."""
         caller = self.tokens.verify(authorization)
         if DEPARTMENT not in caller.roles:
-            raise forbidden("not_allowed", "publishing policy needs a department's token")
+            raise forbidden("not_allowed", "this needs a department's token")
+        return caller
+
+    def record_action(
+        self,
+        actor: str,
+        operation: dict[str, Any],
+        *,
+        purpose: str,
+        request: bytes,
+        outcome: str,
+    ) -> Receipt:
+        """Log an administrative step (a publication, a review, a registration): it has
+        no policy input or decision of its own, but the bundle in force is named."""
+        return self.audit.append(
+            Record(
+                time=self.clock(),
+                operator=actor,
+                operation=operation,
+                purpose=purpose,
+                policy_input=None,
+                decision=None,
+                policy_bundle=self.policy.engine().digest,
+                dataset_version=None,
+                subjects=[],
+                consents=[],
+                request=request,
+                result=None,
+                outcome=outcome,
+            )
+        )
+
+    def publish(self, authorization: str | None, content: dict[str, Any]) -> dict[str, Any]:
+        """Put a new policy bundle in force, for a department; the publication is audited."""
+        caller = self.department(authorization)
         modules, data = content.get("modules"), content.get("data", {})
         if not isinstance(modules, dict) or not modules or not isinstance(data, dict):
             raise unprocessable("invalid_bundle", "a bundle is {modules: {path: rego}, data: {}}")
@@ -159,22 +193,12 @@ class Gateway:
         except BundleError as exc:
             raise unprocessable("invalid_bundle", str(exc)) from None
         previous = self.policy.publish(bundle, caller.subject)
-        receipt = self.audit.append(
-            Record(
-                time=self.clock(),
-                operator=caller.subject,
-                operation={"kind": "policy-publish", "previous": previous, "new": bundle.digest},
-                purpose="policy-administration",
-                policy_input=None,
-                decision=None,
-                policy_bundle=bundle.digest,
-                dataset_version=None,
-                subjects=[],
-                consents=[],
-                request=bundle.digest.encode(),
-                result=None,
-                outcome="published",
-            )
+        receipt = self.record_action(
+            caller.subject,
+            {"kind": "policy-publish", "previous": previous, "new": bundle.digest},
+            purpose="policy-administration",
+            request=bundle.digest.encode(),
+            outcome="published",
         )
         return {"previous": previous, "digest": bundle.digest, "audit": receipt.as_dict()}
 
