@@ -51,8 +51,16 @@ class Running:
         return sqlite3.connect(f"file:{self.data_dir / 'demo-domain.sqlite'}?mode=ro", uri=True)
 
 
+def zone_at(hour: int) -> str:
+    """A fixed-offset time zone where the local time now is about ``hour`` o'clock: the
+    demo's hours rules (demo-insurer asks 07:00 to 23:00) then hold whenever tests run."""
+    offset = (hour - time.gmtime().tm_hour + 12) % 24 - 12
+    return f"Etc/GMT{-offset:+d}"  # POSIX signs: Etc/GMT-8 is eight hours ahead of UTC
+
+
 def start_gateway(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Running:
     """Start ``dataauth serve`` on a free port and wait for /healthz."""
+    env = {"DATAAUTH_TIMEZONE": zone_at(12), **(env or {})}
     port = free_port()
     log = data_dir.with_suffix(".log")
     handle = log.open("wb")
@@ -70,7 +78,7 @@ def start_gateway(data_dir: Path, *args: str, env: dict[str, str] | None = None)
         ],
         stdout=handle,
         stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **env},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300

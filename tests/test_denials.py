@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
+
+from conftest import start_beside, stop_gateway, zone_at
 
 pytestmark = pytest.mark.slow
 
@@ -78,3 +81,16 @@ def test_denials_are_in_the_audit_log(client, auth, gateway):
             (problem["audit"]["entry"],),
         ).fetchone()
     assert (allowed, operator) == (0, "demo-expired")
+
+
+def test_outside_the_operators_hours(gateway, tmp_path):
+    """demo-insurer may ask 07:00 to 23:00, in the department's local time."""
+    night = start_beside(gateway, tmp_path, env={"DATAAUTH_TIMEZONE": zone_at(3)})
+    try:
+        with httpx.Client(base_url=night.url, timeout=30) as client:
+            response = ask(client, lambda op: {"Authorization": f"Bearer {night.token(op)}"},
+                           night, "demo-insurer", "identity-match", "underwriting")  # fmt: skip
+        problem = assert_denied(response, "outside_hours")
+        assert "between 07:00 and 23:00" in problem["detail"]
+    finally:
+        stop_gateway(night)
