@@ -10,12 +10,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Connection, create_engine
 
+import postgres
 from dataauth.identity.dev_issuer import issue_token
 from dataauth.keyring import Keyring
 
@@ -34,6 +37,16 @@ class Running:
     data_dir: Path
     process: subprocess.Popen[bytes]
     log: Path
+    env: dict[str, str] = field(default_factory=dict)
+    """The settings it was started with, beyond the environment's."""
+
+    @property
+    def database_url(self) -> str:
+        return self.env.get("DATAAUTH_DATABASE_URL") or f"sqlite:///{self.data_dir}/gateway.sqlite"
+
+    @property
+    def on_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
 
     @property
     def keyring(self) -> Keyring:
@@ -44,8 +57,29 @@ class Running:
             self.keyring, subject=operator, issuer=ISSUER, audience=AUDIENCE, **kwargs
         )
 
-    def gateway_db(self) -> sqlite3.Connection:
-        return sqlite3.connect(f"file:{self.data_dir / 'gateway.sqlite'}?mode=ro", uri=True)
+    @contextmanager
+    def gateway_db(self) -> Iterator[Connection]:
+        """A connection to its gateway database, SQLite or PostgreSQL."""
+        engine = create_engine(self.database_url)
+        try:
+            with engine.connect() as connection:
+                yield connection
+        finally:
+            engine.dispose()
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``dataauth ARGS --data-dir ...`` with the settings this gateway runs with."""
+        return subprocess.run(
+            [sys.executable, "-m", "dataauth.cli", *args, "--data-dir", str(self.data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **self.env},
+        )
+
+    def another(self, *args: str) -> Running:
+        """Another gateway process on the same data directory and database."""
+        return start_gateway(self.data_dir, "--demo", *args, env=self.env)
 
     def domain_db(self) -> sqlite3.Connection:
         return sqlite3.connect(f"file:{self.data_dir / 'demo-domain.sqlite'}?mode=ro", uri=True)
@@ -87,7 +121,7 @@ def start_gateway(data_dir: Path, *args: str, env: dict[str, str] | None = None)
             raise RuntimeError(f"the gateway exited:\n{log.read_text(errors='replace')[-3000:]}")
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return Running(url, data_dir, process, log)
+                return Running(url, data_dir, process, log, env)
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
@@ -95,14 +129,36 @@ def start_gateway(data_dir: Path, *args: str, env: dict[str, str] | None = None)
     raise RuntimeError("the gateway did not become ready in time")
 
 
-def start_beside(running: Running, where: Path, *args: str, **kwargs) -> Running:
+def start_beside(
+    running: Running, where: Path, *args: str, env: dict[str, str] | None = None
+) -> Running:
     """Another gateway with the demo domain and keys of ``running``, on a database of its
-    own: a test that changes policy or kills a process leaves the session's alone."""
+    own (of the same kind): a test that changes policy or kills a process leaves the
+    session's alone."""
     data = where / "data"
     data.mkdir(parents=True)
     shutil.copy(running.data_dir / "demo-domain.sqlite", data)
     shutil.copytree(running.data_dir / "keys", data / "keys")
-    return start_gateway(data, "--demo", *args, **kwargs)
+    env = dict(env or {})
+    if running.on_postgres:
+        env.setdefault("DATAAUTH_DATABASE_URL", cluster().new_database())
+    return start_gateway(data, "--demo", *args, env=env)
+
+
+_cluster: postgres.Postgres | None = None
+
+
+def cluster() -> postgres.Postgres:
+    """The PostgreSQL server of this test session (skips, or fails in CI, without one)."""
+    global _cluster
+    if _cluster is None:
+        _cluster = postgres.connect()
+    return _cluster
+
+
+def pytest_sessionfinish() -> None:
+    if _cluster is not None:
+        _cluster.drop_all()
 
 
 def stop_gateway(running: Running) -> None:
@@ -114,11 +170,40 @@ def stop_gateway(running: Running) -> None:
 
 
 @pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+def sqlite_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """The gateway with the demo domain, started once for the whole session."""
     running = start_gateway(tmp_path_factory.mktemp("gw") / "data", "--demo")
     yield running
     stop_gateway(running)
+
+
+@pytest.fixture(scope="session")
+def pg_gateway(
+    sqlite_gateway: Running, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Running]:
+    """The same gateway on PostgreSQL, beside the SQLite one (its demo domain, its keys)."""
+    url = cluster().new_database()
+    running = start_beside(
+        sqlite_gateway, tmp_path_factory.mktemp("pg"), env={"DATAAUTH_DATABASE_URL": url}
+    )
+    yield running
+    stop_gateway(running)
+
+
+@pytest.fixture(scope="session")
+def gateway(sqlite_gateway: Running) -> Running:
+    """The gateway most tests use: on SQLite. Storage and audit modules take
+    ``on_each_database`` instead, and run once on each."""
+    return sqlite_gateway
+
+
+GATEWAYS = {"sqlite": "sqlite_gateway", "postgresql": "pg_gateway"}
+DATABASES = list(GATEWAYS)
+
+
+def on_each_database(request: pytest.FixtureRequest) -> Running:
+    """Body of a module's own ``gateway`` fixture parametrized over ``DATABASES``."""
+    return request.getfixturevalue(GATEWAYS[request.param])
 
 
 @pytest.fixture

@@ -9,17 +9,24 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import rfc8785
+from sqlalchemy import text
 
-from conftest import start_gateway, stop_gateway
+from conftest import DATABASES, on_each_database, stop_gateway
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def gateway(request):
+    return on_each_database(request)
 
 
 def entry(gateway, index):
     with gateway.gateway_db() as db:
         return db.execute(
-            'SELECT canonical, leaf_hash, allowed FROM audit_entry WHERE "index" = ?', (index,)
-        ).fetchone()
+            text('SELECT canonical, leaf_hash, allowed FROM audit_entry WHERE "index" = :i'),
+            {"i": index},
+        ).one()
 
 
 def test_an_answer_has_its_entry_committed(client, auth, gateway):
@@ -67,22 +74,22 @@ def test_indexes_are_consecutive_from_zero(client, auth, gateway):
             json={"purpose": "credit", "subjects": [{"key": "1", "claims": {"threshold": 1}}]},
         )
     with gateway.gateway_db() as db:
-        indexes = [row[0] for row in db.execute('SELECT "index" FROM audit_entry ORDER BY 1')]
+        indexes = [row[0] for row in db.execute(text('SELECT "index" FROM audit_entry ORDER BY 1'))]
     assert indexes == list(range(len(indexes))) and len(indexes) >= 3
 
 
 def test_bad_input_is_not_logged_as_a_decision(client, auth, gateway):
     with gateway.gateway_db() as db:
-        before = db.execute("SELECT COUNT(*) FROM audit_entry").fetchone()[0]
+        before = db.execute(text("SELECT COUNT(*) FROM audit_entry")).scalar()
     client.post("/v1/verify/income-at-least", content=b"{", headers=auth())
     client.post("/v1/verify/income-at-least", json={"purpose": "credit"}, headers={})
     with gateway.gateway_db() as db:
-        assert db.execute("SELECT COUNT(*) FROM audit_entry").fetchone()[0] == before
+        assert db.execute(text("SELECT COUNT(*) FROM audit_entry")).scalar() == before
 
 
 def test_two_processes_write_one_gapless_log(client, auth, gateway):
     """A second gateway process on the same database: one log, no gap, no duplicate."""
-    second = start_gateway(gateway.data_dir, "--demo", "--workers", "2")
+    second = gateway.another("--workers", "2")
     try:
         body = {"purpose": "credit", "subjects": [{"key": "1", "claims": {"threshold": 1}}]}
 
@@ -100,6 +107,6 @@ def test_two_processes_write_one_gapless_log(client, auth, gateway):
         stop_gateway(second)
     assert len(set(entries)) == len(entries)  # no two answers share an entry
     with gateway.gateway_db() as db:
-        indexes = [row[0] for row in db.execute('SELECT "index" FROM audit_entry ORDER BY 1')]
+        indexes = [row[0] for row in db.execute(text('SELECT "index" FROM audit_entry ORDER BY 1'))]
     assert indexes == list(range(len(indexes)))
     assert set(entries) <= set(indexes)

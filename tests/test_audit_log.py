@@ -5,18 +5,26 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from conftest import DATABASES, on_each_database
 from dataauth.audit.heads import TreeHead, verify_head
 from dataauth.audit.merkle import verify_consistency, verify_inclusion
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def gateway(request):
+    return on_each_database(request)
+
 
 BODY = {
     "purpose": "credit",
@@ -100,16 +108,15 @@ def test_entries_by_role(client, auth, gateway):
     assert client.get("/v1/audit/entries").status_code == 401
 
 
-def test_the_database_refuses_updates_and_deletes(gateway):
-    db = sqlite3.connect(gateway.data_dir / "gateway.sqlite")
-    try:
-        for statement in ('UPDATE audit_entry SET allowed = 1 WHERE "index" = 0',
-                          'DELETE FROM audit_entry WHERE "index" = 0',
-                          "DELETE FROM signed_tree_head"):  # fmt: skip
-            with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-                db.execute(statement)
-    finally:
-        db.close()
+def test_the_database_refuses_updates_and_deletes(gateway, client, auth):
+    covered(client, client.post("/v1/verify/identity-match", json=BODY,
+                                headers=auth()).json()["audit"]["entry"])  # fmt: skip
+    for statement in ("UPDATE audit_entry SET allowed = NOT allowed",
+                      "DELETE FROM audit_entry",
+                      "DELETE FROM signed_tree_head"):  # fmt: skip
+        with gateway.gateway_db() as db, pytest.raises(DBAPIError, match="append-only"):
+            db.execute(text(statement))
+            db.commit()
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +137,7 @@ def export(gateway, tmp_path_factory) -> Path:
         )
         covered(http, last["audit"]["entry"])
     directory = tmp_path_factory.mktemp("export") / "log"
-    result = dataauth("audit", "export", str(directory), "--data-dir", str(gateway.data_dir))
+    result = gateway.cli("audit", "export", str(directory))
     assert result.returncode == 0, result.stderr
     return directory
 

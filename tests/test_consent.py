@@ -7,10 +7,17 @@ import json
 
 import jwt
 import pytest
+from sqlalchemy import text
 
+from conftest import DATABASES, on_each_database
 from test_audit_log import dataauth
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def gateway(request):
+    return on_each_database(request)
 
 
 def subjects(gateway, n=3):
@@ -73,7 +80,7 @@ def test_a_revoked_consent_is_refused(client, auth, gateway):
     token = consent(gateway, key)
     assert band(client, auth, [(key, token)]).status_code == 200
     jti = jwt.decode(token, options={"verify_signature": False})["jti"]
-    assert dataauth("consent", "revoke", jti, "--data-dir", str(gateway.data_dir)).returncode == 0
+    assert gateway.cli("consent", "revoke", jti).returncode == 0
     assert band(client, auth, [(key, token)]).status_code == 403
 
 
@@ -94,8 +101,8 @@ def test_the_log_keeps_the_consents_digest_not_the_token(client, auth, gateway):
     token = consent(gateway, key)
     receipt = band(client, auth, [(key, token)]).json()["audit"]
     with gateway.gateway_db() as db:
-        data = db.execute('SELECT canonical FROM audit_entry WHERE "index" = ?',
-                          (receipt["entry"],)).fetchone()[0]  # fmt: skip
+        data = db.execute(text('SELECT canonical FROM audit_entry WHERE "index" = :i'),
+                          {"i": receipt["entry"]}).scalar()  # fmt: skip
     assert token.encode() not in data
     from dataauth.identity.consent import consent_digest
 

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from conftest import start_beside, start_gateway, stop_gateway
+from conftest import DATABASES, on_each_database, start_beside, stop_gateway
 from dataauth.audit.heads import TreeHead, verify_head
 from dataauth.audit.merkle import verify_inclusion
 from test_audit_log import covered, dataauth, keys
@@ -16,9 +16,13 @@ from test_audit_log import covered, dataauth, keys
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module", params=DATABASES)
+def gateway(request):
+    return on_each_database(request)
+
+
 def test_sigkill_loses_no_answered_entry(gateway, tmp_path):
     running = start_beside(gateway, tmp_path)
-    data = running.data_dir
     headers = {"Authorization": f"Bearer {running.token('demo-bank')}"}
     body = {"purpose": "credit", "subjects": [{"key": "1", "claims": {"threshold": 1}}]}
     received: list[dict] = []
@@ -43,7 +47,7 @@ def test_sigkill_loses_no_answered_entry(gateway, tmp_path):
         thread.join(timeout=20)
     assert len(received) > 20
 
-    restarted = start_gateway(data, "--demo")
+    restarted = running.another()
     try:
         with httpx.Client(base_url=restarted.url) as http:
             public_keys = keys(http)
@@ -57,7 +61,7 @@ def test_sigkill_loses_no_answered_entry(gateway, tmp_path):
                                         head.size, proof, head.root)  # fmt: skip
     finally:
         stop_gateway(restarted)
-    exported = dataauth("audit", "export", str(tmp_path / "x"), "--data-dir", str(data))
+    exported = running.cli("audit", "export", str(tmp_path / "x"))
     assert exported.returncode == 0, exported.stderr
     verified = dataauth("audit", "verify", str(tmp_path / "x"))
     assert verified.returncode == 0, verified.stderr

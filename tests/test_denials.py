@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from conftest import start_beside, stop_gateway, zone_at
 
@@ -77,10 +78,10 @@ def test_denials_are_in_the_audit_log(client, auth, gateway):
     problem = assert_denied(ask(client, auth, gateway, "demo-expired"), "licence_expired")
     with gateway.gateway_db() as db:
         allowed, operator = db.execute(
-            'SELECT allowed, operator_id FROM audit_entry WHERE "index" = ?',
-            (problem["audit"]["entry"],),
-        ).fetchone()
-    assert (allowed, operator) == (0, "demo-expired")
+            text('SELECT allowed, operator_id FROM audit_entry WHERE "index" = :i'),
+            {"i": problem["audit"]["entry"]},
+        ).one()
+    assert (allowed, operator) == (False, "demo-expired")
 
 
 def test_outside_the_operators_hours(gateway, tmp_path):

@@ -12,11 +12,17 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from conftest import start_beside, stop_gateway
+from conftest import DATABASES, on_each_database, start_beside, stop_gateway
 from test_audit_log import dataauth
 from test_policy_admin import POLICIES
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def gateway(request):
+    return on_each_database(request)
+
 
 LIMITS = {
     "demo-bank": {"rate_per_minute": 1000, "daily_quota": 50, "subject_per_day": 3},

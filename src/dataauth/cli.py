@@ -399,5 +399,40 @@ def consent_revoke(
     typer.echo(f"revoked consent {jti}")
 
 
+db_app = typer.Typer(
+    help="The gateway database's schema (Alembic migrations).", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="the revision to reach")] = "head",
+    data_dir: DataDir = None,
+) -> None:
+    """Migrate the gateway database (DATAAUTH_DATABASE_URL) to a revision; serve does
+    this itself, so a deployment runs it only to migrate ahead of a rollout."""
+    from sqlalchemy import create_engine
+
+    from dataauth.storage import migrate, schema_revision
+
+    engine = create_engine(_settings(data_dir).gateway_url)
+    try:
+        migrate(engine, revision)
+    except Exception as exc:
+        _fail(f"the migration failed: {exc}")
+    typer.echo(f"gateway database at revision {schema_revision(engine)}")
+
+
+@db_app.command("current")
+def db_current(data_dir: DataDir = None) -> None:
+    """Print the gateway database's schema revision (none for an empty database)."""
+    from sqlalchemy import create_engine
+
+    from dataauth.storage import schema_revision
+
+    typer.echo(schema_revision(create_engine(_settings(data_dir).gateway_url)) or "none")
+
+
 if __name__ == "__main__":
     app()

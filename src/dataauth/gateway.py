@@ -124,9 +124,15 @@ class Gateway:
         limits = decision.obligations.get("usage") or {}
         if limits:
             scope = f"{operator.id}|{description.operation.get('product', kind)}|{call.purpose}"
-            refusal = self.usage.charge(
-                self.usage.charges(now, scope, description.subjects, limits)
-            )
+            try:
+                refusal = self.usage.charge(
+                    self.usage.charges(now, scope, description.subjects, limits)
+                )
+            except Exception as exc:  # uncounted is unanswered: a broken meter denies
+                log.warning("usage could not be charged: %s", type(exc).__name__)
+                problem = unavailable("usage_unavailable", "usage could not be counted; try again")
+                problem.extensions["audit"] = record("failed").as_dict()
+                raise problem from None
             if refusal is not None:
                 raise limited(refusal, now, record("limited"))
         try:

@@ -1,11 +1,24 @@
-"""The gateway's own database: catalog, audit entries and, later, counters and budgets."""
+"""The gateway's own database: catalog, audit entries, counters and budgets.
+
+Its schema is Alembic's (``dataauth/migrations``): every engine is brought to the newest
+revision before use, once per database at a time, so several workers starting together
+do not race to create the same table.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.resources import files
 from pathlib import Path
 
-from sqlalchemy import Engine, event, text
-from sqlmodel import SQLModel, create_engine
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, Engine, event, inspect, text
+from sqlmodel import create_engine
 
 from dataauth.audit import tables as _audit_tables  # noqa: F401  (registers the audit tables)
 from dataauth.catalog import tables as _catalog_tables  # noqa: F401
@@ -31,43 +44,55 @@ def gateway_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
             cursor.close()
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    SQLModel.metadata.create_all(engine)
-    refuse_changes(engine)
+    migrate(engine)
     return engine
 
 
-APPEND_ONLY = ("audit_entry", "signed_tree_head")
+FIRST = "0001"
+"""The revision that made the tables a database made before migrations already has."""
 
 
-def refuse_changes(engine: Engine) -> None:
-    """Triggers that make the log's tables append-only in the database itself.
+def alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("dataauth") / "migrations"))
+    config.attributes["connection"] = connection
+    return config
 
-    The code has no update or delete path; these stop anyone else's too (short of
-    dropping the trigger, which an offline verify then catches by the roots).
-    """
-    with engine.begin() as connection:
-        for table in APPEND_ONLY:
-            if engine.dialect.name == "sqlite":
-                for action in ("UPDATE", "DELETE"):
-                    connection.execute(
-                        text(
-                            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} "
-                            f"BEFORE {action} ON {table} BEGIN "
-                            f"SELECT RAISE(ABORT, '{table} is append-only'); END"
-                        )
-                    )
-            elif engine.dialect.name == "postgresql":
-                connection.execute(
-                    text(
-                        "CREATE OR REPLACE FUNCTION dataauth_append_only() RETURNS trigger "
-                        "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION "
-                        "'% is append-only', TG_TABLE_NAME; END $$"
-                    )
-                )
-                connection.execute(
-                    text(
-                        f"CREATE OR REPLACE TRIGGER {table}_append_only "
-                        f"BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} "
-                        "FOR EACH STATEMENT EXECUTE FUNCTION dataauth_append_only()"
-                    )
-                )
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the database's schema to ``revision`` (the newest by default)."""
+    with one_migrator(engine), engine.begin() as connection:
+        config = alembic_config(connection)
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current is None and inspect(connection).has_table("audit_entry"):
+            command.stamp(config, FIRST)  # made by create_all before there were migrations
+        command.upgrade(config, revision)
+
+
+def schema_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+@contextmanager
+def one_migrator(engine: Engine) -> Iterator[None]:
+    """Hold a lock that only one process migrating this database holds at a time."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(hashtext('dataauth-migrate'))"))
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(hashtext('dataauth-migrate'))"))
+                connection.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    handle = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)

@@ -64,8 +64,10 @@ class UsageMeter:
         self._upsert = prepare(
             engine,
             text(
-                "INSERT INTO usage_counter (key, window, used) VALUES (:key, :window, :used) "
-                "ON CONFLICT (key, window) DO UPDATE SET used = usage_counter.used + excluded.used"
+                # "window" is quoted: PostgreSQL reserves the word
+                'INSERT INTO usage_counter (key, "window", used) VALUES (:key, :window, :used) '
+                'ON CONFLICT (key, "window") '
+                "DO UPDATE SET used = usage_counter.used + excluded.used"
             ),
         )
 
@@ -74,7 +76,7 @@ class UsageMeter:
         keys = ", ".join(f":k{i}" for i in range(size))
         return prepare(
             self.engine,
-            text(f"SELECT key, window, used FROM usage_counter WHERE key IN ({keys})"),
+            text(f'SELECT key, "window", used FROM usage_counter WHERE key IN ({keys})'),
         )
 
     def charges(
