@@ -35,12 +35,21 @@ def limited(gateway, tmp_path_factory):
     """Two gateway processes under a published bundle with low limits."""
     running = start_beside(gateway, tmp_path_factory.mktemp("usage"), "--workers", "2",
                            env={"DATAAUTH_CATALOG_TTL_SECONDS": "0.2"})  # fmt: skip
-    data = running.data_dir
-    candidate = tmp_path_factory.mktemp("usage-policy") / "policies"
+    publish_limits(running, LIMITS, tmp_path_factory.mktemp("usage-policy"))
+    time.sleep(0.5)  # both workers take the bundle within their TTL
+    with sqlite3.connect(gateway.data_dir / "demo-domain.sqlite") as db:
+        running.keys = [r[0] for r in db.execute("SELECT resident_id FROM residents LIMIT 400")]
+    yield running
+    stop_gateway(running)
+
+
+def publish_limits(running, operators: dict, where) -> None:
+    """Publish the demo bundle with these usage limits per operator and no hours rule."""
+    candidate = where / "policies"
     shutil.copytree(POLICIES, candidate)
     limits_file = candidate / "dataauth" / "limits" / "data.json"
     limits = json.loads(limits_file.read_text())
-    limits["usage"]["operators"] = LIMITS
+    limits["usage"]["operators"] = operators
     limits["hours"] = {}
     limits_file.write_text(json.dumps(limits))
     shutil.rmtree(candidate / "tests")  # this bundle's limits are for this test only
@@ -49,13 +58,8 @@ def limited(gateway, tmp_path_factory):
         {"base": {}, "cases": [{"name": "default deny", "allow": False, "reasons": ["no_rule"],
                                 "patch": None}]}))  # fmt: skip
     published = dataauth("policy", "publish", str(candidate), "--url", running.url,
-                         "--data-dir", str(data))  # fmt: skip
+                         "--data-dir", str(running.data_dir))  # fmt: skip
     assert published.returncode == 0, published.stderr + published.stdout
-    time.sleep(0.5)  # both workers take the bundle within their TTL
-    with sqlite3.connect(gateway.data_dir / "demo-domain.sqlite") as db:
-        running.keys = [r[0] for r in db.execute("SELECT resident_id FROM residents LIMIT 400")]
-    yield running
-    stop_gateway(running)
 
 
 def ask(running, operator, product, keys, purpose="credit"):
