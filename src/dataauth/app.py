@@ -8,10 +8,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from dataauth import __version__
+from dataauth import __version__, logs
 from dataauth.api import problems
 from dataauth.api.audit import router as audit_router
 from dataauth.api.limits import BodyLimit
+from dataauth.api.observe import Observe
 from dataauth.api.routes import router
 from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import AuditLog
@@ -48,7 +49,7 @@ def prepare(settings: Settings, progress: demo.Progress | None = None) -> None:
         keyring.dev_consent_key()
     if settings.demo:
         path = Path(settings.department_url.removeprefix("sqlite:///"))
-        if not path.exists():
+        if settings.department_url.startswith("sqlite:///") and not path.exists():
             demo.create_domain(path, progress)
         demo.register_catalog(storage)
     storage.dispose()
@@ -81,7 +82,9 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
     keyring = Keyring(settings.keys_dir)
     storage = gateway_engine(settings.gateway_url, sqlite_synchronous=settings.sqlite_synchronous)
     catalog = Catalog(storage, settings.catalog_ttl_seconds)
-    domain = Domain(open_domain(settings.department_url))
+    domain = Domain(
+        open_domain(settings.department_url, settings.domain_timeout_ms), settings.domain_timeout_ms
+    )
     policy = PolicyStore(storage, engine_factory(settings), settings.catalog_ttl_seconds)
     ledger = Ledger(storage, Ed25519Signer.from_keys_dir(settings.keys_dir))
     signer = HeadSigner(ledger, settings.head_delay_ms / 1000)
@@ -107,6 +110,7 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
 def create_app(settings: Settings | None = None, *, prepared: bool = False) -> FastAPI:
     """The gateway as an ASGI app (``uvicorn --factory dataauth.app:create_app``)."""
     settings = settings or Settings()
+    logs.configure(settings.log_format, settings.log_level)
     if not prepared:
         prepare(settings)
     gateway, ledger, signer = build_gateway(settings)
@@ -128,6 +132,7 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     app.state.settings = settings
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Observe)  # added last: outermost, it sees every response
     app.include_router(router)
     app.include_router(audit_router)
     return app

@@ -40,12 +40,20 @@ def serve(
     workers: Annotated[int, typer.Option(help="worker processes (one per core)", min=1)] = 1,
 ) -> None:
     """Start the gateway."""
+    import shutil
+
     import uvicorn
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    settings = _settings(data_dir, host=host, port=port, demo=demo or None)
+    # workers write their metrics here, so a scrape of any one reports them all; it must
+    # be set before prometheus_client is first imported, and start empty
+    metrics_dir = settings.data_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     from dataauth.app import prepare
 
-    settings = _settings(data_dir, host=host, port=port, demo=demo or None)
     with Progress(
         TextColumn("demo domain: {task.description}"), BarColumn(), MofNCompleteColumn()
     ) as bar:
@@ -68,6 +76,7 @@ def serve(
         port=settings.port,
         workers=workers,
         log_level="warning",
+        access_log=False,
     )
 
 

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     catalog_ttl_seconds: float = Field(2.0, ge=0, description="how stale a cached licence may be")
     sqlite_synchronous: str = Field("FULL", pattern="^(NORMAL|FULL|EXTRA)$")
     head_delay_ms: float = Field(10.0, gt=0, description="wait for more entries before signing")
+    domain_timeout_ms: float = Field(
+        5000.0, gt=0, description="longest a statement may run in the department's database"
+    )
+    log_format: str = Field("json", pattern="^(json|text)$")
+    log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
 
     @property
     def keys_dir(self) -> Path:

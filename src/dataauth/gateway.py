@@ -19,6 +19,7 @@ from dataauth.catalog.store import Catalog, OperatorInfo, rfc3339
 from dataauth.errors import Problem, forbidden, not_found, unavailable, unprocessable
 from dataauth.identity.consent import ConsentVerifier, consent_digest
 from dataauth.identity.tokens import Caller, TokenVerifier
+from dataauth.metrics import DECISIONS
 from dataauth.operations.base import Call, OperationKind
 from dataauth.policy.bundle import Bundle, BundleError, bundle_digest
 from dataauth.policy.decision import Decision
@@ -101,6 +102,7 @@ class Gateway:
         decision = engine.decide(policy_input)
 
         def record(outcome: str, result: Any = None) -> Receipt:
+            DECISIONS.labels(kind, outcome).inc()
             return self.audit.append(
                 Record(
                     time=now,

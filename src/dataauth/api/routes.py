@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from dataauth.api.render import json_response
 from dataauth.gateway import Gateway
+from dataauth.metrics import exposition
 from dataauth.operations.verify import VerifyCall, VerifyRequest
 
 router = APIRouter()
@@ -30,6 +32,12 @@ GatewayDep = Annotated[Gateway, Depends(gateway)]
 def healthz(gw: GatewayDep) -> Response:
     """200 once the gateway is ready: bundle compiled, databases open, demo loaded."""
     return json_response({"status": "ok", "policy_bundle": gw.policy.engine().digest})
+
+
+@router.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics: requests, decisions by outcome, latency, audit lag."""
+    return Response(exposition(request.app.state.ledger), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/products", tags=["catalog"])

@@ -100,6 +100,10 @@ class Ledger:
                     self.tree.append(bytes(leaf))
             return self.tree.size
 
+    def size(self) -> int:
+        """Entries in the log, as the database has it now."""
+        return int(self._run(self._count, {})[0][0])
+
     def latest_head(self) -> TreeHead | None:
         rows = self._run(self._latest, {})
         return _head(rows[0]) if rows else None

@@ -1,0 +1,64 @@
+"""Per request: a log line, the request and latency metrics, and the security headers.
+
+Pure ASGI, around everything else, so refusals made before routing (an oversized body)
+are counted and carry the headers too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from dataauth.metrics import LATENCY, REQUESTS
+
+log = logging.getLogger("dataauth.access")
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+]
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+DOCS = ("/docs", "/redoc")  # the interactive docs load their scripts: no strict CSP there
+
+
+class Observe:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        extra = SECURITY_HEADERS + ([] if scope["path"].startswith(DOCS) else [API_CSP])
+
+        async def observed_send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            took = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            REQUESTS.labels(scope["method"], template, str(status)).inc()
+            LATENCY.labels(template).observe(took)
+            log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "route": template,
+                    "status": status,
+                    "ms": round(took * 1000, 2),
+                },
+            )
