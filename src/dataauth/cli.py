@@ -46,11 +46,15 @@ def serve(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     settings = _settings(data_dir, host=host, port=port, demo=demo or None)
-    # workers write their metrics here, so a scrape of any one reports them all; it must
-    # be set before prometheus_client is first imported, and start empty
-    metrics_dir = settings.data_dir / "metrics"
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir(parents=True)
+    # this process's workers write their metrics here, so a scrape of any one reports them
+    # all; it must be set before prometheus_client is first imported. One folder per
+    # serve process: another on the same data directory is a scrape target of its own.
+    metrics_root = settings.data_dir / "metrics"
+    for folder in metrics_root.glob("*"):
+        if not _alive(folder.name):
+            shutil.rmtree(folder, ignore_errors=True)
+    metrics_dir = metrics_root / str(os.getpid())
+    metrics_dir.mkdir(parents=True, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     from dataauth.app import prepare
 
@@ -78,6 +82,16 @@ def serve(
         log_level="warning",
         access_log=False,
     )
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @app.command()
