@@ -22,6 +22,13 @@ def ask(client, auth, sql, operator="demo-bank", purpose="credit"):
     return client.post("/v1/query", json={"purpose": purpose, "sql": sql}, headers=auth(operator))
 
 
+def answered(client, auth, sql):
+    """The body of a query that must be answered."""
+    response = ask(client, auth, sql)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def direct(gateway, sql, params=()):
     with gateway.domain_db() as db:
         return db.execute(sql, params).fetchall()
@@ -35,9 +42,7 @@ def entry(client, auth, index):
 
 
 def test_count_by_district_is_exact_without_noise(client, auth, gateway):
-    response = ask(client, auth, "SELECT district, COUNT(*) AS n FROM residents GROUP BY district")
-    assert response.status_code == 200, response.text
-    body = response.json()
+    body = answered(client, auth, "SELECT district, COUNT(*) AS n FROM residents GROUP BY district")
     assert set(body) == {"columns", "rows", "protections", "audit"}
     assert body["columns"] == ["district", "n"]
     expected = direct(gateway, "SELECT district, COUNT(*) FROM residents GROUP BY district")
@@ -56,9 +61,7 @@ def test_enterprise_aggregates_with_where_are_exact(client, auth, gateway):
         "WHERE district IN ('天河区', '越秀区') AND NOT (registered_capital BETWEEN 0 AND 100000)"
         " GROUP BY status"
     )
-    response = ask(client, auth, sql)
-    assert response.status_code == 200, response.text
-    body = response.json()
+    body = answered(client, auth, sql)
     assert body["columns"] == [
         "status",
         "count(*)",
@@ -77,13 +80,11 @@ def test_enterprise_aggregates_with_where_are_exact(client, auth, gateway):
 
 def test_small_groups_are_suppressed_and_counted(client, auth, gateway):
     sql = "SELECT district, status, COUNT(*) FROM enterprises GROUP BY district, status"
-    response = ask(client, auth, sql)
-    assert response.status_code == 200, response.text
+    body = answered(client, auth, sql)
     groups = direct(gateway, sql)
     big = sorted(tuple(g) for g in groups if g[2] >= K)
     small = [g for g in groups if g[2] < K]
     assert small, "the demo should have some small groups here"
-    body = response.json()
     assert sorted(map(tuple, body["rows"])) == big
     assert body["protections"]["suppressed_groups"] == len(small)
 
@@ -93,9 +94,7 @@ def test_sensitive_columns_are_noised_and_close(client, auth, gateway):
         "SELECT district, COUNT(*) AS n, AVG(monthly_income) AS income FROM residents "
         "WHERE birth_date < '1970-01-01' GROUP BY district"
     )
-    response = ask(client, auth, sql)
-    assert response.status_code == 200, response.text
-    body = response.json()
+    body = answered(client, auth, sql)
     noise = body["protections"]["differential_privacy"]
     assert noise["mechanism"] == "laplace" and noise["epsilon"] == 0.5
     assert noise["clamped_to"] == {"monthly_income": [0, 50000]}
@@ -133,9 +132,7 @@ def test_audit_entries_hold_the_shape_but_no_values(client, auth, gateway):
         "SELECT district, SUM(social_insurance_months) AS months FROM residents "
         "WHERE monthly_income >= 12345 AND district <> '南沙区' GROUP BY district"
     )
-    response = ask(client, auth, sql)
-    assert response.status_code == 200, response.text
-    body = response.json()
+    body = answered(client, auth, sql)
     recorded = entry(client, auth, body["audit"]["entry"])
     assert recorded["outcome"] == "released"
     policy_input = recorded["policy_input"]
