@@ -13,6 +13,7 @@ from dataauth.api import problems
 from dataauth.api.audit import router as audit_router
 from dataauth.api.limits import BodyLimit
 from dataauth.api.observe import Observe
+from dataauth.api.query import router as query_router
 from dataauth.api.routes import router
 from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import AuditLog
@@ -25,6 +26,8 @@ from dataauth.gateway import Gateway
 from dataauth.identity.consent import ConsentVerifier
 from dataauth.identity.tokens import TokenVerifier, jwks_from_file, jwks_from_url
 from dataauth.keyring import Keyring
+from dataauth.operations.aggregate import Aggregate
+from dataauth.operations.privacy import BudgetLedger
 from dataauth.operations.verify import Verify
 from dataauth.policy.bundle import Bundle, load_bundle
 from dataauth.policy.decision import PolicyEngine
@@ -88,7 +91,10 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
     policy = PolicyStore(storage, engine_factory(settings), settings.catalog_ttl_seconds)
     ledger = Ledger(storage, Ed25519Signer.from_keys_dir(settings.keys_dir))
     signer = HeadSigner(ledger, settings.head_delay_ms / 1000)
-    kinds = [Verify(catalog, domain, keyring.subject_hasher(), settings.max_batch)]
+    kinds = [
+        Verify(catalog, domain, keyring.subject_hasher(), settings.max_batch),
+        Aggregate(catalog, domain, BudgetLedger(storage)),
+    ]
     gateway = Gateway(
         tokens=token_verifier(settings, keyring),
         catalog=catalog,
@@ -135,6 +141,7 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     app.add_middleware(Observe)  # added last: outermost, it sees every response
     app.include_router(router)
     app.include_router(audit_router)
+    app.include_router(query_router)
     return app
 
 

@@ -34,6 +34,7 @@ class ColumnInfo:
     type: str
     level: str
     uses: tuple[str, ...]
+    bounds: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,12 @@ def load_snapshot(engine: Engine) -> Snapshot:
         columns: dict[str, dict[str, ColumnInfo]] = {}
         for column in session.exec(select(DatasetColumn)):
             columns.setdefault(column.dataset_id, {})[column.name] = ColumnInfo(
-                column.name, column.title, column.type, column.level, tuple(column.uses)
+                column.name,
+                column.title,
+                column.type,
+                column.level,
+                tuple(column.uses),
+                tuple(column.bounds) if column.bounds else None,  # type: ignore[arg-type]
             )
         datasets = {
             d.id: DatasetInfo(

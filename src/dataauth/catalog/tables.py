@@ -36,6 +36,9 @@ class DatasetColumn(SQLModel, table=True):
     type: str
     level: str
     uses: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    bounds: list[float] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """[low, high] a numeric column's values are clamped to where noise is added: the
+    sensitivity of a differentially private sum or mean comes from them."""
 
 
 class Product(SQLModel, table=True):

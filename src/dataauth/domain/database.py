@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Executable, create_engine, event, text
 
 from dataauth.errors import Problem
 from dataauth.statements import Prepared, prepare
@@ -76,6 +76,14 @@ class Domain:
     def statement(self, sql: str) -> Prepared:
         """A statement (SQL with ``:name`` binds) compiled once, to run many times."""
         return prepare(self.engine, text(sql))
+
+    def execute(self, statement: Executable) -> list[Any]:
+        """Run one SQLAlchemy statement and return its rows (a 504 or 503 Problem on failure)."""
+        try:
+            with self.engine.connect() as connection:
+                return list(connection.execute(statement).all())
+        except Exception as exc:
+            raise domain_problem(exc) from None
 
     def fetch(self, statement: Prepared, params: Mapping[str, Any]) -> Sequence[Any]:
         """Run one bound statement and return its rows (a 504 or 503 Problem on failure)."""

@@ -125,6 +125,16 @@ ENTERPRISE_COLUMNS = [
     ("district", "登记区 district", "string", "L1", ["compare", "aggregate", "plaintext"]),
 ]
 
+# [low, high] of numeric columns: contributions to a noisy sum or mean are clamped to
+# these, and the noise is scaled to them (a wider range, more noise)
+BOUNDS: dict[tuple[str, str], list[float]] = {
+    ("residents", "monthly_income"): [0, 50_000],
+    ("residents", "social_insurance_months"): [0, 600],
+    ("residents", "properties_owned"): [0, 10],
+    ("enterprises", "registered_capital"): [0, 100_000_000],
+    ("enterprises", "tax_paid_last_year"): [0, 5_000_000],
+}
+
 PRODUCTS: list[dict[str, Any]] = [
     {
         "id": "identity-match",
@@ -196,7 +206,10 @@ PRODUCTS: list[dict[str, Any]] = [
     },
 ]
 
-ALL_PRODUCTS = [p["id"] for p in PRODUCTS]
+QUERIES = ["query:residents", "query:enterprises"]
+"""Aggregate queries are licensed per dataset, as ``query:<dataset>`` in a licence's
+products (like a product; there is no Product row for them)."""
+ALL_PRODUCTS = [p["id"] for p in PRODUCTS] + QUERIES
 OPERATORS: list[dict[str, Any]] = [
     {
         "id": "demo-bank",
@@ -301,6 +314,7 @@ def register_catalog(engine: Engine) -> None:
                         type=kind,
                         level=level,
                         uses=uses,
+                        bounds=BOUNDS.get((dataset_id, name)),
                     )
                 )
         for product in PRODUCTS:

@@ -1,0 +1,325 @@
+"""Aggregate queries (聚合查询): checked SQL in, groups of at least k out, noised where asked.
+
+``POST /v1/query`` takes ``{"purpose", "sql"}``. The SQL is parsed and checked
+(query_sql.py) into a shape; the shape names every column and the use made of it (in
+an aggregate: ``aggregate``; a group's label: ``plaintext``; in WHERE: ``compare``), and
+the policy decides on those uses like on any other request. The statement that runs is
+rebuilt from the shape with SQLAlchemy Core, every literal a bound parameter: the text
+the operator sent is never run.
+
+Disclosure, from the decision's obligations:
+
+- ``min_group_size`` (k): a group of fewer than k subjects is left out and counted in
+  ``protections.suppressed_groups``; a query without GROUP BY over fewer than k is
+  refused (``cohort_too_small``).
+- ``dp`` ({mechanism: laplace | gaussian, epsilon, delta, budget: {key, epsilon}}): the
+  query's ε is charged to the operator's account first (refused over budget, with what
+  remains), then every released number gets OpenDP noise. Sums and means clamp each
+  subject's value to the column's declared bounds; ε is split evenly across the noisy
+  measurements (a mean is a noisy sum over a noisy count). MIN and MAX have no useful
+  bounded sensitivity, so they are refused under noise (the policy denies them first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field
+from sqlalchemy import ColumnElement, and_, case, column, func, literal, not_, or_, select, table
+
+from dataauth.catalog.store import Catalog
+from dataauth.domain.database import Domain
+from dataauth.errors import Problem, forbidden
+from dataauth.operations.base import Description, Request
+from dataauth.operations.privacy import BudgetLedger, Spend, add_noise
+from dataauth.operations.query_sql import Condition, Shape, parse
+
+MAX_SQL = 4000
+
+Measure = tuple[str, str | None]
+"""(function, column) computed in the database; ("count", None) is COUNT(*)."""
+GROUP_SIZE: Measure = ("count", None)
+
+
+class QueryRequest(Request):
+    sql: str = Field(
+        min_length=1,
+        max_length=MAX_SQL,
+        description="one SELECT of COUNT/SUM/AVG/MIN/MAX over one dataset",
+    )
+
+
+@dataclass(frozen=True)
+class QueryCall:
+    body: QueryRequest
+    raw: bytes = b""
+
+    @property
+    def purpose(self) -> str:
+        return self.body.purpose
+
+    def sent(self) -> bytes:
+        return b"query\n" + self.raw
+
+
+@dataclass
+class Noise:
+    mechanism: str
+    epsilon: float
+    delta: float
+    spend: Spend
+
+
+@dataclass
+class Raw:
+    rows: list[Any]
+    measures: list[Measure]
+    noise: Noise | None
+
+
+def _min_group_size(obligations: dict[str, Any]) -> int:
+    k = obligations.get("min_group_size")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        # fail closed: a bundle that forgets k must not release groups of one
+        raise forbidden("obligation_missing", "the policy sets no minimum group size")
+    return k
+
+
+def _noise_terms(obligations: dict[str, Any]) -> dict[str, Any] | None:
+    terms = obligations.get("dp")
+    if terms is None:
+        return None
+    budget = terms.get("budget") if isinstance(terms, dict) else None
+    valid = (
+        isinstance(budget, dict)
+        and terms.get("mechanism") in ("laplace", "gaussian")
+        and isinstance(terms.get("epsilon"), int | float)
+        and terms["epsilon"] > 0
+        and isinstance(budget.get("key"), str)
+        and isinstance(budget.get("epsilon"), int | float)
+        and (terms["mechanism"] == "laplace" or 0 < terms.get("delta", 0) < 1)
+    )
+    if not valid:
+        raise forbidden("obligation_malformed", "the policy's dp obligation is not usable")
+    return terms
+
+
+def measures(shape: Shape, noisy: bool) -> list[Measure]:
+    """What the database computes per group: the group's size first, then each output's."""
+    found: list[Measure] = [GROUP_SIZE]
+    for output in shape.aggregates():
+        if noisy:
+            wanted = measures_of(output.function, output.column)
+        else:
+            wanted = [(output.function or "", output.column)]
+        found += [m for m in wanted if m not in found]
+    return found
+
+
+def _where(condition: Condition, columns: Any) -> ColumnElement[bool]:
+    if condition.op in ("and", "or"):
+        joined = and_ if condition.op == "and" else or_
+        return joined(*(_where(child, columns) for child in condition.children))
+    if condition.op == "not":
+        return not_(_where(condition.children[0], columns))
+    target, values = columns[condition.column], condition.values
+    if condition.op == "in":
+        return target.in_(list(values))
+    if condition.op == "between":
+        return target.between(values[0], values[1])
+    compare = {
+        "eq": target.__eq__,
+        "ne": target.__ne__,
+        "lt": target.__lt__,
+        "le": target.__le__,
+        "gt": target.__gt__,
+        "ge": target.__ge__,
+    }
+    return compare[condition.op](values[0])
+
+
+def statement(shape: Shape, wanted: list[Measure], noisy: bool) -> Any:
+    """The SELECT rebuilt from the checked shape; every literal is a bound parameter."""
+    dataset = shape.dataset
+    names = {c for c in shape.group_by} | {c for _, c in wanted if c}
+    names |= {c for c, _ in shape.compared}
+    source = table(dataset.table_name, *(column(n) for n in sorted(names)))
+    groups = [source.c[name] for name in shape.group_by]
+    parts = []
+    for function, name in wanted:
+        target = source.c[name] if name else None
+        if function == "count":
+            parts.append(func.count(target) if target is not None else func.count())
+            continue
+        if noisy and function == "sum":
+            low, high = dataset.columns[name or ""].bounds or (0, 0)
+            # each subject contributes within the declared bounds: the sensitivity
+            target = case((target < literal(low), literal(low)),
+                          (target > literal(high), literal(high)), else_=target)  # fmt: skip
+        parts.append(getattr(func, function)(target))
+    query = select(*groups, *parts).select_from(source)
+    if shape.where is not None:
+        query = query.where(_where(shape.where, source.c))
+    if groups:
+        query = query.group_by(*groups)
+    return query
+
+
+class Aggregate:
+    """The aggregate-query kind."""
+
+    name = "query"
+
+    def __init__(self, catalog: Catalog, domain: Domain, ledger: BudgetLedger) -> None:
+        self.catalog = catalog
+        self.domain = domain
+        self.ledger = ledger
+
+    def describe(self, call: QueryCall) -> Description:
+        shape = parse(call.body.sql, self.catalog.snapshot().datasets)
+        dataset = shape.dataset
+        columns = []
+        for name, use in shape.uses():
+            info = dataset.columns[name]
+            columns.append({"name": name, "level": info.level, "uses": list(info.uses), "use": use})
+        return Description(
+            operation={"product": f"query:{dataset.id}", "dataset": dataset.id},
+            facts={
+                "dataset": {"id": dataset.id, "version": dataset.version},
+                "columns": columns,
+                "query": shape.summary(),
+            },
+            plan=shape,
+            dataset_version=f"{dataset.id}@{dataset.version}",
+        )
+
+    def execute(self, plan: Shape, obligations: dict[str, Any]) -> Raw:
+        _min_group_size(obligations)
+        terms = _noise_terms(obligations)
+        noise = None
+        if terms is not None:
+            if any(o.function in ("min", "max") for o in plan.aggregates()):
+                raise forbidden("noise_unavailable", "MIN and MAX cannot be answered with noise")
+            for output in plan.aggregates():
+                if (
+                    output.function in ("sum", "avg")
+                    and not plan.dataset.columns[output.column or ""].bounds
+                ):
+                    raise forbidden(
+                        "bounds_missing",
+                        f"column {output.column} has no declared bounds to clamp and noise it",
+                    )
+            budget = terms["budget"]
+            spend = self.ledger.spend(budget["key"], terms["epsilon"], budget["epsilon"])
+            if not spend.allowed:
+                raise Problem(
+                    403,
+                    "privacy_budget_exhausted",
+                    f"this query needs ε {terms['epsilon']:g}; the remaining privacy budget "
+                    f"on {plan.dataset.id} is ε {spend.remaining:g} of {spend.total:g}",
+                    asked=terms["epsilon"],
+                    remaining=spend.remaining,
+                    budget=spend.total,
+                )
+            noise = Noise(terms["mechanism"], terms["epsilon"], terms.get("delta", 0.0), spend)
+        wanted = measures(plan, noise is not None)
+        rows = self.domain.execute(statement(plan, wanted, noise is not None))
+        return Raw(rows, wanted, noise)
+
+    def disclose(self, raw: Raw, plan: Shape, obligations: dict[str, Any]) -> dict[str, Any]:
+        k = _min_group_size(obligations)
+        width = len(plan.group_by)
+        released = [row for row in raw.rows if row[width] >= k]
+        if not plan.group_by and not released:
+            raise forbidden(
+                "cohort_too_small",
+                f"the cohort holds fewer than {k} subjects; answers cover at least {k}",
+                min_group_size=k,
+            )
+        released.sort(key=lambda row: tuple(str(v) for v in row[:width]))
+        values = {m: [row[width + i] for row in released] for i, m in enumerate(raw.measures)}
+        protections: dict[str, Any] = {
+            "min_group_size": k,
+            "suppressed_groups": len(raw.rows) - len(released),
+            "differential_privacy": None,
+        }
+        if raw.noise is not None:
+            values, protections["differential_privacy"] = self._noised(plan, raw, values)
+        rows = []
+        for index, row in enumerate(released):
+            out = []
+            for output in plan.outputs:
+                if output.function is None:
+                    out.append(row[plan.group_by.index(output.column or "")])
+                else:
+                    out.append(self._value(plan, output.function, output.column, values, index))
+            rows.append(out)
+        return {
+            "columns": [o.label for o in plan.outputs],
+            "rows": rows,
+            "protections": protections,
+        }
+
+    @staticmethod
+    def _noised(
+        plan: Shape, raw: Raw, values: dict[Measure, list[Any]]
+    ) -> tuple[dict[Measure, list[Any]], dict[str, Any]]:
+        noise = raw.noise
+        assert noise is not None
+        used = {m for o in plan.aggregates() for m in measures_of(o.function, o.column)}
+        released = [m for m in raw.measures if m in used]
+        share = noise.epsilon / len(released)
+        scales, bounds = {}, {}
+        for function, name in released:
+            sensitivity = 1.0
+            if function == "sum":
+                low, high = plan.dataset.columns[name or ""].bounds or (0, 0)
+                sensitivity = max(abs(low), abs(high))
+                bounds[name] = [low, high]
+            noisy, scale = add_noise(
+                values[(function, name)], noise.mechanism, sensitivity, share, noise.delta
+            )
+            values[(function, name)] = noisy
+            scales[f"{function}({name or '*'})"] = round(scale, 6)
+        terms = {
+            "mechanism": noise.mechanism,
+            "epsilon": noise.epsilon,
+            "epsilon_per_measurement": round(share, 6),
+            "noise_scale": scales,
+            "clamped_to": bounds,
+            "budget": {
+                "epsilon_spent": noise.spend.spent,
+                "epsilon_remaining": noise.spend.remaining,
+                "epsilon_total": noise.spend.total,
+            },
+        }
+        if noise.mechanism == "gaussian":
+            terms["delta"] = noise.delta
+        return values, terms
+
+    @staticmethod
+    def _value(
+        plan: Shape,
+        function: str,
+        name: str | None,
+        values: dict[Measure, list[Any]],
+        index: int,
+    ) -> Any:
+        if function == "avg" and (function, name) not in values:  # under noise: sum / count
+            total, count = values[("sum", name)][index], values[("count", name)][index]
+            low, high = plan.dataset.columns[name or ""].bounds or (0, 0)
+            return round(min(max(total / max(count, 1.0), low), high), 2)
+        value = values[(function, name)][index]
+        if isinstance(value, float) and function == "count":
+            return max(0, round(value))  # a noisy count, as a count
+        if isinstance(value, float):
+            return round(value, 2)
+        return value
+
+
+def measures_of(function: str | None, name: str | None) -> list[Measure]:
+    """The measurements one output reads under noise."""
+    if function == "avg":
+        return [("sum", name), ("count", name)]
+    return [(function or "", name)]

@@ -1,0 +1,353 @@
+"""Aggregate queries as submitted SQL: parsed by sqlglot, checked, turned into a shape.
+
+Only one form is accepted: a SELECT of COUNT, SUM, AVG, MIN or MAX (over one column, or
+COUNT(*)) and of the group columns, FROM one dataset, with a WHERE of simple comparisons
+of a column against literals (=, <>, <, <=, >, >=, IN, BETWEEN, joined by AND, OR, NOT)
+and a GROUP BY of columns. Everything else is refused with a stable code and the
+construct named. The text is never run: the gateway rebuilds the statement from the
+shape (aggregate.py), so what reaches the department's database is what was checked.
+
+Refusals name SQL constructs and identifiers, never a literal the operator wrote.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from dataauth.catalog.store import DatasetInfo
+from dataauth.errors import Problem, unprocessable
+
+AGGREGATES: dict[type[exp.Expression], str] = {
+    exp.Count: "count",
+    exp.Sum: "sum",
+    exp.Avg: "avg",
+    exp.Min: "min",
+    exp.Max: "max",
+}
+ALLOWED_FUNCTIONS = {*AGGREGATES, exp.And, exp.Or}
+COMPARISONS: dict[type[exp.Expression], str] = {
+    exp.EQ: "eq",
+    exp.NEQ: "ne",
+    exp.LT: "lt",
+    exp.LTE: "le",
+    exp.GT: "gt",
+    exp.GTE: "ge",
+}
+FLIPPED = {"eq": "eq", "ne": "ne", "lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}
+SELECT_PARTS = {"expressions", "from_", "where", "group"}
+"""The parts of a SELECT we accept; any other part present (joins, HAVING, ORDER BY,
+LIMIT, DISTINCT, WITH, windows, ...) is refused by name."""
+MAX_OUTPUTS = 16
+MAX_GROUP_COLUMNS = 4
+MAX_IN_ITEMS = 64
+MAX_CONDITIONS = 32
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def refused(code: str, detail: str) -> Problem:
+    return unprocessable(code, detail)
+
+
+def shown(name: str) -> str:
+    """An identifier as a refusal may show it: only if it looks like one."""
+    return name if NAME.match(name) else "(an identifier)"
+
+
+@dataclass(frozen=True)
+class Output:
+    label: str
+    function: str | None
+    """count, sum, avg, min, max; None for a group column."""
+    column: str | None
+    """None for COUNT(*)."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A node of the WHERE tree: and / or / not over children, or a comparison."""
+
+    op: str
+    """and, or, not; eq, ne, lt, le, gt, ge, in, between."""
+    children: tuple[Condition, ...] = ()
+    column: str | None = None
+    values: tuple[Any, ...] = ()
+
+
+@dataclass
+class Shape:
+    dataset: DatasetInfo
+    outputs: list[Output]
+    group_by: list[str]
+    where: Condition | None
+    compared: list[tuple[str, str]] = field(default_factory=list)
+    """(column, op) of every comparison, in order: the WHERE's shape without its values."""
+
+    def aggregates(self) -> list[Output]:
+        return [o for o in self.outputs if o.function is not None]
+
+    def uses(self) -> list[tuple[str, str]]:
+        """Each (column, use) once: aggregate, plaintext (a group's label), compare."""
+        pairs = [(o.column, "aggregate") for o in self.aggregates() if o.column]
+        pairs += [(c, "plaintext") for c in self.group_by]
+        pairs += [(c, "compare") for c, _ in self.compared]
+        return list(dict.fromkeys(pairs))
+
+    def summary(self) -> dict[str, Any]:
+        """The query's shape for the policy input and the audit log: no literal values."""
+        return {
+            "aggregates": [
+                {"function": o.function, "column": o.column or "*"} for o in self.aggregates()
+            ],
+            "group_by": list(self.group_by),
+            "filters": [{"column": c, "op": op} for c, op in self.compared],
+        }
+
+
+def parse(sql: str, datasets: dict[str, DatasetInfo]) -> Shape:
+    """Parse and check one query against the registered datasets; refuse anything else."""
+    try:
+        statements = sqlglot.parse(sql)
+    except (SqlglotError, RecursionError, ValueError):
+        raise refused("sql_syntax", "the SQL could not be parsed") from None
+    statements = [s for s in statements if s is not None]
+    if len(statements) != 1:
+        raise refused("multiple_statements", "send exactly one SELECT statement")
+    tree = statements[0]
+    if not isinstance(tree, exp.Select):
+        raise refused("not_a_select", "only a SELECT with aggregates is accepted")
+    return Checker(tree, datasets).shape()
+
+
+class Checker:
+    def __init__(self, tree: exp.Select, datasets: dict[str, DatasetInfo]) -> None:
+        self.tree = tree
+        self.datasets = datasets
+        self.compared: list[tuple[str, str]] = []
+        self.conditions = 0
+
+    def shape(self) -> Shape:
+        self._scan()
+        dataset, alias = self._source()
+        self.dataset, self.alias = dataset, alias
+        group_by = self._group_by()
+        outputs = [self._output(node) for node in self.tree.expressions]
+        if len(outputs) > MAX_OUTPUTS:
+            raise refused("too_many_outputs", f"a query selects at most {MAX_OUTPUTS} things")
+        if not any(o.function for o in outputs):
+            raise refused("no_aggregate", "a query must select at least one aggregate")
+        for o in outputs:
+            if o.function is None and o.column not in group_by:
+                raise refused(
+                    "ungrouped_column",
+                    f"column {o.column} is selected but not in GROUP BY; "
+                    "select it in an aggregate or group by it",
+                )
+        labels = [o.label for o in outputs]
+        if len(set(labels)) != len(labels):
+            raise refused("duplicate_output", "two outputs have the same name; alias one")
+        where = self.tree.args.get("where")
+        condition = self._condition(where.this) if where is not None else None
+        return Shape(dataset, outputs, group_by, condition, self.compared)
+
+    def _scan(self) -> None:
+        """Whole-tree refusals first, so the reason names the real construct."""
+        for node in self.tree.walk():
+            if node.comments:
+                raise refused("sql_comment", "comments are not accepted in a query")
+            if node is not self.tree and isinstance(node, exp.Select | exp.Subquery):
+                raise refused("subquery_not_allowed", "subqueries are not accepted")
+            if isinstance(node, exp.SetOperation):
+                raise refused("construct_not_allowed", "set operations are not accepted")
+            # AND and OR are functions to sqlglot (connectors); WHERE checks them itself
+            if isinstance(node, exp.Func) and type(node) not in ALLOWED_FUNCTIONS:
+                name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
+                raise refused(
+                    "function_not_allowed",
+                    f"function {shown(name)} is not allowed; only COUNT, SUM, AVG, MIN and MAX are",
+                )
+        if self.tree.args.get("joins") or self.tree.args.get("laterals"):
+            raise refused(
+                "join_not_allowed",
+                "the catalog declares no datasets that may be joined: query one dataset",
+            )
+        for part, value in self.tree.args.items():
+            if part not in SELECT_PARTS and value:
+                name = part.rstrip("_").replace("_", " ")
+                raise refused("construct_not_allowed", f"{name.upper()} is not accepted")
+        if self.tree.args.get("from_") is None:
+            raise refused("no_dataset", "a query must read FROM one dataset")
+
+    def _source(self) -> tuple[DatasetInfo, str | None]:
+        table = self.tree.args["from_"].this
+        if not isinstance(table, exp.Table) or not isinstance(table.this, exp.Identifier):
+            raise refused("construct_not_allowed", "FROM must name one dataset")
+        if table.args.get("db") or table.args.get("catalog"):
+            raise refused("unknown_dataset", "name the dataset without a schema")
+        for part in ("joins", "laterals", "pivots", "sample", "hints", "version"):
+            if table.args.get(part):
+                raise refused("construct_not_allowed", f"{part} on a dataset is not accepted")
+        name = self._identifier(table.this)
+        dataset = self.datasets.get(name)
+        if dataset is None:
+            raise refused("unknown_dataset", f"there is no dataset {shown(name)} to query")
+        alias = table.args.get("alias")
+        if alias is not None and alias.args.get("columns"):
+            raise refused("construct_not_allowed", "column aliases on a dataset are not accepted")
+        return dataset, (self._identifier(alias.this) if alias is not None else None)
+
+    @staticmethod
+    def _identifier(node: exp.Expression) -> str:
+        if not isinstance(node, exp.Identifier):
+            raise refused("construct_not_allowed", "expected a name")
+        return node.this if node.quoted else node.this.lower()
+
+    def _column(self, node: exp.Expression) -> str:
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if not isinstance(node, exp.Column) or not isinstance(node.this, exp.Identifier):
+            what = type(node).__name__.lower()
+            raise refused("construct_not_allowed", f"expected a column, found {what}")
+        if node.args.get("db") or node.args.get("catalog"):
+            raise refused("unknown_column", "name columns as column or dataset.column")
+        qualifier = node.args.get("table")
+        if qualifier is not None:
+            owner = self._identifier(qualifier)
+            if owner not in (self.dataset.id, self.alias):
+                raise refused("join_not_allowed", "a query reads one dataset; no joins")
+        name = self._identifier(node.this)
+        if name not in self.dataset.columns:
+            raise refused(
+                "unknown_column", f"dataset {self.dataset.id} has no column {shown(name)}"
+            )
+        return name
+
+    def _group_by(self) -> list[str]:
+        group = self.tree.args.get("group")
+        if group is None:
+            return []
+        for part, value in group.args.items():
+            if part != "expressions" and value:
+                raise refused("construct_not_allowed", "only GROUP BY of columns is accepted")
+        names = list(dict.fromkeys(self._column(node) for node in group.expressions))
+        if len(names) > MAX_GROUP_COLUMNS:
+            raise refused("too_many_groups", f"group by at most {MAX_GROUP_COLUMNS} columns")
+        return names
+
+    def _output(self, node: exp.Expression) -> Output:
+        alias = None
+        if isinstance(node, exp.Alias):
+            alias = self._identifier(node.args["alias"])
+            if not NAME.match(alias):
+                raise refused("bad_alias", "an alias is a plain name (letters, digits, _)")
+            node = node.this
+        if isinstance(node, exp.Star):
+            raise refused("select_star", "SELECT * is not accepted: select aggregates")
+        function = AGGREGATES.get(type(node))
+        if function is None:
+            column = self._column(node)
+            return Output(alias or column, None, column)
+        argument = node.this
+        if isinstance(argument, exp.Distinct):
+            raise refused("construct_not_allowed", "DISTINCT inside an aggregate is not accepted")
+        extra = [k for k, v in node.args.items() if k not in ("this", "big_int") and v]
+        if extra or (function != "count" and isinstance(argument, exp.Star)):
+            raise refused("construct_not_allowed", f"{function.upper()} takes one column")
+        column = None if isinstance(argument, exp.Star) else self._column(argument)
+        if function in ("sum", "avg") and self.dataset.columns[column or ""].type not in (
+            "integer",
+            "number",
+        ):
+            raise refused("not_numeric", f"{function.upper()} needs a numeric column")
+        return Output(alias or f"{function}({column or '*'})", function, column)
+
+    def _condition(self, node: exp.Expression) -> Condition:
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            raise refused("too_many_conditions", f"a WHERE holds at most {MAX_CONDITIONS} tests")
+        if isinstance(node, exp.Paren):
+            return self._condition(node.this)
+        if isinstance(node, exp.And | exp.Or):
+            op = "and" if isinstance(node, exp.And) else "or"
+            return Condition(op, (self._condition(node.this), self._condition(node.expression)))
+        if isinstance(node, exp.Not):
+            return Condition("not", (self._condition(node.this),))
+        op = COMPARISONS.get(type(node))
+        if op is not None:
+            left, right = node.this, node.expression
+            if not isinstance(_bare(left), exp.Column):
+                left, right, op = right, left, FLIPPED[op]
+            column = self._column(left)
+            return self._compare(op, column, [right])
+        if isinstance(node, exp.In):
+            if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):
+                raise refused("subquery_not_allowed", "IN takes a list of literals")
+            items = node.expressions
+            if not 1 <= len(items) <= MAX_IN_ITEMS:
+                raise refused("construct_not_allowed", f"IN takes 1 to {MAX_IN_ITEMS} literals")
+            return self._compare("in", self._column(node.this), items)
+        if isinstance(node, exp.Between):
+            column = self._column(node.this)
+            return self._compare("between", column, [node.args["low"], node.args["high"]])
+        what = type(node).__name__.lower()
+        raise refused(
+            "construct_not_allowed",
+            f"a WHERE condition may not be {what}: compare a column with literals "
+            "(=, <>, <, <=, >, >=, IN, BETWEEN, AND, OR, NOT)",
+        )
+
+    def _compare(self, op: str, column: str, operands: list[exp.Expression]) -> Condition:
+        kind = self.dataset.columns[column].type
+        values = tuple(_literal(node, kind, column) for node in operands)
+        self.compared.append((column, op))
+        return Condition(op, column=column, values=values)
+
+
+def _bare(node: exp.Expression) -> exp.Expression:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    return node
+
+
+def _literal(node: exp.Expression, kind: str, column: str) -> Any:
+    """A literal as the column's type takes it; the value itself is never echoed."""
+    node = _bare(node)
+    negative = False
+    if isinstance(node, exp.Neg):
+        negative, node = True, _bare(node.this)
+    if not isinstance(node, exp.Literal):
+        what = type(node).__name__.lower()
+        raise refused(
+            "construct_not_allowed",
+            f"column {column} may only be compared with literals, not {what}",
+        )
+    text = node.this
+    if node.is_string and not negative:
+        if kind == "string":
+            if len(text) > 256:
+                raise refused("literal_too_long", f"a literal for {column} is over 256 characters")
+            return text
+        if kind == "date":
+            try:
+                return dt.date.fromisoformat(text).isoformat()
+            except ValueError:
+                raise refused(
+                    "literal_type_mismatch", f"column {column} is compared with YYYY-MM-DD dates"
+                ) from None
+    if not node.is_string and kind in ("integer", "number"):
+        try:
+            value = int(text) if re.fullmatch(r"\d{1,18}", text) else float(text)
+        except ValueError:
+            value = None
+        if value is not None and value == value and abs(value) < 1e18:
+            return -value if negative else value
+    raise refused(
+        "literal_type_mismatch",
+        f"column {column} ({kind}) is compared with a literal of another type",
+    )
