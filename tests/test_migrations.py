@@ -9,11 +9,11 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
 from conftest import DATABASES, cluster
-from dataauth.storage import alembic_config, gateway_engine, migrate, schema_revision
+from dataauth.storage import FIRST, alembic_config, gateway_engine, migrate, schema_revision
 
 
 @pytest.fixture(params=DATABASES)
@@ -51,8 +51,13 @@ def test_down_to_nothing_and_up_again(empty_url):
 
 
 def test_a_database_made_before_migrations_is_taken_over(tmp_path):
+    """One made by create_all, before there were migrations, holds the first revision's
+    tables and no version: it is stamped, then migrated on."""
     url = f"sqlite:///{tmp_path / 'old.sqlite'}"
-    SQLModel.metadata.create_all(create_engine(url))
+    old = create_engine(url)
+    migrate(old, FIRST)
+    with old.begin() as connection:
+        connection.execute(text("DROP TABLE alembic_version"))
     engine = gateway_engine(url)
     assert schema_revision(engine) is not None
     assert differences(url) == []
