@@ -300,6 +300,33 @@ def policy_whatif(
             typer.echo(f"      entry {example['index']} ({example['time']}): {was}→{now}: {why}")
 
 
+def _token(
+    token: str | None,
+    data_dir: Path | None,
+    subject: str = "demo-department",
+    roles: tuple[str, ...] = ("department",),
+) -> str:
+    """The token given, or a short one from the development issuer (a department's by
+    default); with a real issuer configured, a token must be given."""
+    from dataauth.identity.dev_issuer import issue_token
+    from dataauth.keyring import Keyring
+
+    if token is not None:
+        return token
+    settings = _settings(data_dir)
+    if not settings.development_issuer:
+        typer.echo("give --token: a token from your issuer", err=True)
+        raise typer.Exit(2)
+    return issue_token(
+        Keyring(settings.keys_dir),
+        subject=subject,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        ttl_seconds=300,
+        roles=roles,
+    )
+
+
 @policy_app.command("publish")
 def policy_publish(
     directory: BundleDir = Path("policies"),
@@ -310,24 +337,9 @@ def policy_publish(
     """Check the bundle, then put it in force on the gateway (audited)."""
     import httpx
 
-    from dataauth.identity.dev_issuer import issue_token
-    from dataauth.keyring import Keyring
-
     policy_check(directory)
     bundle = _load(directory)
-    settings = _settings(data_dir)
-    if token is None:
-        if not settings.development_issuer:
-            typer.echo("give --token: a department's token from your issuer", err=True)
-            raise typer.Exit(2)
-        token = issue_token(
-            Keyring(settings.keys_dir),
-            subject="demo-department",
-            issuer=settings.issuer,
-            audience=settings.audience,
-            ttl_seconds=300,
-            roles=("department",),
-        )
+    token = _token(token, data_dir)
     response = httpx.post(
         f"{url}/v1/admin/policy",
         json=bundle.content(),
@@ -368,22 +380,7 @@ def _call(
     issuer (a department's by default); a problem ends the command with its detail."""
     import httpx
 
-    from dataauth.identity.dev_issuer import issue_token
-    from dataauth.keyring import Keyring
-
-    settings = _settings(data_dir)
-    if token is None:
-        if not settings.development_issuer:
-            typer.echo("give --token: a token from your issuer", err=True)
-            raise typer.Exit(2)
-        token = issue_token(
-            Keyring(settings.keys_dir),
-            subject=subject,
-            issuer=settings.issuer,
-            audience=settings.audience,
-            ttl_seconds=300,
-            roles=roles,
-        )
+    token = _token(token, data_dir, subject, roles)
     response = httpx.request(
         method, f"{url}{path}", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=60
     )

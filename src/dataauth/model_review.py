@@ -86,17 +86,21 @@ class ModelReview:
             "digest": digest,
         }
         request = canonical({"digest": digest, "manifest": manifest.model_dump()})
+
+        def record(outcome: str, **more: str) -> dict[str, Any]:
+            receipt = self.gateway.record_action(
+                operator.id,
+                {**operation, **more},
+                purpose=manifest.purpose,
+                request=request,
+                outcome=outcome,
+            )
+            return receipt.as_dict()
+
         try:
             summary = self._check(content, manifest)
         except Problem as problem:
-            receipt = self.gateway.record_action(
-                operator.id,
-                {**operation, "code": problem.code},
-                purpose=manifest.purpose,
-                request=request,
-                outcome="refused",
-            )
-            problem.extensions["audit"] = receipt.as_dict()
+            problem.extensions["audit"] = record("refused", code=problem.code)
             raise
         row = ModelSubmission(
             id=submission_id(operator.id, digest, manifest),
@@ -108,14 +112,7 @@ class ModelReview:
             submitted_at=self.gateway.clock(),
         )
         row = self.registry.add(row, content)
-        receipt = self.gateway.record_action(
-            operator.id,
-            {**operation, "model": row.id},
-            purpose=manifest.purpose,
-            request=request,
-            outcome="submitted",
-        )
-        return {**view(row), "audit": receipt.as_dict()}
+        return {**view(row), "audit": record("submitted", model=row.id)}
 
     def _check(self, content: bytes, manifest: Manifest) -> dict[str, Any]:
         graph = onnx_checks.parse(content, self.max_bytes)
