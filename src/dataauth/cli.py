@@ -191,7 +191,12 @@ def audit_replay(directory: Annotated[Path, typer.Argument(help="an export")]) -
     typer.echo(
         f"replayed {report.entries - report.administrative} decisions: {report.matched} matched, "
         f"{len(report.mismatches)} differ, {report.not_replayable} were engine failures"
-        + (f" ({report.administrative} policy publications)" if report.administrative else "")
+        + (
+            f" ({report.administrative} administrative entries: policy publications, "
+            "model submissions and reviews)"
+            if report.administrative
+            else ""
+        )
     )
     for mismatch in report.mismatches[:20]:
         typer.echo(
@@ -381,9 +386,13 @@ def _call(
     import httpx
 
     token = _token(token, data_dir, subject, roles)
-    response = httpx.request(
-        method, f"{url}{path}", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=60
-    )
+    try:
+        response = httpx.request(
+            method, f"{url}{path}", json=body, headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )  # fmt: skip
+    except httpx.HTTPError as exc:
+        _fail(f"FAILED: cannot reach the gateway at {url}: {exc}")
     if response.status_code >= 400:
         problem = response.json() if response.content else {}
         _fail(f"FAILED ({problem.get('code', response.status_code)}): {problem.get('detail')}")
