@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -435,3 +436,45 @@ def test_cohort_filters_need_the_compare_use(client, auth, approved):
     assert response.status_code == 403
     assert "column_use_not_allowed" in {r["code"] for r in response.json()["reasons"]}
     assert "440106190001010000" not in response.text
+
+
+def test_only_the_approved_bytes_run(client, auth, gateway):
+    """Bytes changed under the approved digest do not run (nor do they hash to it)."""
+    other = graph(
+        [helper.make_node("Gemm", ["X", "W"], ["Z"]), helper.make_node("Sigmoid", ["Z"], ["Y"])],
+        [weights("W", [0.0002, 0.02, 0.5], [3, 1])],
+    )
+    manifest = variant(**{**COPY_MANIFEST, "title": "tampered after approval"})
+    model_id = submit(client, auth, other, manifest).json()["id"]
+    digest = approve(client, auth, model_id).json()["digest"]
+
+    with sqlite3.connect(gateway.data_dir / "gateway.sqlite") as db:
+        db.execute("UPDATE model_blob SET content = ? WHERE digest = ?", (one_hot_gemm(), digest))
+    response = run(client, auth, model_id, cohort={})
+    assert response.status_code == 403
+    assert response.json()["code"] == "model_bytes_missing"
+
+
+# -- disclosure under the obligations ------------------------------------------------
+
+
+def test_statistics_suppress_round_and_band():
+    from dataauth.operations.model import Cohort, band, statistics
+
+    scores = np.array([0.05] * 30 + [0.55] * 3 + [0.95] * 27)
+    cohort = Cohort(statistics=["count", "mean", "histogram"], bins=[0, 0.5, 1])
+    out = statistics(scores, cohort, {"min_cohort": 20, "count_multiple": 5, "statistic_digits": 2})
+    assert out["count"] == 60 and out["mean"] == 0.5
+    assert out["histogram"]["counts"] == [30, 30]
+    out = statistics(scores, Cohort(statistics=["histogram"], bins=[0, 0.5, 0.9, 1]),
+                     {"min_cohort": 20})  # fmt: skip
+    assert out["histogram"]["counts"] == [30, None, 27]  # 3 in the middle bin: suppressed
+    noisy = {statistics(scores, Cohort(statistics=["count"]),
+                        {"min_cohort": 20, "count_noise_scale": 5.0})["count"]
+             for _ in range(20)}  # fmt: skip
+    assert len(noisy) > 1
+    with pytest.raises(Exception, match="fewer than 100"):
+        statistics(scores, cohort, {"min_cohort": 100})
+    bands = {"cuts": [0.2, 0.5, 0.8], "labels": ["low", "medium", "high", "very high"]}
+    assert [band(s, bands) for s in (0.1, 0.2, 0.79, 0.99)] == ["low", "medium", "high",
+                                                               "very high"]  # fmt: skip
