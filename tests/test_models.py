@@ -197,17 +197,18 @@ def test_submit_review_score_cohort_and_audit(client, auth, gateway, tmp_path):
     assert steps == [
         ("model-submit", "submitted"),
         ("model", "denied"),
+        ("model-inspect", "shown"),
         ("model-review", "approved"),
         ("model", "released"),
         ("model", "released"),
         ("model", "failed"),
     ]
-    assert log[2]["operation"]["conditions"] == {
+    assert log[3]["operation"]["conditions"] == {
         "expires": EXPIRES, "max_runs": 10, "forms": ["score", "cohort"]
     }  # fmt: skip
-    assert log[3]["policy_input"]["model"]["id"] == model_id
-    assert log[3]["subjects"] == [gateway.keyring.subject_hasher()("residents", r[0]) for r in rows]
-    assert log[4]["policy_input"]["cohort"] == {
+    assert log[4]["policy_input"]["model"]["id"] == model_id
+    assert log[4]["subjects"] == [gateway.keyring.subject_hasher()("residents", r[0]) for r in rows]
+    assert log[5]["policy_input"]["cohort"] == {
         "conditions": [{"column": "district", "op": "eq"}],
         "statistics": ["count", "histogram", "mean", "quantiles"],
     }

@@ -175,7 +175,18 @@ class ModelReview:
         row = self.registry.get(model_id)
         if row is None or (operator is not None and row.operator_id != operator):
             raise not_found("unknown_model", f"there is no model {model_id!r}")
-        return view(row)
+        if operator is not None:
+            return view(row)
+        # a department's inspection is a step of the review: on the record too
+        reviewer = self.gateway.tokens.verify(authorization).subject
+        receipt = self.gateway.record_action(
+            reviewer,
+            {"kind": "model-inspect", "model": row.id, "digest": row.digest},
+            purpose="model-review",
+            request=canonical({"model": row.id, "digest": row.digest}),
+            outcome="shown",
+        )
+        return {**view(row), "audit": receipt.as_dict()}
 
     # -- the department's side -------------------------------------------------------
 

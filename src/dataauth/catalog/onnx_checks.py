@@ -250,7 +250,7 @@ def run(
 
 
 PROBE_ROWS = 256
-PROBE_SCALES = (1.0, 100.0, 10_000.0)
+PROBE_SCALES = (1.0, 100.0, 10_000.0, 1_000_000.0)
 """Features are probed around zero at several scales: a sigmoid saturates at one scale
 and not at another, and real features range from fractions to tens of thousands."""
 
