@@ -22,6 +22,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("audit", ["--entries", "2000", "--seconds", "1", "--threads", "4", "--processes", "1"]),
         ("policy", ["--decisions", "200", "--seconds", "0.5"]),
         ("query", ["--rows", "5000", "--repeat", "2"]),
+        ("models", ["--subjects", "2000", "--batch", "100", "--seconds", "0.3"]),
     ],
 )
 def test_benchmark_runs_and_reports(name, args):

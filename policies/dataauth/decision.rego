@@ -143,8 +143,10 @@ within(time, hours) if {
 deny contains reason("consent_missing", msg) if {
 	input.consent.required
 	count(input.consent.missing) > 0
+	# a kind without products (a model) is named by its kind: the rule must not go
+	# undefined, and so silent, for want of a product
 	msg := sprintf(
 		"subjects %v have no valid consent for %s, purpose %s, product %s",
-		[input.consent.missing, input.operator.id, input.purpose, input.operation.product],
+		[input.consent.missing, input.operator.id, input.purpose, object.get(input.operation, "product", input.operation.kind)],
 	)
 }

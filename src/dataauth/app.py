@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -14,20 +15,24 @@ from dataauth.api.audit import router as audit_router
 from dataauth.api.limits import BodyLimit
 from dataauth.api.observe import Observe
 from dataauth.api.query import router as query_router
+from dataauth.api.models import router as models_router
 from dataauth.api.routes import router
 from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import AuditLog
 from dataauth.audit.signing import Ed25519Signer
+from dataauth.catalog.models import ModelRegistry
 from dataauth.catalog.store import Catalog
 from dataauth.config import Settings
 from dataauth.domain import demo
 from dataauth.domain.database import Domain, open_domain
-from dataauth.gateway import Gateway
+from dataauth.gateway import Gateway, utc_now
 from dataauth.identity.consent import ConsentVerifier
 from dataauth.identity.tokens import TokenVerifier, jwks_from_file, jwks_from_url
 from dataauth.keyring import Keyring
 from dataauth.operations.aggregate import Aggregate
 from dataauth.operations.privacy import BudgetLedger
+from dataauth.model_review import ModelReview
+from dataauth.operations.model import Model
 from dataauth.operations.verify import Verify
 from dataauth.policy.bundle import Bundle, load_bundle
 from dataauth.policy.decision import PolicyEngine
@@ -91,9 +96,13 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
     policy = PolicyStore(storage, engine_factory(settings), settings.catalog_ttl_seconds)
     ledger = Ledger(storage, Ed25519Signer.from_keys_dir(settings.keys_dir))
     signer = HeadSigner(ledger, settings.head_delay_ms / 1000)
+    usage = UsageMeter(storage, settings.timezone)
+    models = ModelRegistry(storage)
+    hasher = keyring.subject_hasher()
     kinds = [
-        Verify(catalog, domain, keyring.subject_hasher(), settings.max_batch),
+        Verify(catalog, domain, hasher, settings.max_batch),
         Aggregate(catalog, domain, BudgetLedger(storage)),
+        Model(catalog, domain, hasher, models, usage, settings.max_batch, utc_now),
     ]
     gateway = Gateway(
         tokens=token_verifier(settings, keyring),
@@ -101,7 +110,7 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
         policy=policy,
         audit=AuditLog(storage, on_commit=signer.notify),
         kinds={kind.name: kind for kind in kinds},
-        usage=UsageMeter(storage, settings.timezone),
+        usage=usage,
         consent=ConsentVerifier(
             jwks_from_file(settings.consent_jwks_file)
             if settings.consent_jwks_file
@@ -120,6 +129,8 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     if not prepared:
         prepare(settings)
     gateway, ledger, signer = build_gateway(settings)
+    models: Any = gateway.kinds["model"]
+    review = ModelReview(gateway, models.registry, settings.max_model_bytes)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -135,6 +146,7 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     )
     app.state.gateway = gateway
     app.state.ledger = ledger
+    app.state.model_review = review
     app.state.settings = settings
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
@@ -142,6 +154,7 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     app.include_router(router)
     app.include_router(audit_router)
     app.include_router(query_router)
+    app.include_router(models_router)
     return app
 
 

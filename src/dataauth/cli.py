@@ -214,7 +214,12 @@ def audit_replay(directory: Annotated[Path, typer.Argument(help="an export")]) -
     typer.echo(
         f"replayed {report.entries - report.administrative} decisions: {report.matched} matched, "
         f"{len(report.mismatches)} differ, {report.not_replayable} were engine failures"
-        + (f" ({report.administrative} policy publications)" if report.administrative else "")
+        + (
+            f" ({report.administrative} administrative entries: policy publications, "
+            "model submissions and reviews)"
+            if report.administrative
+            else ""
+        )
     )
     for mismatch in report.mismatches[:20]:
         typer.echo(
@@ -323,6 +328,33 @@ def policy_whatif(
             typer.echo(f"      entry {example['index']} ({example['time']}): {was}→{now}: {why}")
 
 
+def _token(
+    token: str | None,
+    data_dir: Path | None,
+    subject: str = "demo-department",
+    roles: tuple[str, ...] = ("department",),
+) -> str:
+    """The token given, or a short one from the development issuer (a department's by
+    default); with a real issuer configured, a token must be given."""
+    from dataauth.identity.dev_issuer import issue_token
+    from dataauth.keyring import Keyring
+
+    if token is not None:
+        return token
+    settings = _settings(data_dir)
+    if not settings.development_issuer:
+        typer.echo("give --token: a token from your issuer", err=True)
+        raise typer.Exit(2)
+    return issue_token(
+        Keyring(settings.keys_dir),
+        subject=subject,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        ttl_seconds=300,
+        roles=roles,
+    )
+
+
 @policy_app.command("publish")
 def policy_publish(
     directory: BundleDir = Path("policies"),
@@ -333,24 +365,9 @@ def policy_publish(
     """Check the bundle, then put it in force on the gateway (audited)."""
     import httpx
 
-    from dataauth.identity.dev_issuer import issue_token
-    from dataauth.keyring import Keyring
-
     policy_check(directory)
     bundle = _load(directory)
-    settings = _settings(data_dir)
-    if token is None:
-        if not settings.development_issuer:
-            typer.echo("give --token: a department's token from your issuer", err=True)
-            raise typer.Exit(2)
-        token = issue_token(
-            Keyring(settings.keys_dir),
-            subject="demo-department",
-            issuer=settings.issuer,
-            audience=settings.audience,
-            ttl_seconds=300,
-            roles=("department",),
-        )
+    token = _token(token, data_dir)
     response = httpx.post(
         f"{url}/v1/admin/policy",
         json=bundle.content(),
@@ -364,6 +381,138 @@ def policy_publish(
         f"published {body['digest']} (was {body['previous'] or 'none'}), "
         f"audit entry {body['audit']['entry']}"
     )
+
+
+models_app = typer.Typer(
+    help="Submitted models (模型): submit, list, show, approve, reject, over HTTP.",
+    no_args_is_help=True,
+)
+app.add_typer(models_app, name="models")
+
+GatewayUrl = Annotated[str, typer.Option("--url", help="the gateway")]
+Token = Annotated[str | None, typer.Option(help="a token (default: the development issuer's)")]
+
+
+def _call(
+    method: str,
+    url: str,
+    path: str,
+    token: str | None,
+    data_dir: Path | None,
+    *,
+    subject: str = "demo-department",
+    roles: tuple[str, ...] = ("department",),
+    body: Any = None,
+) -> Any:
+    """One request to the gateway with a token: the given one, or one from the development
+    issuer (a department's by default); a problem ends the command with its detail."""
+    import httpx
+
+    token = _token(token, data_dir, subject, roles)
+    try:
+        response = httpx.request(
+            method, f"{url}{path}", json=body, headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )  # fmt: skip
+    except httpx.HTTPError as exc:
+        _fail(f"FAILED: cannot reach the gateway at {url}: {exc}")
+    if response.status_code >= 400:
+        problem = response.json() if response.content else {}
+        _fail(f"FAILED ({problem.get('code', response.status_code)}): {problem.get('detail')}")
+    return response.json()
+
+
+def _echo_json(value: Any) -> None:
+    import json
+
+    typer.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+@models_app.command("submit")
+def models_submit(
+    model: Annotated[Path, typer.Argument(help="the ONNX file")],
+    manifest: Annotated[Path, typer.Option(help="the manifest (JSON)")],
+    operator: Annotated[str, typer.Option(help="the submitting operator")] = "demo-bank",
+    url: GatewayUrl = "http://127.0.0.1:8080",
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Submit a model for review (an operator's token)."""
+    import base64
+    import json
+
+    body = {
+        "manifest": json.loads(manifest.read_text(encoding="utf-8")),
+        "onnx": base64.b64encode(model.read_bytes()).decode(),
+    }
+    shown = _call("POST", url, "/v1/models", token, data_dir, subject=operator,
+                  roles=("operator",), body=body)  # fmt: skip
+    typer.echo(f"submitted {shown['id']} ({shown['digest']}): {shown['status']}, "
+               f"audit entry {shown['audit']['entry']}")  # fmt: skip
+
+
+@models_app.command("list")
+def models_list(
+    status: Annotated[str | None, typer.Option(help="pending, approved or rejected")] = None,
+    url: GatewayUrl = "http://127.0.0.1:8080",
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """List submissions (a department sees every one)."""
+    query = f"?status={status}" if status else ""
+    for row in _call("GET", url, f"/v1/models{query}", token, data_dir)["models"]:
+        manifest = row["manifest"]
+        typer.echo(
+            f"{row['id']}  {row['status']:<8}  {row['operator']:<14} {manifest['name']:<20} "
+            f"{manifest['dataset']}  {', '.join(manifest['forms'])}  {row['submitted_at']}"
+        )
+
+
+@models_app.command("show")
+def models_show(
+    model: Annotated[str, typer.Argument(help="the model id (m-…)")],
+    url: GatewayUrl = "http://127.0.0.1:8080",
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Show a submission: manifest, the graph's summary, its review."""
+    _echo_json(_call("GET", url, f"/v1/models/{model}", token, data_dir))
+
+
+@models_app.command("approve")
+def models_approve(
+    model: Annotated[str, typer.Argument(help="the model id (m-…)")],
+    expires: Annotated[str, typer.Option(help="until when (ISO 8601, UTC)")],
+    max_runs: Annotated[int | None, typer.Option(help="runs allowed in all")] = None,
+    form: Annotated[list[str] | None, typer.Option(help="a form allowed (repeat)")] = None,
+    note: Annotated[str, typer.Option(help="for the record")] = "",
+    url: GatewayUrl = "http://127.0.0.1:8080",
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Approve a pending model, with conditions (a department's token; audited)."""
+    body = {"expires": expires, "max_runs": max_runs, "forms": form or None, "note": note}
+    shown = _call("POST", url, f"/v1/models/{model}/approve", token, data_dir, body=body)
+    conditions = shown["review"]["conditions"]
+    typer.echo(
+        f"approved {shown['id']} until {conditions['expires']}, "
+        f"max runs {conditions['max_runs'] or 'unlimited'}, "
+        f"forms {', '.join(conditions['forms'])}; audit entry {shown['audit']['entry']}"
+    )
+
+
+@models_app.command("reject")
+def models_reject(
+    model: Annotated[str, typer.Argument(help="the model id (m-…)")],
+    reason: Annotated[str, typer.Option(help="why, shown to the operator")],
+    url: GatewayUrl = "http://127.0.0.1:8080",
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Reject a pending model with a reason (a department's token; audited)."""
+    body = {"reason": reason}
+    shown = _call("POST", url, f"/v1/models/{model}/reject", token, data_dir, body=body)
+    typer.echo(f"rejected {shown['id']}: {reason}; audit entry {shown['audit']['entry']}")
 
 
 consent_app = typer.Typer(

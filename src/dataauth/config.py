@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     max_token_bytes: int = Field(8192, ge=512)
 
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    max_model_bytes: int = Field(1024 * 1024, ge=1024, description="largest ONNX model accepted")
     max_batch: int = Field(10_000, ge=1, description="hard ceiling above any policy batch limit")
     policy_timeout_ms: float = Field(250.0, gt=0)
     timezone: str = Field("Asia/Shanghai", description="the department's days and hours")

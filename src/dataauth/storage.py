@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, event, inspect, text
 from sqlmodel import create_engine
 
 from dataauth.audit import tables as _audit_tables  # noqa: F401  (registers the audit tables)
+from dataauth.catalog import models as _model_tables  # noqa: F401
 from dataauth.catalog import tables as _catalog_tables  # noqa: F401
 from dataauth.identity.consent import ConsentRevocation as _consent_table  # noqa: F401
 from dataauth.operations.privacy import PrivacyBudget as _budget_table  # noqa: F401

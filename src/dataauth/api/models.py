@@ -1,0 +1,78 @@
+"""Models over HTTP: submission (operators), review (departments), runs (the spine)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from dataauth.api.render import json_response
+from dataauth.api.routes import Authorization, GatewayDep
+from dataauth.catalog.models import Conditions, Rejection
+from dataauth.model_review import ModelReview, SubmitRequest
+from dataauth.operations.model import RunCall, RunRequest
+
+router = APIRouter(prefix="/v1/models", tags=["models (模型)"])
+
+ModelId = Annotated[str, Path(pattern=r"^m-[0-9a-f]{16}$")]
+
+
+async def review(request: Request) -> ModelReview:
+    return request.app.state.model_review
+
+
+ReviewDep = Annotated[ModelReview, Depends(review)]
+
+
+@router.post("")
+def submit(body: SubmitRequest, models: ReviewDep, authorization: Authorization = None) -> Response:
+    """Submit an ONNX model (base64) with its manifest; checked, stored by SHA-256, pending."""
+    return json_response(models.submit(authorization, body), status_code=201)
+
+
+@router.get("")
+def listing(
+    models: ReviewDep,
+    status: Annotated[Literal["pending", "approved", "rejected"] | None, Query()] = None,
+    authorization: Authorization = None,
+) -> Response:
+    """Submissions: every one for a department, an operator's own otherwise."""
+    return json_response(models.listing(authorization, status))
+
+
+@router.get("/{model}")
+def show(model: ModelId, models: ReviewDep, authorization: Authorization = None) -> Response:
+    """One submission: its manifest, the graph's summary and its review."""
+    return json_response(models.show(authorization, model))
+
+
+@router.post("/{model}/approve")
+def approve(
+    model: ModelId, body: Conditions, models: ReviewDep, authorization: Authorization = None
+) -> Response:
+    """Approve a pending model with conditions (a department's token); audited."""
+    return json_response(models.approve(authorization, model, body))
+
+
+@router.post("/{model}/reject")
+def reject(
+    model: ModelId, body: Rejection, models: ReviewDep, authorization: Authorization = None
+) -> Response:
+    """Reject a pending model with a reason (a department's token); audited."""
+    return json_response(models.reject(authorization, model, body))
+
+
+@router.post("/{model}/run")
+async def run(
+    model: ModelId,
+    body: RunRequest,
+    request: Request,
+    gw: GatewayDep,
+    authorization: Authorization = None,
+) -> Response:
+    """Run an approved model: scores for consented subjects, or a cohort's statistics."""
+    call = RunCall(model, body, await request.body())
+    result: dict[str, Any] = await run_in_threadpool(gw.handle, authorization, "model", call)
+    return json_response(result)

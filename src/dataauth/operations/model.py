@@ -1,0 +1,395 @@
+"""Running an approved model (模型运行) in the domain: per-subject scores for consented
+subjects, or statistics of the scores over a cohort of at least k subjects.
+
+Features are read by parameterised SQL in batches (subjects go in as a VALUES list
+joined on the key, as verification does), scored by onnxruntime in the gateway's
+process, and only the declared output column is read. Scores leave rounded or banded
+as the obligations say; cohort statistics leave only over at least ``min_cohort``
+subjects, with histogram bins under k suppressed.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+import onnxruntime as ort
+from pydantic import BaseModel, Field, model_validator
+
+from dataauth.catalog import onnx_checks
+from dataauth.catalog.models import ModelRegistry, ModelSubmission
+from dataauth.catalog.store import Catalog, DatasetInfo
+from dataauth.domain.database import Domain
+from dataauth.errors import Problem, forbidden, not_found, unprocessable
+from dataauth.keyring import SubjectHasher
+from dataauth.operations.base import ConsentNeed, Description, Request
+from dataauth.statements import Prepared
+from dataauth.usage import Charge, UsageMeter
+
+CHUNK = 500
+"""Subjects per look-up statement: two bound values each, well under SQLite's limit."""
+
+Scalar = bool | str | int | float
+STATISTICS = ("count", "mean", "quantiles", "histogram")
+
+
+class Subject(BaseModel):
+    key: str = Field(min_length=1, max_length=64, description="the subject's key")
+    consent: str | None = Field(None, max_length=4096, description="the subject's consent token")
+
+
+class Condition(BaseModel):
+    column: str = Field(min_length=1, max_length=64)
+    op: Literal["eq", "ne", "lt", "le", "gt", "ge", "between", "in"]
+    value: Scalar | list[Scalar]
+
+    @model_validator(mode="after")
+    def _operand(self) -> Condition:
+        many = isinstance(self.value, list)
+        if self.op == "between" and not (many and len(self.value) == 2):  # type: ignore[arg-type]
+            raise ValueError("a between value is a [low, high] pair")
+        if self.op == "in" and not (many and 1 <= len(self.value) <= 16):  # type: ignore[arg-type]
+            raise ValueError("an in value is a list of 1 to 16 items")
+        if self.op not in ("between", "in") and many:
+            raise ValueError(f"an {self.op} value is a single value")
+        return self
+
+
+class Cohort(BaseModel):
+    where: list[Condition] = Field(default_factory=list, max_length=8, description="[]: all")
+    statistics: list[Literal["count", "mean", "quantiles", "histogram"]] = Field(
+        default_factory=lambda: ["count", "mean"], min_length=1, max_length=4
+    )
+    quantiles: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75], max_length=9)
+    bins: list[float] = Field(
+        default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], min_length=2, max_length=21
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> Cohort:
+        # an extreme quantile of a small cohort is one subject's score, near enough
+        if any(not 0.1 <= q <= 0.9 for q in self.quantiles):
+            raise ValueError("quantiles lie between 0.1 and 0.9")
+        if self.bins != sorted(set(self.bins)):
+            raise ValueError("bin edges strictly increase")
+        return self
+
+
+class RunRequest(Request):
+    subjects: list[Subject] | None = Field(None, min_length=1, description="scores per subject")
+    cohort: Cohort | None = Field(None, description="statistics of the scores over a cohort")
+
+    @model_validator(mode="after")
+    def _one(self) -> RunRequest:
+        if (self.subjects is None) == (self.cohort is None):
+            raise ValueError("give either subjects (scores) or a cohort (statistics)")
+        return self
+
+
+@dataclass(frozen=True)
+class RunCall:
+    model: str
+    body: RunRequest
+    raw: bytes = b""
+
+    @property
+    def purpose(self) -> str:
+        return self.body.purpose
+
+    def sent(self) -> bytes:
+        return b"model " + self.model.encode() + b"\n" + self.raw
+
+
+@dataclass(frozen=True)
+class Plan:
+    row: ModelSubmission
+    dataset: DatasetInfo
+    form: str
+    columns: tuple[tuple[str, ...], ...]
+    """The features bound to each graph input, in order."""
+    keys: list[str]
+    cohort: Cohort | None
+
+
+# -- statements ----------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _lookup(domain: Domain, table: str, key: str, features: tuple[str, ...], size: int) -> Prepared:
+    """Features of ``size`` subjects: VALUES (index, key) joined to the dataset on its key."""
+    rows = ", ".join(f"(:i{s}, :k{s})" for s in range(size))
+    selected = ", ".join(f"t.{domain.quote(c)}" for c in features)
+    return domain.statement(
+        f"WITH q(i, k) AS (VALUES {rows}) SELECT q.i, {selected} "
+        f"FROM q JOIN {domain.quote(table)} AS t ON t.{domain.quote(key)} = q.k"
+    )
+
+
+OPS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
+def _cohort(
+    domain: Domain, table: str, features: tuple[str, ...], where: list[Condition]
+) -> tuple[Prepared, dict[str, Any]]:
+    """Features of every subject the conditions select; every operand bound."""
+    params: dict[str, Any] = {}
+    predicates = [f"t.{domain.quote(c)} IS NOT NULL" for c in features]
+    for j, condition in enumerate(where):
+        column = f"t.{domain.quote(condition.column)}"
+        if condition.op == "between":
+            params[f"w{j}a"], params[f"w{j}b"] = condition.value  # type: ignore[misc]
+            predicates.append(f"{column} BETWEEN :w{j}a AND :w{j}b")
+        elif condition.op == "in":
+            names = []
+            for n, item in enumerate(condition.value):  # type: ignore[arg-type]
+                params[f"w{j}_{n}"] = item
+                names.append(f":w{j}_{n}")
+            predicates.append(f"{column} IN ({', '.join(names)})")
+        else:
+            params[f"w{j}"] = condition.value
+            predicates.append(f"{column} {OPS[condition.op]} :w{j}")
+    selected = ", ".join(f"t.{domain.quote(c)}" for c in features)
+    sql = f"SELECT {selected} FROM {domain.quote(table)} AS t WHERE {' AND '.join(predicates)}"
+    return domain.statement(sql), params
+
+
+# -- disclosure ----------------------------------------------------------------------
+
+
+def band(score: float, bands: dict[str, Any]) -> str:
+    cuts, labels = bands["cuts"], bands["labels"]
+    return labels[int(np.searchsorted(cuts, score, side="right"))]
+
+
+def statistics(scores: np.ndarray, cohort: Cohort, obligations: dict[str, Any]) -> dict[str, Any]:
+    """The asked statistics, under the obligations: at least k subjects, rounding,
+    histogram bins under k suppressed, and Laplace noise on counts where asked."""
+    k = int(obligations.get("min_cohort", 10))
+    if len(scores) < k:
+        raise forbidden(
+            "cohort_too_small",
+            f"the cohort has fewer than {k} subjects: no statistic of it may leave",
+            min_cohort=k,
+        )
+    digits = int(obligations.get("statistic_digits", 3))
+    multiple = int(obligations.get("count_multiple", 1))
+    noise = float(obligations.get("count_noise_scale", 0))
+    rng = np.random.default_rng()
+
+    def count(n: int) -> int:
+        if noise > 0:
+            n = max(0, round(n + rng.laplace(0.0, noise)))
+        return int(round(n / multiple) * multiple)
+
+    result: dict[str, Any] = {}
+    if "count" in cohort.statistics:
+        result["count"] = count(len(scores))
+    if "mean" in cohort.statistics:
+        result["mean"] = round(float(scores.mean()), digits)
+    if "quantiles" in cohort.statistics:
+        values = np.quantile(scores, cohort.quantiles)
+        result["quantiles"] = {
+            f"{q:g}": round(float(v), digits) for q, v in zip(cohort.quantiles, values, strict=True)
+        }
+    if "histogram" in cohort.statistics:
+        counts, _ = np.histogram(scores, bins=cohort.bins)
+        result["histogram"] = {
+            "edges": cohort.bins,
+            "counts": [count(int(c)) if c >= k else None for c in counts],
+            "suppressed_under": k,
+        }
+    return result
+
+
+# -- the kind ------------------------------------------------------------------------
+
+
+class Model:
+    """The model kind: an approved model's scores or cohort statistics."""
+
+    name = "model"
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        domain: Domain,
+        hasher: SubjectHasher,
+        registry: ModelRegistry,
+        usage: UsageMeter,
+        max_batch: int,
+        clock: Any,
+    ) -> None:
+        self.catalog = catalog
+        self.domain = domain
+        self.hasher = hasher
+        self.registry = registry
+        self.usage = usage
+        self.max_batch = max_batch
+        self.clock = clock
+        self._sessions: dict[str, ort.InferenceSession] = {}
+        self._lock = threading.Lock()
+
+    def session(self, digest: str) -> ort.InferenceSession:
+        """One session per approved digest, made from bytes that still hash to it."""
+        sess = self._sessions.get(digest)
+        if sess is None:
+            content = self.registry.content(digest)
+            if content is None:
+                raise forbidden("model_bytes_missing", "the approved bytes are not on record")
+            sess = onnx_checks.session(content)
+            with self._lock:
+                sess = self._sessions.setdefault(digest, sess)
+        return sess
+
+    def describe(self, call: RunCall) -> Description:
+        row = self.registry.get(call.model)
+        if row is None:
+            raise not_found("unknown_model", f"there is no model {call.model!r}")
+        manifest = row.manifest
+        dataset = self.catalog.dataset(manifest["dataset"])
+        if dataset is None:
+            raise not_found("unknown_dataset", f"model {row.id} names no known dataset")
+        body = call.body
+        form = "score" if body.subjects is not None else "cohort"
+        subjects = body.subjects or []
+        if len(subjects) > self.max_batch:
+            raise Problem(413, "batch_too_large", f"a batch holds at most {self.max_batch}")
+        features = [c for binding in manifest["inputs"] for c in binding["columns"]]
+        used = [(dataset.key_column, "key")] if form == "score" else []
+        used += [(c, "feature") for c in features]
+        where = body.cohort.where if body.cohort else []
+        used += [(c.column, "compare") for c in where]
+        columns = []
+        for name, use in used:
+            info = dataset.columns.get(name)
+            if info is None:
+                raise unprocessable("unknown_column", f"dataset {dataset.id} has no column {name}")
+            columns.append({"name": name, "use": use, "level": info.level, "uses": list(info.uses)})
+        conditions = row.conditions or {}
+        facts: dict[str, Any] = {
+            "dataset": {"id": dataset.id, "version": dataset.version},
+            "columns": columns,
+            "subjects": {"count": len(subjects)},
+            "model": {
+                "id": row.id,
+                "digest": row.digest,
+                "name": manifest["name"],
+                "operator": row.operator_id,
+                "purpose": manifest["purpose"],
+                "status": row.status,
+                "output": manifest["output"]["kind"],
+                "expires": conditions.get("expires"),
+                "forms": conditions.get("forms", []),
+            },
+        }
+        if body.cohort is not None:
+            facts["cohort"] = {
+                "conditions": [{"column": c.column, "op": c.op} for c in where],
+                "statistics": sorted(set(body.cohort.statistics)),
+            }
+        keys = [s.key for s in subjects]
+        return Description(
+            operation={"model": row.id, "form": form},
+            facts=facts,
+            plan=Plan(
+                row,
+                dataset,
+                form,
+                tuple(tuple(b["columns"]) for b in manifest["inputs"]),
+                keys,
+                body.cohort,
+            ),
+            dataset_version=f"{dataset.id}@{dataset.version}",
+            subjects=[self.hasher(dataset.id, key) for key in keys],
+            consent=ConsentNeed(f"model:{manifest['name']}", [s.consent for s in subjects])
+            if form == "score"
+            else None,
+        )
+
+    def _admit(self, plan: Plan, obligations: dict[str, Any]) -> None:
+        """The kind's own guard, whatever the policy says: only an approved model, before
+        its expiry, in an approved form; then one run is charged, atomically."""
+        row, conditions = plan.row, plan.row.conditions or {}
+        if row.status != "approved":
+            raise forbidden("model_not_approved", f"model {row.id} is {row.status}")
+        expires = datetime.fromisoformat(conditions["expires"])
+        now = self.clock()
+        if now >= expires:
+            raise forbidden("model_expired", f"the approval of model {row.id} has expired")
+        if plan.form not in conditions.get("forms", []):
+            raise forbidden("form_not_approved", f"model {row.id} is not approved for {plan.form}")
+        limit = obligations.get("batch_limit")
+        if plan.form == "score" and isinstance(limit, int) and len(plan.keys) > limit:
+            raise forbidden(
+                "batch_over_obligation",
+                f"the policy obliges batches of at most {limit} subjects",
+            )
+        if conditions.get("max_runs"):
+            charge = Charge(
+                f"model-runs|{row.id}", 0, 1, conditions["max_runs"], "model_runs", expires
+            )
+            if self.usage.charge([charge]) is not None:
+                raise Problem(
+                    429,
+                    "model_runs_exhausted",
+                    f"model {row.id} has used its {conditions['max_runs']} approved runs",
+                )
+
+    def execute(self, plan: Plan, obligations: dict[str, Any]) -> np.ndarray:
+        self._admit(plan, obligations)
+        sess = self.session(plan.row.digest)
+        output = (plan.row.manifest["output"]["name"], plan.row.manifest["output"]["column"])
+        features = tuple(c for group in plan.columns for c in group)
+        widths = [len(group) for group in plan.columns]
+        if plan.form == "cohort":
+            assert plan.cohort is not None
+            statement, params = _cohort(
+                self.domain, plan.dataset.table_name, features, plan.cohort.where
+            )
+            rows = self.domain.fetch(statement, params)
+            matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(features))
+            if not len(rows):
+                return np.empty(0)
+            return onnx_checks.run(sess, onnx_checks.split(matrix, widths), output)
+        matrix = np.full((len(plan.keys), len(features)), np.nan)
+        for start in range(0, len(plan.keys), CHUNK):
+            chunk = plan.keys[start : start + CHUNK]
+            statement = _lookup(
+                self.domain, plan.dataset.table_name, plan.dataset.key_column, features, len(chunk)
+            )
+            params: dict[str, Any] = {}
+            for s, key in enumerate(chunk):
+                params[f"i{s}"] = start + s
+                params[f"k{s}"] = key
+            rows = self.domain.fetch(statement, params)
+            if rows:
+                found = np.array(rows, dtype=np.float64)
+                matrix[found[:, 0].astype(np.int64)] = found[:, 1:]
+        scores = np.full(len(plan.keys), np.nan)
+        complete = ~np.isnan(matrix).any(axis=1)
+        if complete.any():
+            scores[complete] = onnx_checks.run(
+                sess, onnx_checks.split(matrix[complete], widths), output
+            )
+        return scores
+
+    def disclose(self, raw: np.ndarray, plan: Plan, obligations: dict[str, Any]) -> dict[str, Any]:
+        model = {"model": plan.row.id, "digest": plan.row.digest}
+        if plan.form == "cohort":
+            assert plan.cohort is not None
+            return {**model, "cohort": statistics(raw, plan.cohort, obligations)}
+        bands = obligations.get("score_bands")
+        digits = int(obligations.get("score_digits", 2))
+        results: list[dict[str, Any]] = []
+        for index, score in enumerate(raw.tolist()):
+            if score != score:  # NaN: the subject is unknown or a feature is missing
+                results.append({"index": index, "score": None})
+            elif bands:
+                results.append({"index": index, "score": band(score, bands)})
+            else:
+                results.append({"index": index, "score": round(score, digits)})
+        return {**model, "results": results}
