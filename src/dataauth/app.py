@@ -13,9 +13,9 @@ from dataauth import __version__, logs
 from dataauth.api import problems
 from dataauth.api.audit import router as audit_router
 from dataauth.api.limits import BodyLimit
+from dataauth.api.models import router as models_router
 from dataauth.api.observe import Observe
 from dataauth.api.query import router as query_router
-from dataauth.api.models import router as models_router
 from dataauth.api.routes import router
 from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import AuditLog
@@ -29,10 +29,10 @@ from dataauth.gateway import Gateway, utc_now
 from dataauth.identity.consent import ConsentVerifier
 from dataauth.identity.tokens import TokenVerifier, jwks_from_file, jwks_from_url
 from dataauth.keyring import Keyring
-from dataauth.operations.aggregate import Aggregate
-from dataauth.operations.privacy import BudgetLedger
 from dataauth.model_review import ModelReview
+from dataauth.operations.aggregate import Aggregate
 from dataauth.operations.model import Model
+from dataauth.operations.privacy import BudgetLedger
 from dataauth.operations.verify import Verify
 from dataauth.policy.bundle import Bundle, load_bundle
 from dataauth.policy.decision import PolicyEngine
