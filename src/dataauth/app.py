@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from dataauth import __version__
 from dataauth.api import problems
 from dataauth.api.audit import router as audit_router
+from dataauth.api.he import router as he_router
 from dataauth.api.limits import BodyLimit
 from dataauth.api.routes import router
 from dataauth.audit.ledger import HeadSigner, Ledger
@@ -20,10 +21,12 @@ from dataauth.catalog.store import Catalog
 from dataauth.config import Settings
 from dataauth.domain import demo
 from dataauth.domain.database import Domain, open_domain
-from dataauth.gateway import Gateway
+from dataauth.gateway import Gateway, utc_now
 from dataauth.identity.consent import ConsentVerifier
 from dataauth.identity.tokens import TokenVerifier, jwks_from_file, jwks_from_url
 from dataauth.keyring import Keyring
+from dataauth.operations.encrypted import EncryptedScore
+from dataauth.operations.he_registry import Registry
 from dataauth.operations.verify import Verify
 from dataauth.policy.bundle import Bundle, load_bundle
 from dataauth.policy.decision import PolicyEngine
@@ -85,7 +88,13 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
     policy = PolicyStore(storage, engine_factory(settings), settings.catalog_ttl_seconds)
     ledger = Ledger(storage, Ed25519Signer.from_keys_dir(settings.keys_dir))
     signer = HeadSigner(ledger, settings.head_delay_ms / 1000)
-    kinds = [Verify(catalog, domain, keyring.subject_hasher(), settings.max_batch)]
+    registry = Registry(storage, catalog, settings.he_registration_days)
+    kinds = [
+        Verify(catalog, domain, keyring.subject_hasher(), settings.max_batch),
+        EncryptedScore(
+            catalog, domain, keyring.subject_hasher(), registry, settings.max_batch, utc_now
+        ),
+    ]
     gateway = Gateway(
         tokens=token_verifier(settings, keyring),
         catalog=catalog,
@@ -126,9 +135,15 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     app.state.gateway = gateway
     app.state.ledger = ledger
     app.state.settings = settings
+    app.state.he_registry = gateway.kinds[EncryptedScore.name].registry
     problems.install(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        prefixes={"/v1/he/": settings.he_max_body_bytes},
+    )
     app.include_router(router)
+    app.include_router(he_router)
     app.include_router(audit_router)
     return app
 

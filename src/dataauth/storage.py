@@ -10,6 +10,7 @@ from sqlmodel import SQLModel, create_engine
 from dataauth.audit import tables as _audit_tables  # noqa: F401  (registers the audit tables)
 from dataauth.catalog import tables as _catalog_tables  # noqa: F401
 from dataauth.identity.consent import ConsentRevocation as _consent_table  # noqa: F401
+from dataauth.operations import he_registry as _he_tables  # noqa: F401
 from dataauth.usage import UsageCounter as _usage_table  # noqa: F401
 
 
