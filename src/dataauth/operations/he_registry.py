@@ -120,7 +120,7 @@ class Registry:
     def _save(self, row: SQLModel, key: tuple[str, ...]) -> None:
         """Insert, or renew the expiry of the same registration (idempotent)."""
         for _ in range(2):
-            with Session(self.engine) as session:
+            with Session(self.engine, expire_on_commit=False) as session:
                 existing = session.get(type(row), key)
                 if existing is not None:
                     existing.expires = row.expires  # type: ignore[attr-defined]
