@@ -54,7 +54,7 @@ def model() -> LinearModel:
 def bank(gateway, secret, model):
     with HEClient(gateway.url, gateway.token("demo-bank")) as client:
         context_id = client.register_context(secret)
-        model_id = client.register_model(PRODUCT, context_id, model)
+        model_id = client.register_model(PRODUCT, context_id, model, secret)
         yield client, context_id, model_id
 
 
@@ -100,6 +100,29 @@ def test_scores_match_the_plaintext_model(gateway, bank, secret, model):
     logged = "\n".join(str(e) for e in entries)
     assert "he-score" in logged
     assert all(r[0] not in logged for r in sample)
+
+
+def test_weights_sent_with_the_request_or_filed_with_the_model(gateway, bank, secret, model):
+    client, context_id, model_id = bank
+    sample = rows(gateway, 5, offset=50)
+    subjects = [consented(gateway, r[0]) for r in sample]
+    features = np.array([r[1:4] for r in sample], dtype=float)
+    sent = client.score(secret, context_id, model_id, model, subjects=subjects[:1],
+                        purpose="credit", send_weights=True)  # fmt: skip
+    assert (
+        abs(sent.scores[0] - model.plain_scores(features[:1])[0])
+        <= bound(features[:1], SCORE_NOISE)[0]
+    )
+    # one subject is scored with scalar multiplies; the score fills every slot
+    assert len(sent.response["ciphertexts"]) == 1
+    unfiled = client.register_model(PRODUCT, context_id, model)
+    with pytest.raises(GatewayError) as refused:
+        client.score(secret, context_id, unfiled, model, subjects=subjects, purpose="credit")
+    assert refused.value.problem["code"] == "no_weights"
+    inline = client.score(secret, context_id, unfiled, model, subjects=subjects,
+                          purpose="credit", send_weights=True)  # fmt: skip
+    got = np.array(inline.scores, dtype=float)
+    assert np.all(np.abs(got - model.plain_scores(features)) <= bound(features, SCORE_NOISE))
 
 
 def test_sum_and_mean_over_a_cohort(gateway, bank, secret, model):
@@ -163,7 +186,7 @@ def test_a_subject_is_scored_at_most_the_daily_limit(gateway, secret):
     key = rows(gateway, 1, offset=200)[0][0]
     with HEClient(gateway.url, gateway.token("demo-bank")) as client:
         context_id = client.register_context(secret)
-        model_id = client.register_model(PRODUCT, context_id, small)
+        model_id = client.register_model(PRODUCT, context_id, small, secret)
         subject = [consented(gateway, key)]
         for _ in range(50):
             client.score(secret, context_id, model_id, small, subjects=subject, purpose="credit")

@@ -46,6 +46,7 @@ from dataauth.statements import Prepared
 NOISE_FLOOR_BITS = 20
 """``noise_bits: n`` adds uniform noise in [-2^(n-20), 2^(n-20)] per score: n bits above
 2^-20, the order of CKKS's error for one multiply at a 2^40 scale. 0 adds none."""
+OFFSET = 2.0**-30
 FETCH_CHUNK = 1024
 """Subject keys bound per look-up statement (SQLite allows 32,766 binds)."""
 OPS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -71,10 +72,13 @@ class Condition(BaseModel):
 class ScoreRequest(Request):
     context: str = Field(pattern=ID, description="a registered context's id")
     model: str = Field(pattern=ID, description="a registered model's id")
-    weights: list[str] = Field(
-        min_length=1, max_length=64, description="per feature, in the model's order: base64"
+    weights: list[str] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="per feature, in the model's order: base64; none: those filed with the model",
     )
-    bias: str = Field(min_length=1, description="the bias, replicated: base64")
+    bias: str | None = Field(None, min_length=1, description="the bias, replicated: base64")
     mode: Literal["score", "sum", "mean"] = "score"
     subjects: list[Subject] | None = Field(None, min_length=1)
     cohort: list[Condition] | None = Field(None, max_length=8)
@@ -85,6 +89,8 @@ class ScoreRequest(Request):
             raise ValueError("a score request names subjects (a cohort gives only aggregates)")
         if self.mode != "score" and (self.cohort is None or self.subjects is not None):
             raise ValueError("an aggregate names a cohort filter ([] for the whole dataset)")
+        if (self.weights is None) != (self.bias is None):
+            raise ValueError("send weights and bias together, or neither (the filed ones)")
         return self
 
 
@@ -109,8 +115,9 @@ class Plan:
     dataset: DatasetInfo
     parameters: Parameters
     context: Any
-    weights: list[bytes]
-    bias: bytes
+    weights: list[bytes] | None
+    """As sent; None: the ones filed with the model."""
+    bias: bytes | None
     mode: str
     keys: list[str]
     cohort: list[Condition]
@@ -180,17 +187,7 @@ class EncryptedScore:
         if body.context != model.context:
             raise unprocessable("context_mismatch", "the model was filed under another context")
         parameters, context = self.registry.context(call.operator, body.context, now)
-        if len(body.weights) != len(model.features):
-            raise unprocessable(
-                "wrong_weight_count",
-                f"the model has {len(model.features)} features; {len(body.weights)} weights came",
-            )
-        # sizes before anything reads the bytes; TenSEAL reads them only after an allow
-        limit = parameters.max_ciphertext_bytes * 4 // 3 + 4
-        if any(len(text) > limit for text in [*body.weights, body.bias]):
-            raise Problem(413, "ciphertext_too_large", f"a ciphertext is at most {limit} base64")
-        weights = [b64decode(w, f"weight {j}") for j, w in enumerate(body.weights)]
-        bias = b64decode(body.bias, "the bias")
+        weights, bias = self._sent(body, model, parameters)
         dataset = self.catalog.dataset(model.product.dataset_id)
         if dataset is None:
             raise not_found("unknown_dataset", f"product {model.product.id} names no dataset")
@@ -237,6 +234,38 @@ class EncryptedScore:
             consent=consent,
         )
 
+    @staticmethod
+    def _sent(
+        body: ScoreRequest, model: ModelInfo, parameters: Parameters
+    ) -> tuple[list[bytes] | None, bytes | None]:
+        """The ciphertexts sent, decoded (sizes checked before anything reads them)."""
+        if body.weights is None or body.bias is None:
+            if not model.stored_weights:
+                raise unprocessable(
+                    "no_weights", "send the weights: none were filed with the model"
+                )
+            return None, None
+        if len(body.weights) != len(model.features):
+            raise unprocessable(
+                "wrong_weight_count",
+                f"the model has {len(model.features)} features; {len(body.weights)} weights came",
+            )
+        limit = parameters.max_ciphertext_bytes * 4 // 3 + 4
+        if any(len(text) > limit for text in [*body.weights, body.bias]):
+            raise Problem(413, "ciphertext_too_large", f"a ciphertext is at most {limit} base64")
+        weights = [b64decode(w, f"weight {j}") for j, w in enumerate(body.weights)]
+        return weights, b64decode(body.bias, "the bias")
+
+    def _vectors(self, plan: Plan) -> tuple[list[Any], Any]:
+        """The weight and bias ciphertexts: as sent (read only now, after the allow), or filed."""
+        if plan.weights is None or plan.bias is None:
+            return self.registry.weights(plan.model, plan.parameters, plan.context)
+        weights = [
+            load_vector(plan.context, plan.parameters, data, f"weight {j}")
+            for j, data in enumerate(plan.weights)
+        ]
+        return weights, load_vector(plan.context, plan.parameters, plan.bias, "the bias")
+
     def _features(self, plan: Plan) -> tuple[np.ndarray, list[bool]]:
         """The feature matrix (subjects x features) and which subjects were found."""
         table, key = plan.dataset.table_name, plan.dataset.key_column
@@ -254,46 +283,61 @@ class EncryptedScore:
         return matrix, found
 
     def execute(self, plan: Plan, obligations: dict[str, Any]) -> Raw:
-        import tenseal as ts
-
         bits = int(obligations.get("noise_bits") or 0)
         limit = obligations.get("batch_limit")
         if plan.mode == "score" and isinstance(limit, int) and len(plan.keys) > limit:
             raise forbidden(
                 "batch_over_obligation", f"the policy obliges batches of at most {limit} subjects"
             )
-        slots, context = plan.parameters.slots, plan.context
-        weights = [
-            load_vector(context, plan.parameters, data, f"weight {j}")
-            for j, data in enumerate(plan.weights)
-        ]
-        bias = load_vector(context, plan.parameters, plan.bias, "the bias")
+        weights, bias = self._vectors(plan)
         try:
             if plan.mode != "score":
                 return self._aggregate(plan, obligations, weights, bias, bits)
             matrix, found = self._features(plan)
-            out = []
+            slots, out = plan.parameters.slots, []
             for start in range(0, len(plan.keys), slots):
-                block = np.zeros((slots, matrix.shape[1]))
                 part = matrix[start : start + slots]
+                if len(part) == 1:
+                    # one subject: scalar multiplies, the score (and its noise) in every slot
+                    score = self._combine(weights, bias, list(part[0]))
+                    out.append(self._release(plan, score, noise(1, bits).repeat(slots)))
+                    continue
+                block = np.zeros((slots, matrix.shape[1]))
                 block[: len(part)] = part
-                score = weights[0] * block[:, 0].tolist()
-                for j in range(1, len(weights)):
-                    score += weights[j] * block[:, j].tolist()
-                score += bias
-                score += ts.ckks_vector(context, noise(slots, bits).tolist())
-                out.append(score.serialize())
+                score = self._combine(weights, bias, list(block.T))
+                out.append(self._release(plan, score, noise(slots, bits)))
         except ValueError:  # TenSEAL: scales or levels that do not fit these parameters
             raise unprocessable(
                 "invalid_ciphertext", "the ciphertexts do not fit the registered parameters"
             ) from None
         return Raw(out, found, bits)
 
+    @staticmethod
+    def _combine(weights: list[Any], bias: Any, values: list[Any], bias_times: float = 1.0) -> Any:
+        """bias + sum of weight * value: plaintext multiplies, left at scale^2 (no rescale).
+
+        SEAL refuses a product by an all-zero plaintext (a "transparent" result), so every
+        value is offset by ``OFFSET``: the same work whatever the data, so a response's
+        time says nothing about which features are zero; it moves a score by
+        ``OFFSET * sum |w_j|``, far inside the error bound."""
+        total = bias * (bias_times + OFFSET)
+        for weight, value in zip(weights, values, strict=True):
+            shifted = value + OFFSET
+            total += weight * (shifted.tolist() if isinstance(shifted, np.ndarray) else shifted)
+        return total
+
+    @staticmethod
+    def _release(plan: Plan, result: Any, flood: np.ndarray) -> bytes:
+        """Add a fresh encryption of the noise under the operator's key: re-randomised."""
+        import tenseal as ts
+
+        scale = 2.0 ** (2 * plan.parameters.scale_bits)
+        result += ts.ckks_vector(plan.context, flood.tolist(), scale)
+        return result.serialize()
+
     def _aggregate(
         self, plan: Plan, obligations: dict[str, Any], weights: list[Any], bias: Any, bits: int
     ) -> Raw:
-        import tenseal as ts
-
         table, features = plan.dataset.table_name, plan.model.features
         statement, params = _aggregate(self.domain, table, features, plan.cohort)
         row = self.domain.fetch(statement, params)[0]
@@ -304,13 +348,10 @@ class EncryptedScore:
                 "cohort_too_small", f"the cohort has fewer than {k} subjects (the policy's k)"
             )
         scale = 1.0 / count if plan.mode == "mean" else 1.0
-        total = weights[0] * (sums[0] * scale)
-        for j in range(1, len(weights)):
-            total += weights[j] * (sums[j] * scale)
-        total += bias * (count * scale)
+        total = self._combine(weights, bias, [float(s * scale) for s in sums], count * scale)
         # the same noise in every slot: averaging the slots does not remove it
-        total += ts.ckks_vector(plan.context, [noise(1, bits)[0]] * plan.parameters.slots)
-        return Raw([total.serialize()], [], bits)
+        flood = noise(1, bits).repeat(plan.parameters.slots)
+        return Raw([self._release(plan, total, flood)], [], bits)
 
     def disclose(self, raw: Raw, plan: Plan, obligations: dict[str, Any]) -> dict[str, Any]:
         slots = plan.parameters.slots

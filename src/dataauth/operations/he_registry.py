@@ -22,12 +22,18 @@ from pydantic import BaseModel, Field
 from sqlalchemy import JSON, Column, Engine, LargeBinary
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field as SQLField
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, select
 
 from dataauth.canonical import canonical
 from dataauth.catalog.store import Catalog, ProductInfo, rfc3339
 from dataauth.errors import Problem, bad_request, not_found, unprocessable
-from dataauth.operations.he_params import ALLOWED, Parameters, check_context, load_context
+from dataauth.operations.he_params import (
+    ALLOWED,
+    Parameters,
+    check_context,
+    load_context,
+    load_vector,
+)
 
 KIND = "he-score"
 ID = r"^sha256:[0-9a-f]{64}$"
@@ -58,6 +64,16 @@ class HEModel(SQLModel, table=True):
     expires: datetime
 
 
+class HEWeight(SQLModel, table=True):
+    """A model's encrypted weights, filed with it: position ``len(features)`` is the bias."""
+
+    __tablename__ = "he_model_weight"
+
+    model: str = SQLField(primary_key=True)
+    position: int = SQLField(primary_key=True)
+    data: bytes = SQLField(sa_column=Column(LargeBinary, nullable=False))
+
+
 class HEProductSpec(BaseModel):
     """An encrypted-scoring product (Product.spec): what a model may read."""
 
@@ -80,6 +96,13 @@ class ModelRequest(BaseModel):
     commitment: str = Field(
         pattern=ID, description="sha256 of the canonical weights, bias and salt (see the SDK)"
     )
+    weights: list[str] | None = Field(
+        None,
+        max_length=64,
+        description="the encrypted weights (base64, one per feature), kept with the model so "
+        "that score requests need not carry them",
+    )
+    bias: str | None = Field(None, description="the encrypted bias, with weights")
 
 
 @dataclass(frozen=True)
@@ -91,6 +114,7 @@ class ModelInfo:
     context: str
     features: tuple[str, ...]
     commitment: str
+    stored_weights: bool
 
 
 def b64decode(text: str, what: str) -> bytes:
@@ -115,6 +139,7 @@ class Registry:
         self.catalog = catalog
         self.ttl = timedelta(days=ttl_days)
         self._contexts: OrderedDict[str, tuple[Parameters, Any]] = OrderedDict()
+        self._weights: OrderedDict[str, tuple[list[Any], Any]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _save(self, row: SQLModel, key: tuple[str, ...]) -> None:
@@ -148,7 +173,7 @@ class Registry:
         return row
 
     def register_model(self, operator: str, body: ModelRequest, now: datetime) -> HEModel:
-        self.context(operator, body.context, now)
+        parameters, context = self.context(operator, body.context, now)
         product, spec = he_product(self.catalog, body.product)
         dataset = self.catalog.dataset(product.dataset_id)
         if dataset is None:
@@ -162,12 +187,14 @@ class Registry:
                     "feature_not_allowed",
                     f"column {name!r} is not a feature of product {product.id}",
                 )
+        blobs = self._weight_blobs(body, parameters, context)
         shape = {
             "operator": operator,
             "product": product.id,
             "context": body.context,
             "features": body.features,
             "commitment": body.commitment,
+            "weights": hashlib.sha256(b"".join(blobs)).hexdigest() if blobs else None,
         }
         row = HEModel(
             id="sha256:" + hashlib.sha256(canonical(shape)).hexdigest(),
@@ -180,23 +207,76 @@ class Registry:
             expires=now + self.ttl,
         )
         self._save(row, (row.id,))
+        if blobs:
+            with Session(self.engine) as session:
+                for position, data in enumerate(blobs):
+                    session.merge(HEWeight(model=row.id, position=position, data=data))
+                session.commit()
         return row
+
+    def _weight_blobs(
+        self, body: ModelRequest, parameters: Parameters, context: Any
+    ) -> list[bytes]:
+        """The filed ciphertexts, checked as a score request's would be; [] if none."""
+        if body.weights is None and body.bias is None:
+            return []
+        if body.weights is None or body.bias is None or len(body.weights) != len(body.features):
+            raise unprocessable(
+                "wrong_weight_count", "file one encrypted weight per feature and the bias, or none"
+            )
+        limit = parameters.max_ciphertext_bytes * 4 // 3 + 4
+        if any(len(text) > limit for text in [*body.weights, body.bias]):
+            raise Problem(413, "ciphertext_too_large", f"a ciphertext is at most {limit} base64")
+        blobs = [b64decode(w, f"weight {j}") for j, w in enumerate([*body.weights, body.bias])]
+        for j, data in enumerate(blobs):
+            load_vector(context, parameters, data, f"ciphertext {j}")
+        return blobs
+
+    def weights(
+        self, model: ModelInfo, parameters: Parameters, context: Any
+    ) -> tuple[list[Any], Any]:
+        """The model's filed weights and bias, deserialized (cached)."""
+        with self._lock:
+            cached = self._weights.get(model.id)
+            if cached is not None:
+                return cached
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(HEWeight).where(HEWeight.model == model.id).order_by(HEWeight.position)
+            ).all()
+            blobs = [r.data for r in rows]
+        vectors = [load_vector(context, parameters, b, "a filed ciphertext") for b in blobs]
+        loaded = (vectors[:-1], vectors[-1])
+        with self._lock:
+            self._weights[model.id] = loaded
+            while len(self._weights) > 8:
+                self._weights.popitem(last=False)
+        return loaded
 
     def context(self, operator: str, context_id: str, now: datetime) -> tuple[Parameters, Any]:
         """A registered, unexpired context of this operator, deserialized (cached)."""
         with Session(self.engine) as session:
-            row = session.get(HEContext, (context_id, operator))
-            if row is None:
+            found = session.exec(
+                select(HEContext.expires).where(
+                    HEContext.id == context_id, HEContext.operator == operator
+                )
+            ).first()
+            if found is None:
                 raise not_found("unknown_context", "no such context is registered by this operator")
-            if row.expires.replace(tzinfo=UTC) <= now:
+            if found.replace(tzinfo=UTC) <= now:
                 raise Problem(410, "context_expired", "the context's registration has expired")
+            with self._lock:
+                cached = self._contexts.get(context_id)
+                if cached is not None:
+                    self._contexts.move_to_end(context_id)
+                    return cached
+            row = session.get(HEContext, (context_id, operator))
+            assert row is not None
             data, name = row.data, row.parameters
-        with self._lock:
-            cached = self._contexts.get(context_id)
-            if cached is not None:
-                self._contexts.move_to_end(context_id)
-                return cached
-        loaded = (ALLOWED[name], load_context(data))
+        context = load_context(data)
+        # products stay at scale 2^80 with no rescale: one rescale costs more than a multiply
+        context.auto_rescale = False
+        loaded = (ALLOWED[name], context)
         with self._lock:
             self._contexts[context_id] = loaded
             while len(self._contexts) > 32:
@@ -211,6 +291,8 @@ class Registry:
             if row.expires.replace(tzinfo=UTC) <= now:
                 raise Problem(410, "model_expired", "the model's registration has expired")
             product, spec = he_product(self.catalog, row.product)
+            filed = select(HEWeight.position).where(HEWeight.model == row.id).limit(1)
+            stored = session.exec(filed).first() is not None
             return ModelInfo(
                 row.id,
                 row.operator,
@@ -219,6 +301,7 @@ class Registry:
                 row.context,
                 tuple(row.features),
                 row.commitment,
+                stored,
             )
 
 

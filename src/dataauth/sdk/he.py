@@ -151,21 +151,32 @@ class HEClient:
         """Register the public part of ``context``; its id."""
         return self._post("/v1/he/contexts", {"context": _b64(public_context(context))})["id"]
 
-    def register_model(self, product: str, context_id: str, model: LinearModel) -> str:
-        """File the model's shape and its commitment; its id."""
-        body = {
+    def register_model(
+        self,
+        product: str,
+        context_id: str,
+        model: LinearModel,
+        context: ts.Context | None = None,
+    ) -> str:
+        """File the model's shape and its commitment; its id. Given the secret ``context``,
+        file its encrypted weights too, so that score requests need not carry them."""
+        body: dict[str, Any] = {
             "product": product,
             "context": context_id,
             "features": model.features,
             "commitment": model.commitment(),
         }
+        if context is not None:
+            body["weights"], body["bias"] = model.encrypted(context)
         return self._post("/v1/he/models", body)["id"]
 
     def _request(
-        self, context: ts.Context, context_id: str, model_id: str, model: LinearModel
+        self, context: ts.Context, context_id: str, model_id: str, model: LinearModel, send: bool
     ) -> dict[str, Any]:
-        weights, bias = model.encrypted(context)
-        return {"context": context_id, "model": model_id, "weights": weights, "bias": bias}
+        body = {"context": context_id, "model": model_id}
+        if send:
+            body["weights"], body["bias"] = model.encrypted(context)
+        return body
 
     def score(
         self,
@@ -176,9 +187,11 @@ class HEClient:
         *,
         subjects: list[dict[str, str]],
         purpose: str,
+        send_weights: bool = False,
     ) -> ScoreResult:
-        """Scores of subjects (``{"key": …, "consent": …}``), decrypted, in order."""
-        body = self._request(context, context_id, model_id, model)
+        """Scores of subjects (``{"key": …, "consent": …}``), decrypted, in order; with the
+        weights filed with the model, or sent in the request (``send_weights``)."""
+        body = self._request(context, context_id, model_id, model, send_weights)
         body.update(purpose=purpose, mode="score", subjects=subjects)
         response = self._post("/v1/he/score", body)
         return ScoreResult(decrypt_scores(context, response), response)
@@ -193,8 +206,9 @@ class HEClient:
         mode: str,
         cohort: list[dict[str, Any]],
         purpose: str,
+        send_weights: bool = False,
     ) -> float:
         """The sum or mean of the model's score over a cohort, decrypted."""
-        body = self._request(context, context_id, model_id, model)
+        body = self._request(context, context_id, model_id, model, send_weights)
         body.update(purpose=purpose, mode=mode, cohort=cohort)
         return decrypt_aggregate(context, self._post("/v1/he/score", body))
