@@ -276,11 +276,16 @@ class EncryptedScore:
         for start in range(0, len(plan.keys), FETCH_CHUNK):
             chunk = plan.keys[start : start + FETCH_CHUNK]
             params = {f"k{i}": (chunk[i] if i < len(chunk) else None) for i in range(FETCH_CHUNK)}
-            for row in self.domain.fetch(statement, params):
-                i = position[row[0]]
-                matrix[i] = [0.0 if v is None else float(v) for v in row[1:]]
+            rows = self.domain.fetch(statement, params)
+            if not rows:
+                continue
+            keys, *columns = zip(*rows, strict=True)
+            at = [position[k] for k in keys]
+            for j, column in enumerate(columns):
+                matrix[at, j] = np.array(column, dtype=float)  # NULL reads as nan
+            for i in at:
                 found[i] = True
-        return matrix, found
+        return np.nan_to_num(matrix, nan=0.0), found
 
     def execute(self, plan: Plan, obligations: dict[str, Any]) -> Raw:
         bits = int(obligations.get("noise_bits") or 0)
@@ -364,8 +369,11 @@ class EncryptedScore:
             "ciphertexts": [base64.b64encode(c).decode() for c in raw.ciphertexts],
         }
         if plan.mode == "score":
-            result["subjects"] = [
-                {"index": i, "ciphertext": i // slots, "slot": i % slots, "found": found}
-                for i, found in enumerate(raw.found)
-            ]
+            # the slot map: subject i (in request order) is slot i % per_ciphertext of
+            # ciphertext i // per_ciphertext (a block of one subject has it in every slot)
+            result["subjects"] = {
+                "count": len(raw.found),
+                "per_ciphertext": slots,
+                "not_found": [i for i, found in enumerate(raw.found) if not found],
+            }
         return result

@@ -116,9 +116,9 @@ def decrypt_scores(context: ts.Context, response: dict[str, Any]) -> list[float 
     blocks = [
         ts.ckks_vector_from(context, base64.b64decode(c)).decrypt() for c in response["ciphertexts"]
     ]
-    return [
-        blocks[s["ciphertext"]][s["slot"]] if s["found"] else None for s in response["subjects"]
-    ]
+    where = response["subjects"]
+    per, missing = where["per_ciphertext"], set(where["not_found"])
+    return [None if i in missing else blocks[i // per][i % per] for i in range(where["count"])]
 
 
 def decrypt_aggregate(context: ts.Context, response: dict[str, Any]) -> float:
