@@ -21,6 +21,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("verify", ["--seconds", "0.5", "--workers", "1", "--batch", "50"]),
         ("audit", ["--entries", "2000", "--seconds", "1", "--threads", "4", "--processes", "1"]),
         ("policy", ["--decisions", "200", "--seconds", "0.5"]),
+        ("he", ["--seconds", "0.5", "--rows", "512", "--batch", "256", "--workers", "1"]),
     ],
 )
 def test_benchmark_runs_and_reports(name, args):
