@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from dataauth import __version__, logs
 from dataauth.api import problems
 from dataauth.api.audit import router as audit_router
+from dataauth.api.he import router as he_router
 from dataauth.api.limits import BodyLimit
 from dataauth.api.models import router as models_router
 from dataauth.api.observe import Observe
@@ -31,6 +32,8 @@ from dataauth.identity.tokens import TokenVerifier, jwks_from_file, jwks_from_ur
 from dataauth.keyring import Keyring
 from dataauth.model_review import ModelReview
 from dataauth.operations.aggregate import Aggregate
+from dataauth.operations.encrypted import EncryptedScore
+from dataauth.operations.he_registry import Registry
 from dataauth.operations.model import Model
 from dataauth.operations.privacy import BudgetLedger
 from dataauth.operations.verify import Verify
@@ -98,11 +101,13 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
     signer = HeadSigner(ledger, settings.head_delay_ms / 1000)
     usage = UsageMeter(storage, settings.timezone)
     models = ModelRegistry(storage)
+    registry = Registry(storage, catalog, settings.he_registration_days)
     hasher = keyring.subject_hasher()
     kinds = [
         Verify(catalog, domain, hasher, settings.max_batch),
         Aggregate(catalog, domain, BudgetLedger(storage)),
         Model(catalog, domain, hasher, models, usage, settings.max_batch, utc_now),
+        EncryptedScore(catalog, domain, hasher, registry, settings.max_batch, utc_now),
     ]
     gateway = Gateway(
         tokens=token_verifier(settings, keyring),
@@ -148,10 +153,16 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     app.state.ledger = ledger
     app.state.model_review = review
     app.state.settings = settings
+    app.state.he_registry = gateway.kinds[EncryptedScore.name].registry
     problems.install(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        prefixes={"/v1/he/": settings.he_max_body_bytes},
+    )
     app.add_middleware(Observe)  # added last: outermost, it sees every response
     app.include_router(router)
+    app.include_router(he_router)
     app.include_router(audit_router)
     app.include_router(query_router)
     app.include_router(models_router)

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
     max_model_bytes: int = Field(1024 * 1024, ge=1024, description="largest ONNX model accepted")
+    he_max_body_bytes: int = Field(
+        12 * 1024 * 1024,
+        ge=1024,
+        description="body limit of /v1/he/ routes: a 16-feature model at degree 8192 is ~7.5 MB",
+    )
+    he_registration_days: float = Field(30.0, gt=0, description="HE contexts and models expire")
     max_batch: int = Field(10_000, ge=1, description="hard ceiling above any policy batch limit")
     policy_timeout_ms: float = Field(250.0, gt=0)
     timezone: str = Field("Asia/Shanghai", description="the department's days and hours")

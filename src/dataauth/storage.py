@@ -24,6 +24,7 @@ from dataauth.audit import tables as _audit_tables  # noqa: F401  (registers the
 from dataauth.catalog import models as _model_tables  # noqa: F401
 from dataauth.catalog import tables as _catalog_tables  # noqa: F401
 from dataauth.identity.consent import ConsentRevocation as _consent_table  # noqa: F401
+from dataauth.operations import he_registry as _he_tables  # noqa: F401
 from dataauth.operations.privacy import PrivacyBudget as _budget_table  # noqa: F401
 from dataauth.usage import UsageCounter as _usage_table  # noqa: F401
 

@@ -30,6 +30,7 @@ from sqlmodel import Session
 
 from dataauth.catalog.tables import Dataset, DatasetColumn, Licence, Operator, Product
 from dataauth.domain.demo_data import generate_enterprises, generate_residents
+from dataauth.operations.he_registry import HEProductSpec
 from dataauth.operations.verify import VerificationSpec
 
 SEED = 20261125
@@ -204,6 +205,17 @@ PRODUCTS: list[dict[str, Any]] = [
             "not_found": "explicit",
         },
     },
+    {
+        "id": "he-credit-score",
+        "kind": "he-score",
+        "title": "密态评分 Encrypted scoring with the operator's own model (weights stay secret)",
+        "dataset": "residents",
+        "spec": {
+            "features": ["monthly_income", "social_insurance_months", "properties_owned"],
+            "cohort_columns": ["district"],
+            "consent": True,
+        },
+    },
 ]
 
 QUERIES = ["query:residents", "query:enterprises"]
@@ -318,11 +330,13 @@ def register_catalog(engine: Engine) -> None:
                     )
                 )
         for product in PRODUCTS:
-            VerificationSpec.model_validate(product["spec"])  # a bad demo product fails here
+            kind = product.get("kind", "verify")
+            spec_model = HEProductSpec if kind == "he-score" else VerificationSpec
+            spec_model.model_validate(product["spec"])  # a bad demo product fails here
             session.merge(
                 Product(
                     id=product["id"],
-                    kind="verify",
+                    kind=kind,
                     title=product["title"],
                     dataset_id=product["dataset"],
                     spec=product["spec"],

@@ -1,0 +1,100 @@
+"""Routes for encrypted scoring: register a context, file a model, score."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from dataauth.api.render import json_response
+from dataauth.api.routes import Authorization, GatewayDep
+from dataauth.gateway import Gateway
+from dataauth.operations.encrypted import ScoreCall, ScoreRequest
+from dataauth.operations.he_params import ALLOWED
+from dataauth.operations.he_registry import (
+    KIND,
+    ContextRequest,
+    HEContext,
+    HEModel,
+    ModelRequest,
+    Registry,
+    registration,
+)
+
+router = APIRouter(prefix="/v1/he", tags=["encrypted scoring (密态计算)"])
+
+
+def _register(
+    gw: Gateway, authorization: str | None, what: str, raw: bytes, make: Any
+) -> dict[str, Any]:
+    """Authenticate, register, and audit the registration as the operator's own step."""
+    _, operator = gw.authenticate(authorization)
+    row: HEContext | HEModel = make(operator.id)
+    receipt = gw.record_action(
+        operator.id,
+        {"kind": f"{KIND}-{what}", "id": row.id},
+        purpose="he-registration",
+        request=raw,
+        outcome="registered",
+    )
+    return {**registration(row), "audit": receipt.as_dict()}
+
+
+def _registry(request: Request) -> Registry:
+    return request.app.state.he_registry
+
+
+@router.get("/parameters")
+def parameters() -> Response:
+    """The CKKS parameter sets a context may use."""
+    return json_response({"parameters": [p.as_dict() for p in ALLOWED.values()]})
+
+
+@router.post("/contexts", status_code=201)
+async def register_context(
+    body: ContextRequest, request: Request, gw: GatewayDep, authorization: Authorization = None
+) -> Response:
+    """Register a public CKKS context (no secret key); referenced by its id afterwards."""
+    raw, registry = await request.body(), _registry(request)
+    result = await run_in_threadpool(
+        _register,
+        gw,
+        authorization,
+        "context",
+        raw,
+        lambda operator: registry.register_context(operator, body, gw.clock()),
+    )
+    return json_response(result, status_code=201)
+
+
+@router.post("/models", status_code=201)
+async def register_model(
+    body: ModelRequest, request: Request, gw: GatewayDep, authorization: Authorization = None
+) -> Response:
+    """File a model (算法备案): product, features in order, commitment to its weights."""
+    raw, registry = await request.body(), _registry(request)
+    result = await run_in_threadpool(
+        _register,
+        gw,
+        authorization,
+        "model",
+        raw,
+        lambda operator: registry.register_model(operator, body, gw.clock()),
+    )
+    return json_response(result, status_code=201)
+
+
+@router.post("/score")
+async def score(
+    body: ScoreRequest, request: Request, gw: GatewayDep, authorization: Authorization = None
+) -> Response:
+    """Score subjects (or aggregate a cohort) under encrypted weights; ciphertexts back."""
+    raw = await request.body()
+
+    def run() -> dict[str, Any]:
+        _, operator = gw.authenticate(authorization)
+        return gw.handle(authorization, KIND, ScoreCall(operator.id, body, raw))
+
+    return json_response(await run_in_threadpool(run))

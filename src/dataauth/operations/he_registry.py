@@ -1,0 +1,319 @@
+"""Operator-side registrations for encrypted scoring: public contexts and model filings.
+
+A context (the operator's TenSEAL CKKS public context) is registered once, stored by
+its digest with an expiry, and referenced by id. A model filing (算法备案) names a
+product, the catalog columns it reads in order, and a commitment to the plaintext
+weights, so that a regulator can later demand the weights and check them. Both are
+administrative steps: audited with ``Gateway.record_action``, no policy decision.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import JSON, Column, Engine, LargeBinary
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field as SQLField
+from sqlmodel import Session, SQLModel, select
+
+from dataauth.canonical import canonical
+from dataauth.catalog.store import Catalog, ProductInfo, rfc3339
+from dataauth.errors import Problem, bad_request, not_found, unprocessable
+from dataauth.operations.he_params import (
+    ALLOWED,
+    Parameters,
+    check_context,
+    load_context,
+    load_vector,
+)
+
+KIND = "he-score"
+ID = r"^sha256:[0-9a-f]{64}$"
+
+
+class HEContext(SQLModel, table=True):
+    __tablename__ = "he_context"
+
+    id: str = SQLField(primary_key=True)
+    """sha256 of the serialized public context."""
+    operator: str = SQLField(primary_key=True)
+    parameters: str
+    registered: datetime
+    expires: datetime
+    data: bytes = SQLField(sa_column=Column(LargeBinary, nullable=False))
+
+
+class HEModel(SQLModel, table=True):
+    __tablename__ = "he_model"
+
+    id: str = SQLField(primary_key=True)
+    operator: str = SQLField(index=True)
+    product: str
+    context: str
+    features: list[str] = SQLField(sa_column=Column(JSON, nullable=False))
+    commitment: str
+    registered: datetime
+    expires: datetime
+
+
+class HEWeight(SQLModel, table=True):
+    """A model's encrypted weights, filed with it: position ``len(features)`` is the bias."""
+
+    __tablename__ = "he_model_weight"
+
+    model: str = SQLField(primary_key=True)
+    position: int = SQLField(primary_key=True)
+    data: bytes = SQLField(sa_column=Column(LargeBinary, nullable=False))
+
+
+class HEProductSpec(BaseModel):
+    """An encrypted-scoring product (Product.spec): what a model may read."""
+
+    features: list[str] = Field(min_length=1, max_length=64)
+    """Columns a model may use as features (each must allow the ``feature`` use)."""
+    cohort_columns: list[str] = Field(default_factory=list)
+    """Columns a cohort filter may compare (each must allow ``compare``)."""
+    consent: bool = True
+    """Per-subject scores need each subject's consent (授权)."""
+
+
+class ContextRequest(BaseModel):
+    context: str = Field(min_length=1, description="the public context, base64")
+
+
+class ModelRequest(BaseModel):
+    product: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    context: str = Field(pattern=ID)
+    features: list[str] = Field(min_length=1, max_length=64)
+    commitment: str = Field(
+        pattern=ID, description="sha256 of the canonical weights, bias and salt (see the SDK)"
+    )
+    weights: list[str] | None = Field(
+        None,
+        max_length=64,
+        description="the encrypted weights (base64, one per feature), kept with the model so "
+        "that score requests need not carry them",
+    )
+    bias: str | None = Field(None, description="the encrypted bias, with weights")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    operator: str
+    product: ProductInfo
+    spec: HEProductSpec
+    context: str
+    features: tuple[str, ...]
+    commitment: str
+    stored_weights: bool
+
+
+def b64decode(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request("invalid_base64", f"{what} is not base64") from None
+
+
+def he_product(catalog: Catalog, product_id: str) -> tuple[ProductInfo, HEProductSpec]:
+    product = catalog.product(product_id)
+    if product is None or product.kind != KIND:
+        raise not_found("unknown_product", f"there is no encrypted-scoring product {product_id!r}")
+    return product, HEProductSpec.model_validate(product.spec)
+
+
+class Registry:
+    """Registered contexts and models, by id; deserialized contexts kept in memory."""
+
+    def __init__(self, engine: Engine, catalog: Catalog, ttl_days: float) -> None:
+        self.engine = engine
+        self.catalog = catalog
+        self.ttl = timedelta(days=ttl_days)
+        self._contexts: OrderedDict[str, tuple[Parameters, Any]] = OrderedDict()
+        self._weights: OrderedDict[str, tuple[list[Any], Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _save(self, row: SQLModel, key: tuple[str, ...]) -> None:
+        """Insert, or renew the expiry of the same registration (idempotent)."""
+        for _ in range(2):
+            with Session(self.engine, expire_on_commit=False) as session:
+                existing = session.get(type(row), key)
+                if existing is not None:
+                    existing.expires = row.expires  # type: ignore[attr-defined]
+                    session.add(existing)
+                else:
+                    session.add(row)
+                try:
+                    session.commit()
+                    return
+                except IntegrityError:  # registered at the same moment elsewhere: renew it
+                    session.rollback()
+
+    def register_context(self, operator: str, body: ContextRequest, now: datetime) -> HEContext:
+        data = b64decode(body.context, "context")
+        parameters = check_context(data)
+        row = HEContext(
+            id="sha256:" + hashlib.sha256(data).hexdigest(),
+            operator=operator,
+            parameters=parameters.name,
+            registered=now,
+            expires=now + self.ttl,
+            data=data,
+        )
+        self._save(row, (row.id, operator))
+        return row
+
+    def register_model(self, operator: str, body: ModelRequest, now: datetime) -> HEModel:
+        parameters, context = self.context(operator, body.context, now)
+        product, spec = he_product(self.catalog, body.product)
+        dataset = self.catalog.dataset(product.dataset_id)
+        if dataset is None:
+            raise not_found("unknown_dataset", f"product {product.id} names no known dataset")
+        if len(set(body.features)) != len(body.features):
+            raise unprocessable("duplicate_feature", "a model names each feature once")
+        for name in body.features:
+            column = dataset.columns.get(name)
+            if name not in spec.features or column is None or "feature" not in column.uses:
+                raise unprocessable(
+                    "feature_not_allowed",
+                    f"column {name!r} is not a feature of product {product.id}",
+                )
+        blobs = self._weight_blobs(body, parameters, context)
+        shape = {
+            "operator": operator,
+            "product": product.id,
+            "context": body.context,
+            "features": body.features,
+            "commitment": body.commitment,
+            "weights": hashlib.sha256(b"".join(blobs)).hexdigest() if blobs else None,
+        }
+        row = HEModel(
+            id="sha256:" + hashlib.sha256(canonical(shape)).hexdigest(),
+            operator=operator,
+            product=product.id,
+            context=body.context,
+            features=body.features,
+            commitment=body.commitment,
+            registered=now,
+            expires=now + self.ttl,
+        )
+        self._save(row, (row.id,))
+        if blobs:
+            with Session(self.engine) as session:
+                for position, data in enumerate(blobs):
+                    session.merge(HEWeight(model=row.id, position=position, data=data))
+                session.commit()
+        return row
+
+    def _weight_blobs(
+        self, body: ModelRequest, parameters: Parameters, context: Any
+    ) -> list[bytes]:
+        """The filed ciphertexts, checked as a score request's would be; [] if none."""
+        if body.weights is None and body.bias is None:
+            return []
+        if body.weights is None or body.bias is None or len(body.weights) != len(body.features):
+            raise unprocessable(
+                "wrong_weight_count", "file one encrypted weight per feature and the bias, or none"
+            )
+        limit = parameters.max_ciphertext_bytes * 4 // 3 + 4
+        if any(len(text) > limit for text in [*body.weights, body.bias]):
+            raise Problem(413, "ciphertext_too_large", f"a ciphertext is at most {limit} base64")
+        blobs = [b64decode(w, f"weight {j}") for j, w in enumerate([*body.weights, body.bias])]
+        for j, data in enumerate(blobs):
+            load_vector(context, parameters, data, f"ciphertext {j}")
+        return blobs
+
+    def weights(
+        self, model: ModelInfo, parameters: Parameters, context: Any
+    ) -> tuple[list[Any], Any]:
+        """The model's filed weights and bias, deserialized (cached)."""
+        with self._lock:
+            cached = self._weights.get(model.id)
+            if cached is not None:
+                return cached
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(HEWeight).where(HEWeight.model == model.id).order_by(HEWeight.position)
+            ).all()
+            blobs = [r.data for r in rows]
+        vectors = [load_vector(context, parameters, b, "a filed ciphertext") for b in blobs]
+        loaded = (vectors[:-1], vectors[-1])
+        with self._lock:
+            self._weights[model.id] = loaded
+            while len(self._weights) > 8:
+                self._weights.popitem(last=False)
+        return loaded
+
+    def context(self, operator: str, context_id: str, now: datetime) -> tuple[Parameters, Any]:
+        """A registered, unexpired context of this operator, deserialized (cached)."""
+        with Session(self.engine) as session:
+            found = session.exec(
+                select(HEContext.expires).where(
+                    HEContext.id == context_id, HEContext.operator == operator
+                )
+            ).first()
+            if found is None:
+                raise not_found("unknown_context", "no such context is registered by this operator")
+            if found.replace(tzinfo=UTC) <= now:
+                raise Problem(410, "context_expired", "the context's registration has expired")
+            with self._lock:
+                cached = self._contexts.get(context_id)
+                if cached is not None:
+                    self._contexts.move_to_end(context_id)
+                    return cached
+            row = session.get(HEContext, (context_id, operator))
+            assert row is not None
+            data, name = row.data, row.parameters
+        context = load_context(data)
+        # products stay at scale 2^80 with no rescale: one rescale costs more than a multiply
+        context.auto_rescale = False
+        loaded = (ALLOWED[name], context)
+        with self._lock:
+            self._contexts[context_id] = loaded
+            while len(self._contexts) > 32:
+                self._contexts.popitem(last=False)
+        return loaded
+
+    def model(self, operator: str, model_id: str, now: datetime) -> ModelInfo:
+        with Session(self.engine) as session:
+            row = session.get(HEModel, model_id)
+            if row is None or row.operator != operator:
+                raise not_found("unknown_model", "no such model is registered by this operator")
+            if row.expires.replace(tzinfo=UTC) <= now:
+                raise Problem(410, "model_expired", "the model's registration has expired")
+            product, spec = he_product(self.catalog, row.product)
+            filed = select(HEWeight.position).where(HEWeight.model == row.id).limit(1)
+            stored = session.exec(filed).first() is not None
+            return ModelInfo(
+                row.id,
+                row.operator,
+                product,
+                spec,
+                row.context,
+                tuple(row.features),
+                row.commitment,
+                stored,
+            )
+
+
+def registration(row: HEContext | HEModel) -> dict[str, Any]:
+    """What the operator gets back for a registration."""
+    common = {"id": row.id, "registered": rfc3339(row.registered), "expires": rfc3339(row.expires)}
+    if isinstance(row, HEContext):
+        return {**common, "parameters": ALLOWED[row.parameters].as_dict()}
+    return {
+        **common,
+        "product": row.product,
+        "context": row.context,
+        "features": row.features,
+        "commitment": row.commitment,
+    }

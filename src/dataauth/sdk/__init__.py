@@ -1,0 +1,1 @@
+"""Client helpers for operators and regulators (he: encrypted scoring)."""

@@ -1,0 +1,298 @@
+"""Encrypted scoring over HTTP: registrations, scores and aggregates checked against the
+department's own data in the clear, consent, limits, and hostile ciphertexts."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import tenseal as ts
+
+from dataauth.identity.consent import issue_consent
+from dataauth.sdk.he import (
+    GatewayError,
+    HEClient,
+    LinearModel,
+    commitment,
+    make_context,
+    public_context,
+)
+
+pytestmark = pytest.mark.slow
+
+PRODUCT = "he-credit-score"
+FEATURES = ["monthly_income", "social_insurance_months", "properties_owned"]
+SCORE_NOISE = 2.0 ** (10 - 20)  # the demo bundle's noise_bits for scores
+MEAN_NOISE = 2.0 ** (12 - 20)
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def bound(rows: np.ndarray, noise: float) -> np.ndarray:
+    """The documented error bound: 1e-6 per unit of sum |x_j| (CKKS), plus the noise."""
+    return 1e-6 * (1 + np.abs(rows).sum(axis=1)) + noise
+
+
+@pytest.fixture(scope="module")
+def secret() -> ts.Context:
+    return make_context()
+
+
+@pytest.fixture(scope="module")
+def model() -> LinearModel:
+    return LinearModel(FEATURES, [0.0004, 0.02, 0.5], -3.0)
+
+
+@pytest.fixture(scope="module")
+def bank(gateway, secret, model):
+    with HEClient(gateway.url, gateway.token("demo-bank")) as client:
+        context_id = client.register_context(secret)
+        model_id = client.register_model(PRODUCT, context_id, model, secret)
+        yield client, context_id, model_id
+
+
+def rows(gateway, n: int, offset: int = 0) -> list[tuple]:
+    with gateway.domain_db() as db:
+        return db.execute(
+            f"SELECT resident_id, {', '.join(FEATURES)}, district FROM residents "
+            "ORDER BY resident_id LIMIT ? OFFSET ?",
+            (n, offset),
+        ).fetchall()
+
+
+def consented(gateway, key: str, product: str = PRODUCT) -> dict[str, str]:
+    keyring = gateway.keyring
+    token = issue_consent(keyring, issuer="dataauth-consent-dev",
+                          subject_hash=keyring.subject_hasher()("residents", key),
+                          operator="demo-bank", purpose="credit", products=[product])  # fmt: skip
+    return {"key": key, "consent": token}
+
+
+def test_scores_match_the_plaintext_model(gateway, bank, secret, model):
+    client, context_id, model_id = bank
+    sample = rows(gateway, 40)
+    subjects = [consented(gateway, r[0]) for r in sample]
+    subjects.append(consented(gateway, "440106190001010000"))  # not in the register
+    result = client.score(secret, context_id, model_id, model, subjects=subjects, purpose="credit")
+    features = np.array([r[1:4] for r in sample], dtype=float)
+    expected = model.plain_scores(features)
+    got = np.array(result.scores[:-1], dtype=float)
+    assert np.all(np.abs(got - expected) <= bound(features, SCORE_NOISE)), got - expected
+    assert result.scores[-1] is None
+    body = result.response
+    assert body["noise_bits"] == 10 and body["parameters"] == "ckks-8192"
+    assert body["subjects"] == {"count": 41, "per_ciphertext": 4096, "not_found": [40]}
+    # nothing in the clear: no feature value, no subject key, in the answer or the log
+    assert set(body) == {"product", "model", "mode", "parameters", "noise_bits", "ciphertexts",
+                         "subjects", "audit"}  # fmt: skip
+    text = json.dumps({k: v for k, v in body.items() if k != "ciphertexts"})
+    assert all(r[0] not in text for r in sample)
+    with gateway.gateway_db() as db:
+        entries = [e.decode() for (e,) in db.execute("SELECT canonical FROM audit_entry")]
+    logged = "\n".join(str(e) for e in entries)
+    assert "he-score" in logged
+    assert all(r[0] not in logged for r in sample)
+
+
+def test_weights_sent_with_the_request_or_filed_with_the_model(gateway, bank, secret, model):
+    client, context_id, model_id = bank
+    sample = rows(gateway, 5, offset=50)
+    subjects = [consented(gateway, r[0]) for r in sample]
+    features = np.array([r[1:4] for r in sample], dtype=float)
+    sent = client.score(secret, context_id, model_id, model, subjects=subjects[:1],
+                        purpose="credit", send_weights=True)  # fmt: skip
+    assert (
+        abs(sent.scores[0] - model.plain_scores(features[:1])[0])
+        <= bound(features[:1], SCORE_NOISE)[0]
+    )
+    # one subject is scored with scalar multiplies; the score fills every slot
+    assert len(sent.response["ciphertexts"]) == 1
+    unfiled = client.register_model(PRODUCT, context_id, model)
+    with pytest.raises(GatewayError) as refused:
+        client.score(secret, context_id, unfiled, model, subjects=subjects, purpose="credit")
+    assert refused.value.problem["code"] == "no_weights"
+    inline = client.score(secret, context_id, unfiled, model, subjects=subjects,
+                          purpose="credit", send_weights=True)  # fmt: skip
+    got = np.array(inline.scores, dtype=float)
+    assert np.all(np.abs(got - model.plain_scores(features)) <= bound(features, SCORE_NOISE))
+
+
+def test_sum_and_mean_over_a_cohort(gateway, bank, secret, model):
+    client, context_id, model_id = bank
+    with gateway.domain_db() as db:
+        district = db.execute("SELECT district FROM residents LIMIT 1").fetchone()[0]
+        cohort = np.array(
+            db.execute(
+                f"SELECT {', '.join(FEATURES)} FROM residents WHERE district = ?", (district,)
+            ).fetchall(),
+            dtype=float,
+        )
+    scores = model.plain_scores(cohort)
+    where = [{"column": "district", "op": "eq", "value": district}]
+    mean = client.aggregate(
+        secret, context_id, model_id, model, mode="mean", cohort=where, purpose="credit"
+    )
+    assert abs(mean - scores.mean()) <= 1e-6 * (1 + np.abs(cohort).mean(0).sum()) + MEAN_NOISE
+    total = client.aggregate(
+        secret, context_id, model_id, model, mode="sum", cohort=where, purpose="credit"
+    )
+    # sums reach 1e8 in income: CKKS's error is relative, about 2^-30 of the magnitude
+    assert abs(total - scores.sum()) <= 1e-6 * np.abs(cohort).sum() + 2.0 ** (20 - 20)
+
+
+def test_a_small_cohort_is_refused(gateway, bank, secret, model):
+    client, context_id, model_id = bank
+    one = rows(gateway, 1)[0]
+    where = [{"column": "district", "op": "eq", "value": one[4]}]
+    where.append({"column": "district", "op": "ne", "value": one[4]})  # empty
+    with pytest.raises(GatewayError) as refused:
+        client.aggregate(
+            secret, context_id, model_id, model, mode="sum", cohort=where, purpose="credit"
+        )
+    assert refused.value.status == 403 and refused.value.problem["code"] == "cohort_too_small"
+    with pytest.raises(GatewayError) as refused:
+        where = [{"column": "monthly_income", "op": "gt", "value": 0}]
+        client.aggregate(
+            secret, context_id, model_id, model, mode="mean", cohort=where, purpose="credit"
+        )
+    assert refused.value.problem["code"] == "cohort_column_not_allowed"
+
+
+def test_consent_is_needed_and_subjects_are_named_once(gateway, bank, secret, model):
+    client, context_id, model_id = bank
+    key = rows(gateway, 1, offset=100)[0][0]
+    with pytest.raises(GatewayError) as refused:
+        client.score(secret, context_id, model_id, model, subjects=[{"key": key}],
+                     purpose="credit")  # fmt: skip
+    assert refused.value.status == 403
+    assert refused.value.problem["reasons"][0]["code"] == "consent_missing"
+    with pytest.raises(GatewayError) as refused:
+        twice = [consented(gateway, key), consented(gateway, key)]
+        client.score(secret, context_id, model_id, model, subjects=twice, purpose="credit")
+    assert refused.value.problem["code"] == "duplicate_subject"
+
+
+def test_a_subject_is_scored_at_most_the_daily_limit(gateway, secret):
+    # a one-feature model keeps each request small: fifty requests, then a refusal
+    small = LinearModel(["properties_owned"], [1.0], 0.0)
+    key = rows(gateway, 1, offset=200)[0][0]
+    with HEClient(gateway.url, gateway.token("demo-bank")) as client:
+        context_id = client.register_context(secret)
+        model_id = client.register_model(PRODUCT, context_id, small, secret)
+        subject = [consented(gateway, key)]
+        for _ in range(50):
+            client.score(secret, context_id, model_id, small, subjects=subject, purpose="credit")
+        with pytest.raises(GatewayError) as refused:
+            client.score(secret, context_id, model_id, small, subjects=subject, purpose="credit")
+    assert refused.value.status == 429
+    assert refused.value.problem["code"] == "subject_limit_reached"
+
+
+def test_model_filing_checks_features_and_keeps_the_commitment(gateway, bank, model):
+    client, context_id, _ = bank
+    with pytest.raises(GatewayError) as refused:
+        client.register_model(PRODUCT, context_id, LinearModel(["name"], [1.0], 0.0))
+    assert refused.value.problem["code"] == "feature_not_allowed"
+    with pytest.raises(GatewayError) as refused:
+        client.register_model("income-band", context_id, model)
+    assert refused.value.status == 404
+    with pytest.raises(GatewayError) as refused:
+        client.register_model(PRODUCT, "sha256:" + "0" * 64, model)
+    assert refused.value.problem["code"] == "unknown_context"
+    # the regulator's check: the weights shown later reproduce the filed commitment
+    filed = model.commitment()
+    assert commitment(model.features, model.weights, model.bias, model.salt) == filed
+    assert commitment(model.features, [0.0004, 0.02, 0.51], model.bias, model.salt) != filed
+    with gateway.gateway_db() as db:
+        stored = db.execute("SELECT commitment FROM he_model WHERE commitment = ?", (filed,))
+        assert stored.fetchone() is not None
+
+
+def post_context(gateway, data: bytes) -> httpx.Response:
+    return httpx.post(
+        f"{gateway.url}/v1/he/contexts",
+        json={"context": base64.b64encode(data).decode()},
+        headers={"Authorization": f"Bearer {gateway.token('demo-bank')}"},
+        timeout=60,
+    )
+
+
+def test_contexts_are_refused_with_a_reason(gateway, secret):
+    full = secret.serialize(save_secret_key=True, save_relin_keys=False, save_galois_keys=False)
+    refused = post_context(gateway, full)
+    assert refused.status_code == 422 and refused.json()["code"] == "secret_key_sent"
+    other = ts.context(ts.SCHEME_TYPE.CKKS, poly_modulus_degree=4096,
+                       coeff_mod_bit_sizes=[40, 20, 40])  # fmt: skip
+    other.global_scale = 2.0**20
+    refused = post_context(gateway, public_context(other))
+    assert refused.status_code == 422 and refused.json()["code"] == "parameters_not_allowed"
+    with_keys = secret.serialize(save_secret_key=False, save_relin_keys=True)
+    refused = post_context(gateway, with_keys)
+    assert refused.status_code == 413 and refused.json()["code"] == "context_too_large"
+    for garbage in (b"", b"\x00" * 100, os.urandom(5000), public_context(secret)[:1000]):
+        refused = post_context(gateway, garbage)
+        assert refused.status_code == 422, refused.text
+    response = httpx.post(f"{gateway.url}/v1/he/contexts", json={"context": "%%%"},
+                          headers={"Authorization": f"Bearer {gateway.token()}"})  # fmt: skip
+    assert response.status_code == 400
+    assert httpx.get(f"{gateway.url}/healthz").status_code == 200
+
+
+def score_raw(gateway, context_id, model_id, weights, bias, key) -> httpx.Response:
+    body = {"purpose": "credit", "context": context_id, "model": model_id, "weights": weights,
+            "bias": bias, "subjects": [consented(gateway, key)]}  # fmt: skip
+    headers = {"Authorization": f"Bearer {gateway.token('demo-bank')}"}
+    return httpx.post(f"{gateway.url}/v1/he/score", json=body, headers=headers, timeout=60)
+
+
+def test_hostile_ciphertexts_get_a_4xx(gateway, bank, secret, model):
+    _, context_id, model_id = bank
+    weights, bias = model.encrypted(secret)
+    key = rows(gateway, 1, offset=300)[0][0]
+    b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
+    short = b64(ts.ckks_vector(secret, [1.0] * 10).serialize())
+    other = make_context()
+    foreign = b64(ts.ckks_vector(other, [1.0] * 4096).serialize())
+    cases = {
+        "wrong_vector_length": [short, *weights[1:]],
+        "invalid_ciphertext": [b64(base64.b64decode(weights[0])[:5000]), *weights[1:]],
+        "wrong_weight_count": weights[:2],
+        "ciphertext_too_large": [b64(os.urandom(600_000)), *weights[1:]],
+    }
+    for code, sent in cases.items():
+        response = score_raw(gateway, context_id, model_id, sent, bias, key)
+        assert response.json()["code"] == code, (code, response.text)
+        assert 400 <= response.status_code < 500
+    # a ciphertext under another key of the same parameters reads, and decrypts to noise
+    response = score_raw(gateway, context_id, model_id, [foreign, *weights[1:]], bias, key)
+    assert response.status_code == 200
+    response = score_raw(gateway, context_id, model_id, [*weights[:2], "not base64!"], bias, key)
+    assert response.status_code == 400
+    assert httpx.get(f"{gateway.url}/healthz").status_code == 200
+
+
+def test_the_readme_example_runs_as_written(gateway, tmp_path):
+    text = README.read_text()
+    section = text[text.index("## Encrypted scoring") :]
+    script = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    applicant = re.search(r'applicant = "(\d+)"', script).group(1)
+    consent = consented(gateway, applicant)["consent"]
+    env = {**os.environ, "DATAAUTH_URL": gateway.url, "TOKEN": gateway.token("demo-bank"),
+           "CONSENT": consent}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with gateway.domain_db() as db:
+        row = db.execute(
+            f"SELECT {', '.join(FEATURES)} FROM residents WHERE resident_id = ?", (applicant,)
+        ).fetchone()
+    plain = LinearModel(FEATURES, [0.0004, 0.02, 0.5], -3.0).plain_scores(np.array([row], float))
+    printed = float(re.search(r"encrypted score: (-?[\d.]+)", done.stdout).group(1))
+    assert abs(printed - plain[0]) <= bound(np.array([row], float), SCORE_NOISE)[0] + 1e-4
