@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import pytest
 import tenseal as ts
+from sqlalchemy import text as sql
 
 from dataauth.identity.consent import issue_consent
 from dataauth.sdk.he import (
@@ -95,7 +96,8 @@ def test_scores_match_the_plaintext_model(gateway, bank, secret, model):
     text = json.dumps({k: v for k, v in body.items() if k != "ciphertexts"})
     assert all(r[0] not in text for r in sample)
     with gateway.gateway_db() as db:
-        entries = [e.decode() for (e,) in db.execute("SELECT canonical FROM audit_entry")]
+        logged_rows = db.execute(sql("SELECT canonical FROM audit_entry"))
+        entries = [bytes(e).decode() for (e,) in logged_rows]
     logged = "\n".join(str(e) for e in entries)
     assert "he-score" in logged
     assert all(r[0] not in logged for r in sample)
@@ -211,8 +213,9 @@ def test_model_filing_checks_features_and_keeps_the_commitment(gateway, bank, mo
     assert commitment(model.features, model.weights, model.bias, model.salt) == filed
     assert commitment(model.features, [0.0004, 0.02, 0.51], model.bias, model.salt) != filed
     with gateway.gateway_db() as db:
-        stored = db.execute("SELECT commitment FROM he_model WHERE commitment = ?", (filed,))
-        assert stored.fetchone() is not None
+        stored = db.execute(sql("SELECT commitment FROM he_model WHERE commitment = :c"),
+                            {"c": filed})  # fmt: skip
+        assert stored.first() is not None
 
 
 def post_context(gateway, data: bytes) -> httpx.Response:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
+from sqlalchemy import text
 
 from test_audit_log import dataauth
 
@@ -75,14 +75,15 @@ def consent(gateway, key, product="model:credit-score"):
 def entries(gateway, start=0):
     with gateway.gateway_db() as db:
         rows = db.execute(
-            'SELECT canonical FROM audit_entry WHERE "index" >= ? ORDER BY "index"', (start,)
-        ).fetchall()
+            text('SELECT canonical FROM audit_entry WHERE "index" >= :s ORDER BY "index"'),
+            {"s": start},
+        ).all()
     return [json.loads(r[0])["entry"] for r in rows]
 
 
 def next_entry(gateway):
     with gateway.gateway_db() as db:
-        return db.execute("SELECT COUNT(*) FROM audit_entry").fetchone()[0]
+        return db.execute(text("SELECT COUNT(*) FROM audit_entry")).scalar()
 
 
 def expected_scores(rows):
@@ -449,8 +450,10 @@ def test_only_the_approved_bytes_run(client, auth, gateway):
     model_id = submit(client, auth, other, manifest).json()["id"]
     digest = approve(client, auth, model_id).json()["digest"]
 
-    with sqlite3.connect(gateway.data_dir / "gateway.sqlite") as db:
-        db.execute("UPDATE model_blob SET content = ? WHERE digest = ?", (one_hot_gemm(), digest))
+    with gateway.gateway_db() as db:
+        db.execute(text("UPDATE model_blob SET content = :c WHERE digest = :d"),
+                   {"c": one_hot_gemm(), "d": digest})  # fmt: skip
+        db.commit()
     response = run(client, auth, model_id, cohort={})
     assert response.status_code == 403
     assert response.json()["code"] == "model_bytes_missing"
