@@ -24,6 +24,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("query", ["--rows", "5000", "--repeat", "2"]),
         ("models", ["--subjects", "2000", "--batch", "100", "--seconds", "0.3"]),
         ("he", ["--seconds", "0.5", "--rows", "512", "--batch", "256", "--workers", "1"]),
+        ("scale", ["--seconds", "0.5", "--clients", "2", "--batch", "50"]),
     ],
 )
 def test_benchmark_runs_and_reports(name, args):

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from dataauth import __version__, logs
-from dataauth.api import problems
+from dataauth.api import openapi, problems
 from dataauth.api.audit import router as audit_router
 from dataauth.api.he import router as he_router
 from dataauth.api.limits import BodyLimit
@@ -155,6 +155,7 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     app.state.settings = settings
     app.state.he_registry = gateway.kinds[EncryptedScore.name].registry
     problems.install(app)
+    openapi.install(app)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,

@@ -95,6 +95,24 @@ def _alive(pid: str) -> bool:
 
 
 @app.command()
+def health(
+    url: Annotated[str | None, typer.Option(help="the gateway; this host's by default")] = None,
+) -> None:
+    """Exit 0 when the gateway answers /healthz, 1 otherwise (the container's health check)."""
+    import httpx
+
+    settings = Settings()
+    target = url or f"http://127.0.0.1:{settings.port}"
+    try:
+        response = httpx.get(f"{target}/healthz", timeout=3)
+    except httpx.HTTPError as exc:
+        _fail(f"unhealthy: {target} does not answer ({type(exc).__name__})")
+    if response.status_code != 200:
+        _fail(f"unhealthy: {target}/healthz answered {response.status_code}")
+    typer.echo(f"healthy: policy bundle {response.json().get('policy_bundle')}")
+
+
+@app.command()
 def token(
     operator: Annotated[str, typer.Option("--operator", help="the operator id, e.g. demo-bank")],
     data_dir: DataDir = None,
