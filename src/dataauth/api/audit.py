@@ -32,7 +32,12 @@ async def gateway(request: Request) -> Gateway:
 
 
 LedgerDep = Annotated[Ledger, Depends(ledger)]
-Size = Annotated[int | None, Query(ge=1, description="a signed tree size; the latest by default")]
+MAX_INDEX = 2**62
+"""Indexes and sizes past this are no log's: refused before they reach the database."""
+Size = Annotated[
+    int | None,
+    Query(ge=1, le=MAX_INDEX, description="a signed tree size; the latest by default"),
+]
 
 
 def _covering_head(ledger: Ledger, size: int | None, needs: int) -> dict:
@@ -57,7 +62,7 @@ def tree_head(log: LedgerDep) -> Response:
 
 @router.get("/proof/inclusion")
 def inclusion(
-    log: LedgerDep, index: Annotated[int, Query(ge=0)], tree_size: Size = None
+    log: LedgerDep, index: Annotated[int, Query(ge=0, le=MAX_INDEX)], tree_size: Size = None
 ) -> Response:
     """A receipt: the entry's leaf hash, a signed head that covers it, and the proof."""
     head = _covering_head(log, tree_size, index + 1)
@@ -77,8 +82,8 @@ def inclusion(
 @router.get("/proof/consistency")
 def consistency(
     log: LedgerDep,
-    old: Annotated[int, Query(alias="from", ge=1)],
-    new: Annotated[int, Query(alias="to", ge=1)],
+    old: Annotated[int, Query(alias="from", ge=1, le=MAX_INDEX)],
+    new: Annotated[int, Query(alias="to", ge=1, le=MAX_INDEX)],
 ) -> Response:
     """A proof that the signed head of size ``to`` extends the one of size ``from``."""
     if old > new:
@@ -108,7 +113,7 @@ def entries(
     log: LedgerDep,
     gw: Annotated[Gateway, Depends(gateway)],
     authorization: Annotated[str | None, Header()] = None,
-    start: Annotated[int, Query(alias="from", ge=0)] = 0,
+    start: Annotated[int, Query(alias="from", ge=0, le=MAX_INDEX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """Entries from ``from`` on: all of them for a regulator, its own for an operator."""
