@@ -17,6 +17,7 @@ import pytest
 import tenseal as ts
 from sqlalchemy import text as sql
 
+from conftest import DATABASES, on_each_database
 from dataauth.identity.consent import issue_consent
 from dataauth.sdk.he import (
     GatewayError,
@@ -28,6 +29,13 @@ from dataauth.sdk.he import (
 )
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def gateway(request):
+    """Each test here runs on SQLite and on PostgreSQL."""
+    return on_each_database(request)
+
 
 PRODUCT = "he-credit-score"
 FEATURES = ["monthly_income", "social_insurance_months", "properties_owned"]

@@ -18,9 +18,17 @@ import pytest
 from onnx import TensorProto, helper
 from sqlalchemy import text
 
+from conftest import DATABASES, on_each_database
 from test_audit_log import dataauth
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def gateway(request):
+    """Each test here runs on SQLite and on PostgreSQL."""
+    return on_each_database(request)
+
 
 DATA = Path(__file__).resolve().parent / "data"
 MODEL = (DATA / "credit_model.onnx").read_bytes()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.slow
 
 QUOTA = 150
 REQUESTS = 240
+EPSILON = 3.0  # six noised queries at ε 0.5
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,8 @@ def pair(sqlite_gateway, tmp_path_factory):
     where = tmp_path_factory.mktemp("scale")
     first = start_beside(sqlite_gateway, where, "--workers", "2", env=env)
     second = first.another("--workers", "2")
-    publish_limits(first, {"demo-bank": {"daily_quota": QUOTA}}, tmp_path_factory.mktemp("p"))
+    publish_limits(first, {"demo-bank": {"daily_quota": QUOTA}}, tmp_path_factory.mktemp("p"),
+                   epsilon=EPSILON)  # fmt: skip
     time.sleep(0.5)  # every worker takes the new bundle within its TTL
     with sqlite_gateway.domain_db() as db:
         keys = [r[0] for r in db.execute(f"SELECT resident_id FROM residents LIMIT {REQUESTS}")]
@@ -66,3 +69,23 @@ def test_four_workers_one_log(pair, tmp_path):
     verified = dataauth("audit", "verify", str(tmp_path / "log"))
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert f"entries [0, {len(indexes)})" in verified.stdout
+
+
+def test_a_privacy_budget_is_spent_once_across_processes(pair):
+    first, second, _ = pair
+    sql = "SELECT AVG(monthly_income) FROM residents"
+
+    def query(n: int) -> int:
+        running = (first, second)[n % 2]
+        response = httpx.post(f"{running.url}/v1/query", json={"purpose": "credit", "sql": sql},
+                              headers={"Authorization": f"Bearer {running.token()}"},
+                              timeout=60)  # fmt: skip
+        assert response.status_code in (200, 403), response.text
+        return response.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(query, range(16)))
+    assert codes.count(200) == 6 and codes.count(403) == 10
+    with first.gateway_db() as db:
+        spent = db.execute(text("SELECT SUM(spent) FROM privacy_budget")).scalar()
+    assert spent == EPSILON * 1_000_000  # kept in millionths of ε

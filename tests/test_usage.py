@@ -43,14 +43,17 @@ def limited(gateway, tmp_path_factory):
     stop_gateway(running)
 
 
-def publish_limits(running, operators: dict, where) -> None:
-    """Publish the demo bundle with these usage limits per operator and no hours rule."""
+def publish_limits(running, operators: dict, where, epsilon: float | None = None) -> None:
+    """Publish the demo bundle with these usage limits per operator and no hours rule
+    (and, given ``epsilon``, that privacy budget for demo-bank's queries)."""
     candidate = where / "policies"
     shutil.copytree(POLICIES, candidate)
     limits_file = candidate / "dataauth" / "limits" / "data.json"
     limits = json.loads(limits_file.read_text())
     limits["usage"]["operators"] = operators
     limits["hours"] = {}
+    if epsilon is not None:
+        limits["query"]["budget"]["operators"]["demo-bank"]["epsilon"] = epsilon
     limits_file.write_text(json.dumps(limits))
     shutil.rmtree(candidate / "tests")  # this bundle's limits are for this test only
     (candidate / "tests").mkdir()
