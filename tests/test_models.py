@@ -210,7 +210,7 @@ def test_submit_review_score_cohort_and_audit(client, auth, gateway, tmp_path):
         ("model-review", "approved"),
         ("model", "released"),
         ("model", "released"),
-        ("model", "failed"),
+        ("model", "refused"),
     ]
     assert log[3]["operation"]["conditions"] == {
         "expires": EXPIRES, "max_runs": 10, "forms": ["score", "cohort"]

@@ -124,6 +124,7 @@ def test_a_too_small_cohort_is_refused_and_audited(client, auth, gateway):
         "dataset": "enterprises",
     }
     assert recorded["policy_input"]["query"]["filters"] == [{"column": "name", "op": "eq"}]
+    assert recorded["outcome"] == "refused"  # allowed by policy, refused by disclosure
     assert name not in json.dumps(recorded, ensure_ascii=False)
 
 

@@ -141,8 +141,12 @@ class Gateway:
             raw = operation.execute(description.plan, decision.obligations)
             result = operation.disclose(raw, description.plan, decision.obligations)
         except Exception as exc:
-            receipt = record("failed")
-            log.warning("%s operation failed after allow: %s", kind, type(exc).__name__)
+            # a kind's own refusal after the allow (a cohort too small, a budget spent) is
+            # "refused"; anything else, the domain failing included, is "failed"
+            refused = isinstance(exc, Problem) and exc.status < 500
+            receipt = record("refused" if refused else "failed")
+            if not refused:
+                log.warning("%s operation failed after allow: %s", kind, type(exc).__name__)
             problem = (
                 exc
                 if isinstance(exc, Problem)

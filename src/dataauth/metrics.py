@@ -30,7 +30,8 @@ LATENCY = Histogram(
 )
 DECISIONS = Counter(
     "dataauth_decisions",
-    "Requests down the spine, by operation kind and outcome (released, denied, limited, failed)",
+    "Requests down the spine, by operation kind and outcome "
+    "(released, denied, limited, refused, failed)",
     ["kind", "outcome"],
 )
 

@@ -81,7 +81,8 @@ class Record:
     """The request as sent: the commitment covers these bytes exactly."""
     result: Any
     outcome: str
-    """released, denied, failed; published for a policy publication."""
+    """released, denied, limited, refused (by the kind, after an allow) or failed; for an
+    administrative entry its own word (published, submitted, approved ...)."""
 
 
 def _held_lock() -> threading.Lock:
