@@ -23,7 +23,6 @@ import http.client
 import json
 import multiprocessing as mp
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -41,17 +40,12 @@ from dataauth.identity.dev_issuer import issue_token
 from dataauth.keyring import Keyring
 from dataauth.sdk.he import HEClient, LinearModel, decrypt_scores, make_context
 from dataauth.storage import gateway_engine
+from harness import free_port, wait_ready
 
 TARGETS = {"batch_subjects_per_second_min": 50_000, "single_latency_ms_p50_max": 50}
 FEATURES = [f"f{j:02d}" for j in range(16)]
 PRODUCT = "bench-score"
 OPERATOR = "bench-bank"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def build_domain(data_dir: Path, rows: int, rng: np.random.Generator) -> np.ndarray:
@@ -87,22 +81,6 @@ def build_domain(data_dir: Path, rows: int, rng: np.random.Generator) -> np.ndar
         session.commit()
     engine.dispose()
     return values.astype(float)
-
-
-def wait_ready(port: int, process: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the gateway exited early with code {process.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise SystemExit("the gateway did not become ready")
 
 
 def body(context_id: str, model_id: str, keys: list[str], weights=None) -> bytes:

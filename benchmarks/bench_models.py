@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from dataauth.keyring import Keyring, SubjectHasher
 from dataauth.operations.model import Cohort, Model, Plan
 from dataauth.storage import gateway_engine
 from dataauth.usage import UsageMeter
+from harness import free_port
 
 FEATURES = [f"f{i:02d}" for i in range(20)]
 TARGETS = {"score_subjects_per_second_min": 50_000}
@@ -198,12 +198,6 @@ def in_process(args, storage, domain_file: Path, content: bytes, keys: list[str]
         cursor["i"] = 0
         results[name] = timed(args.seconds, step)
     return results
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def over_http(args, data_dir: Path, content: bytes, keys: list[str]) -> dict:

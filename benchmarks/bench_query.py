@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -35,6 +34,7 @@ from dataauth.domain.demo import metadata
 from dataauth.domain.demo_data import GUANGZHOU_DISTRICTS
 from dataauth.identity.dev_issuer import issue_token
 from dataauth.keyring import Keyring
+from harness import free_port, wait_ready
 
 TARGETS = {"gateway_seconds_max": 0.5}
 QUERIES = {
@@ -77,20 +77,6 @@ def build_domain(path: Path, rows: int, index: bool = True) -> float:
     return time.perf_counter() - started
 
 
-def wait_ready(url: str, process: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the gateway exited early with code {process.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise SystemExit("the gateway did not become ready")
-
-
 def timed(run, repeat: int) -> dict:
     times = []
     for _ in range(repeat):
@@ -121,7 +107,7 @@ def main() -> None:
     metrics: dict = {"errors": 0}
     baseline: dict = {}
     try:
-        wait_ready(url, server)
+        wait_ready(port, server)
         keys = Keyring(data_dir / "keys")
         token = issue_token(
             keys, subject="demo-bank", issuer="dataauth-dev", audience="dataauth", ttl_seconds=3600
@@ -169,12 +155,6 @@ def main() -> None:
             ensure_ascii=False,
         )
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 if __name__ == "__main__":

@@ -25,9 +25,10 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bench_verify import free_port, load, wait_ready
+from bench_verify import load
 from dataauth.identity.dev_issuer import issue_token
 from dataauth.keyring import Keyring
+from harness import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"note": "no figure is set; the issue asks for the comparison in one run"}

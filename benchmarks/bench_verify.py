@@ -15,7 +15,6 @@ import http.client
 import json
 import multiprocessing as mp
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,14 +28,9 @@ from starlette.responses import Response
 from dataauth.identity.dev_issuer import issue_token
 from dataauth.keyring import Keyring
 from dataauth.operations.verify import VerifyRequest
+from harness import free_port, wait_ready
 
 TARGETS = {"single_ratio_min": 0.5, "batch_subject_checks_per_second_min": 100_000}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def bare_app() -> FastAPI:
@@ -52,22 +46,6 @@ def bare_app() -> FastAPI:
         return {"status": "ok"}
 
     return app
-
-
-def wait_ready(port: int, process: subprocess.Popen, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"a server exited early with code {process.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise SystemExit("a server did not become ready")
 
 
 def client(port: int, path: str, body: bytes, headers: dict, seconds: float, out) -> None:
