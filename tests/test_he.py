@@ -239,6 +239,11 @@ def test_contexts_are_refused_with_a_reason(gateway, secret):
     full = secret.serialize(save_secret_key=True, save_relin_keys=False, save_galois_keys=False)
     refused = post_context(gateway, full)
     assert refused.status_code == 422 and refused.json()["code"] == "secret_key_sent"
+    with gateway.gateway_db() as db:  # the refusal is on the record, with its code
+        (logged,) = db.execute(sql('SELECT canonical FROM audit_entry WHERE "index" = :i'),
+                               {"i": refused.json()["audit"]["entry"]}).one()  # fmt: skip
+    entry = json.loads(bytes(logged))["entry"]
+    assert entry["outcome"] == "refused" and entry["operation"]["code"] == "secret_key_sent"
     other = ts.context(ts.SCHEME_TYPE.CKKS, poly_modulus_degree=4096,
                        coeff_mod_bit_sizes=[40, 20, 40])  # fmt: skip
     other.global_scale = 2.0**20

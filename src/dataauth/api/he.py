@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from dataauth.api.render import json_response
 from dataauth.api.routes import Authorization, GatewayDep
+from dataauth.errors import Problem
 from dataauth.gateway import Gateway
 from dataauth.operations.encrypted import ScoreCall, ScoreRequest
 from dataauth.operations.he_params import ALLOWED
@@ -29,17 +30,25 @@ router = APIRouter(prefix="/v1/he", tags=["encrypted scoring (密态计算)"])
 def _register(
     gw: Gateway, authorization: str | None, what: str, raw: bytes, make: Any
 ) -> dict[str, Any]:
-    """Authenticate, register, and audit the registration as the operator's own step."""
+    """Authenticate, register, and audit the registration as the operator's own step;
+    a refused registration is on the record too, with its code."""
     _, operator = gw.authenticate(authorization)
-    row: HEContext | HEModel = make(operator.id)
-    receipt = gw.record_action(
-        operator.id,
-        {"kind": f"{KIND}-{what}", "id": row.id},
-        purpose="he-registration",
-        request=raw,
-        outcome="registered",
-    )
-    return {**registration(row), "audit": receipt.as_dict()}
+
+    def record(outcome: str, **operation: str) -> dict[str, Any]:
+        return gw.record_action(
+            operator.id,
+            {"kind": f"{KIND}-{what}", **operation},
+            purpose="he-registration",
+            request=raw,
+            outcome=outcome,
+        ).as_dict()
+
+    try:
+        row: HEContext | HEModel = make(operator.id)
+    except Problem as problem:
+        problem.extensions["audit"] = record("refused", code=problem.code)
+        raise
+    return {**registration(row), "audit": record("registered", id=row.id)}
 
 
 def _registry(request: Request) -> Registry:
