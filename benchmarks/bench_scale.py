@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -25,9 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bench_verify import load
-from dataauth.identity.dev_issuer import issue_token
-from dataauth.keyring import Keyring
+from bench_verify import demo_requests, load
 from harness import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,34 +65,13 @@ def measure(data_dir: Path, workers: int, env: dict[str, str], args: argparse.Na
     ]
     server = subprocess.Popen(
         command,
-        env={**os.environ, "DATAAUTH_LOG_LEVEL": "warning", **env},
+        env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         wait_ready(port, server)
-        token = issue_token(
-            Keyring(data_dir / "keys"),
-            subject="demo-bank",
-            issuer="dataauth-dev",
-            audience="dataauth",
-            ttl_seconds=3600,
-        )
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        with sqlite3.connect(data_dir / "demo-domain.sqlite") as db:
-            rows = db.execute(
-                "SELECT resident_id, name FROM residents LIMIT ?", (args.batch,)
-            ).fetchall()
-        key, name = rows[0]
-        single = json.dumps(
-            {"purpose": "credit", "subjects": [{"key": key, "claims": {"name": name}}]}
-        ).encode()
-        batch = json.dumps(
-            {
-                "purpose": "credit",
-                "subjects": [{"key": k, "claims": {"threshold": 5000}} for k, _ in rows],
-            }
-        ).encode()
+        headers, single, batch, size = demo_requests(data_dir, args.batch)
         clients = args.clients
         load(port, "/v1/verify/identity-match", single, headers, min(1.0, args.seconds), clients)
         singles = load(port, "/v1/verify/identity-match", single, headers, args.seconds, clients)
@@ -105,7 +81,7 @@ def measure(data_dir: Path, workers: int, env: dict[str, str], args: argparse.Na
         server.wait(timeout=20)
     return {
         "single_requests_per_second": round(singles["per_second"], 1),
-        "batch_subject_checks_per_second": round(batches["per_second"] * len(rows)),
+        "batch_subject_checks_per_second": round(batches["per_second"] * size),
         "errors": singles["errors"] + batches["errors"],
     }
 

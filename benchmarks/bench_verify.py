@@ -80,6 +80,26 @@ def load(port: int, path: str, body: bytes, headers: dict, seconds: float, clien
     return {"requests": done, "errors": sum(r[1] for r in results), "per_second": done / elapsed}
 
 
+def demo_requests(data_dir: Path, batch: int) -> tuple[dict[str, str], bytes, bytes, int]:
+    """Headers with a demo-bank token, a one-subject identity match, and a batch of
+    income checks over the first ``batch`` residents (and how many that is)."""
+    token = issue_token(
+        Keyring(data_dir / "keys"),
+        subject="demo-bank",
+        issuer="dataauth-dev",
+        audience="dataauth",
+        ttl_seconds=3600,
+    )
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    with sqlite3.connect(data_dir / "demo-domain.sqlite") as db:
+        rows = db.execute("SELECT resident_id, name FROM residents LIMIT ?", (batch,)).fetchall()
+    key, name = rows[0]
+    single = {"purpose": "credit", "subjects": [{"key": key, "claims": {"name": name}}]}
+    checks = [{"key": k, "claims": {"threshold": 5000}} for k, _ in rows]
+    many = {"purpose": "credit", "subjects": checks}
+    return headers, json.dumps(single).encode(), json.dumps(many).encode(), len(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -112,27 +132,7 @@ def main() -> None:
     try:
         wait_ready(gw_port, servers[0])
         wait_ready(bare_port, servers[1])
-        token = issue_token(
-            Keyring(data_dir / "keys"),
-            subject="demo-bank",
-            issuer="dataauth-dev",
-            audience="dataauth",
-            ttl_seconds=3600,
-        )
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        with sqlite3.connect(data_dir / "demo-domain.sqlite") as db:
-            rows = db.execute(
-                "SELECT resident_id, name FROM residents LIMIT ?", (args.batch,)
-            ).fetchall()
-        single = json.dumps(
-            {"purpose": "credit", "subjects": [{"key": rows[0][0], "claims": {"name": rows[0][1]}}]}
-        ).encode()
-        batch = json.dumps(
-            {
-                "purpose": "credit",
-                "subjects": [{"key": rid, "claims": {"threshold": 5000}} for rid, _ in rows],
-            }
-        ).encode()
+        headers, single, batch, size = demo_requests(data_dir, args.batch)
 
         warm = min(1.0, args.seconds)
         load(gw_port, "/v1/verify/identity-match", single, headers, warm, args.clients)
@@ -152,7 +152,7 @@ def main() -> None:
             server.wait(timeout=10)
 
     ratio = spine["per_second"] / bare["per_second"]
-    checks = batches["per_second"] * len(rows)
+    checks = batches["per_second"] * size
     print(
         json.dumps(
             {
@@ -160,7 +160,7 @@ def main() -> None:
                 "metrics": {
                     "single_requests_per_second": round(spine["per_second"], 1),
                     "single_ratio_to_bare": round(ratio, 3),
-                    "batch_size": len(rows),
+                    "batch_size": size,
                     "batch_requests_per_second": round(batches["per_second"], 2),
                     "batch_subject_checks_per_second": round(checks),
                     "errors": spine["errors"] + batches["errors"],

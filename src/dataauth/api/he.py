@@ -27,28 +27,33 @@ from dataauth.operations.he_registry import (
 router = APIRouter(prefix="/v1/he", tags=["encrypted scoring (密态计算)"])
 
 
-def _register(
-    gw: Gateway, authorization: str | None, what: str, raw: bytes, make: Any
-) -> dict[str, Any]:
+async def _register(
+    request: Request, gw: Gateway, authorization: str | None, what: str, make: Any
+) -> Response:
     """Authenticate, register, and audit the registration as the operator's own step;
     a refused registration is on the record too, with its code."""
-    _, operator = gw.authenticate(authorization)
+    raw = await request.body()
 
-    def record(outcome: str, **operation: str) -> dict[str, Any]:
-        return gw.record_action(
-            operator.id,
-            {"kind": f"{KIND}-{what}", **operation},
-            purpose="he-registration",
-            request=raw,
-            outcome=outcome,
-        ).as_dict()
+    def register() -> dict[str, Any]:
+        _, operator = gw.authenticate(authorization)
 
-    try:
-        row: HEContext | HEModel = make(operator.id)
-    except Problem as problem:
-        problem.extensions["audit"] = record("refused", code=problem.code)
-        raise
-    return {**registration(row), "audit": record("registered", id=row.id)}
+        def record(outcome: str, **operation: str) -> dict[str, Any]:
+            return gw.record_action(
+                operator.id,
+                {"kind": f"{KIND}-{what}", **operation},
+                purpose="he-registration",
+                request=raw,
+                outcome=outcome,
+            ).as_dict()
+
+        try:
+            row: HEContext | HEModel = make(operator.id)
+        except Problem as problem:
+            problem.extensions["audit"] = record("refused", code=problem.code)
+            raise
+        return {**registration(row), "audit": record("registered", id=row.id)}
+
+    return json_response(await run_in_threadpool(register), status_code=201)
 
 
 def _registry(request: Request) -> Registry:
@@ -66,16 +71,14 @@ async def register_context(
     body: ContextRequest, request: Request, gw: GatewayDep, authorization: Authorization = None
 ) -> Response:
     """Register a public CKKS context (no secret key); referenced by its id afterwards."""
-    raw, registry = await request.body(), _registry(request)
-    result = await run_in_threadpool(
-        _register,
+    registry = _registry(request)
+    return await _register(
+        request,
         gw,
         authorization,
         "context",
-        raw,
         lambda operator: registry.register_context(operator, body, gw.clock()),
     )
-    return json_response(result, status_code=201)
 
 
 @router.post("/models", status_code=201)
@@ -83,16 +86,14 @@ async def register_model(
     body: ModelRequest, request: Request, gw: GatewayDep, authorization: Authorization = None
 ) -> Response:
     """File a model (算法备案): product, features in order, commitment to its weights."""
-    raw, registry = await request.body(), _registry(request)
-    result = await run_in_threadpool(
-        _register,
+    registry = _registry(request)
+    return await _register(
+        request,
         gw,
         authorization,
         "model",
-        raw,
         lambda operator: registry.register_model(operator, body, gw.clock()),
     )
-    return json_response(result, status_code=201)
 
 
 @router.post("/score")
