@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     domain_timeout_ms: float = Field(
         5000.0, gt=0, description="longest a statement may run in the department's database"
     )
-    log_format: str = Field("json", pattern="^(json|text)$")
+    log_format: str = Field(
+        "auto", pattern="^(auto|json|text)$", description="auto: text on a terminal, else JSON"
+    )
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
 
     @property

@@ -38,10 +38,11 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
-def configure(form: str = "json", level: str = "info") -> None:
-    """Send every logger (uvicorn's included) to stderr in ``form`` (json or text)."""
+def configure(form: str = "auto", level: str = "info") -> None:
+    """Send every logger (uvicorn's included) to stderr in ``form``: json, text, or auto
+    (text for a person at a terminal, JSON for a log collector)."""
     handler = logging.StreamHandler(sys.stderr)
-    if form == "json":
+    if form == "json" or (form == "auto" and not sys.stderr.isatty()):
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
