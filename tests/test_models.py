@@ -385,6 +385,26 @@ def test_a_rejected_model_never_runs(client, auth):
     assert [r["code"] for r in response.json()["reasons"]] == ["model_not_approved"]
 
 
+def test_a_revoked_approval_stops_the_model(client, auth, gateway):
+    model_id = submit(client, auth, manifest=variant(title="to be revoked")).json()["id"]
+    assert approve(client, auth, model_id).status_code == 200
+    assert run(client, auth, model_id, cohort={}).status_code == 200
+    revoke = f"/v1/models/{model_id}/revoke"
+    reason = {"reason": "the purpose was withdrawn"}
+    assert client.post(revoke, json=reason, headers=auth()).status_code == 403  # operators can't
+    response = client.post(revoke, json=reason, headers=department(auth))
+    assert response.status_code == 200, response.text
+    shown = response.json()
+    assert shown["status"] == "revoked" and shown["review"]["reason"] == reason["reason"]
+    logged = entries(gateway, shown["audit"]["entry"])[0]
+    assert logged["operation"]["kind"] == "model-review" and logged["outcome"] == "revoked"
+    response = run(client, auth, model_id, cohort={})
+    assert response.status_code == 403
+    assert [r["code"] for r in response.json()["reasons"]] == ["model_not_approved"]
+    again = client.post(revoke, json=reason, headers=department(auth))
+    assert again.status_code == 409 and again.json()["code"] == "not_approved"
+
+
 def test_operators_see_and_run_only_their_own_models(client, auth, approved):
     assert client.get(f"/v1/models/{approved}", headers=auth("demo-insurer")).status_code == 404
     mine = client.get("/v1/models", headers=auth("demo-insurer")).json()["models"]

@@ -533,6 +533,20 @@ def models_reject(
     typer.echo(f"rejected {shown['id']}: {reason}; audit entry {shown['audit']['entry']}")
 
 
+@models_app.command("revoke")
+def models_revoke(
+    model: Annotated[str, typer.Argument(help="the model id (m-…)")],
+    reason: Annotated[str, typer.Option(help="why, shown to the operator")],
+    url: GatewayUrl = "http://127.0.0.1:8080",
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Withdraw a model's approval with a reason (a department's token; audited)."""
+    body = {"reason": reason}
+    shown = _call("POST", url, f"/v1/models/{model}/revoke", token, data_dir, body=body)
+    typer.echo(f"revoked {shown['id']}: {reason}; audit entry {shown['audit']['entry']}")
+
+
 consent_app = typer.Typer(
     help="Consent (授权) tokens from the development consent issuer; revocations.",
     no_args_is_help=True,

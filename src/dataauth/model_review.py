@@ -230,12 +230,30 @@ class ModelReview:
         row = self._pending(model_id)
         return self._decide(caller.subject, row, "rejected", {"reason": rejection.reason})
 
+    def revoke(
+        self, authorization: str | None, model_id: str, rejection: Rejection
+    ) -> dict[str, Any]:
+        """Withdraw an approval: the model runs no more, from the next request on."""
+        caller = self.gateway.department(authorization)
+        row = self.registry.get(model_id)
+        if row is None:
+            raise not_found("unknown_model", f"there is no model {model_id!r}")
+        if row.status != "approved":
+            raise Problem(409, "not_approved", f"model {model_id} is {row.status}, not approved")
+        values = {"conditions": row.conditions, "reason": rejection.reason}
+        return self._decide(caller.subject, row, "revoked", values, was="approved")
+
     def _decide(
-        self, reviewer: str, row: ModelSubmission, status: str, values: dict[str, Any]
+        self,
+        reviewer: str,
+        row: ModelSubmission,
+        status: str,
+        values: dict[str, Any],
+        was: str = "pending",
     ) -> dict[str, Any]:
         values = {**values, "status": status, "reviewer": reviewer,
                   "reviewed_at": self.gateway.clock()}  # fmt: skip
-        if not self.registry.review(row.id, values):
+        if not self.registry.review(row.id, values, was):
             raise Problem(409, "already_reviewed", f"model {row.id} was reviewed meanwhile")
         operation = {
             "kind": "model-review",

@@ -64,6 +64,15 @@ def reject(
     return json_response(models.reject(authorization, model, body))
 
 
+@router.post("/{model}/revoke")
+def revoke(
+    model: ModelId, body: Rejection, models: ReviewDep, authorization: Authorization = None
+) -> Response:
+    """Withdraw an approval with a reason (a department's token); audited. The model
+    runs no more from the next request on."""
+    return json_response(models.revoke(authorization, model, body))
+
+
 @router.post("/{model}/run")
 async def run(
     model: ModelId,

@@ -155,13 +155,14 @@ class ModelRegistry:
             return None
         return blob.content
 
-    def review(self, model_id: str, values: dict[str, Any]) -> bool:
-        """Decide a pending submission; False if it was not pending any more."""
+    def review(self, model_id: str, values: dict[str, Any], was: str = "pending") -> bool:
+        """Move a submission on from status ``was`` (pending: a decision; approved: a
+        revocation); False if it was not in that status any more."""
         with Session(self.engine) as session:
             result = session.exec(  # type: ignore[call-overload]
                 update(ModelSubmission)
                 .where(ModelSubmission.id == model_id)  # type: ignore[arg-type]
-                .where(ModelSubmission.status == "pending")  # type: ignore[arg-type]
+                .where(ModelSubmission.status == was)  # type: ignore[arg-type]
                 .values(**values)
             )
             session.commit()
