@@ -142,6 +142,8 @@ def start_beside(
     env = dict(env or {})
     if running.on_postgres:
         env.setdefault("DATAAUTH_DATABASE_URL", cluster().new_database())
+    if "DATAAUTH_DOMAIN_URL" in running.env:  # read only: the department's, shared
+        env.setdefault("DATAAUTH_DOMAIN_URL", running.env["DATAAUTH_DOMAIN_URL"])
     return start_gateway(data, "--demo", *args, env=env)
 
 
@@ -181,11 +183,14 @@ def sqlite_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
 def pg_gateway(
     sqlite_gateway: Running, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Running]:
-    """The same gateway on PostgreSQL, beside the SQLite one (its demo domain, its keys)."""
-    url = cluster().new_database()
-    running = start_beside(
-        sqlite_gateway, tmp_path_factory.mktemp("pg"), env={"DATAAUTH_DATABASE_URL": url}
-    )
+    """The same gateway on PostgreSQL, beside the SQLite one (its keys): its own database
+    and the department's (the demo domain, copied) both on PostgreSQL, as deployed."""
+    domain = sqlite_gateway.data_dir / "demo-domain.sqlite"
+    env = {
+        "DATAAUTH_DATABASE_URL": cluster().new_database(),
+        "DATAAUTH_DOMAIN_URL": cluster().copy_domain(str(domain)),
+    }
+    running = start_beside(sqlite_gateway, tmp_path_factory.mktemp("pg"), env=env)
     yield running
     stop_gateway(running)
 

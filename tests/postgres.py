@@ -14,7 +14,7 @@ import subprocess
 import uuid
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, insert, select, text
 
 ROLE = "dataauth_test"
 
@@ -31,6 +31,22 @@ class Postgres:
             connection.execute(text(f"CREATE DATABASE {name}"))
         self.databases.append(name)
         return self.admin.url.set(database=name).render_as_string(hide_password=False)
+
+    def copy_domain(self, sqlite_file: str) -> str:
+        """A new database holding the demo domain's tables and rows, copied from the
+        SQLite file: the department's database as a deployment has it."""
+        from dataauth.domain import demo
+
+        url = self.new_database()
+        source, target = create_engine(f"sqlite:///{sqlite_file}"), create_engine(url)
+        demo.metadata.create_all(target)
+        with source.connect() as reading, target.begin() as writing:
+            for table in demo.metadata.sorted_tables:
+                rows = [dict(row._mapping) for row in reading.execute(select(table))]
+                writing.execute(insert(table), rows)
+        source.dispose()
+        target.dispose()
+        return url
 
     def drop_all(self) -> None:
         with self.admin.connect() as connection:

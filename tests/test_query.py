@@ -15,6 +15,14 @@ from test_policy_admin import POLICIES
 
 pytestmark = pytest.mark.slow
 
+
+@pytest.fixture(scope="module", params=DATABASES)
+def gateway(request):
+    """Each test here runs on SQLite, and on PostgreSQL for both the gateway's database
+    and the department's."""
+    return on_each_database(request)
+
+
 K = 10  # the demo bundle's min_group_size
 
 
@@ -175,11 +183,10 @@ def test_a_licence_without_queries_is_denied(client, auth):
     assert [r["code"] for r in response.json()["reasons"]] == ["product_not_licensed"]
 
 
-@pytest.fixture(scope="module", params=DATABASES)
-def small_budget(request, tmp_path_factory):
-    """A gateway of its own whose policy gives demo-bank ε 2 on each dataset: on SQLite,
-    and on PostgreSQL."""
-    running = start_beside(on_each_database(request), tmp_path_factory.mktemp("budget"),
+@pytest.fixture(scope="module")
+def small_budget(gateway, tmp_path_factory):
+    """A gateway of its own whose policy gives demo-bank ε 2 on each dataset."""
+    running = start_beside(gateway, tmp_path_factory.mktemp("budget"),
                            env={"DATAAUTH_CATALOG_TTL_SECONDS": "0.2"})  # fmt: skip
     bundle = load_bundle(POLICIES)
     data = json.loads(json.dumps(bundle.data))

@@ -10,6 +10,7 @@ denies; a failure after an allow is logged as such and answered without a result
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -154,7 +155,16 @@ class Gateway:
             )
             problem.extensions["audit"] = receipt.as_dict()
             raise problem from None
-        receipt = record("released", result)
+        try:
+            receipt = record("released", result)
+        except Exception as exc:  # no durable entry, no answer: say so, and try to log that
+            log.warning("%s answer could not be logged: %s", kind, type(exc).__name__)
+            problem = unavailable(
+                "audit_unavailable", "the answer could not be logged, so none was released"
+            )
+            with suppress(Exception):
+                problem.extensions["audit"] = record("failed").as_dict()
+            raise problem from None
         return {**result, "audit": receipt.as_dict()}
 
     def department(self, authorization: str | None) -> Caller:

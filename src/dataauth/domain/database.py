@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, Executable, create_engine, event, text
@@ -52,6 +53,12 @@ def open_domain(url: str, timeout_ms: float = 5000.0) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **options)
 
 
+def plain_number(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
 def domain_problem(exc: BaseException) -> Problem:
     """What the operator is told when the department's database fails a statement."""
     message = str(exc).lower()
@@ -77,13 +84,16 @@ class Domain:
         """A statement (SQL with ``:name`` binds) compiled once, to run many times."""
         return prepare(self.engine, text(sql))
 
-    def execute(self, statement: Executable) -> list[Any]:
-        """Run one SQLAlchemy statement and return its rows (a 504 or 503 Problem on failure)."""
+    def execute(self, statement: Executable) -> list[tuple[Any, ...]]:
+        """Run one SQLAlchemy statement and return its rows (a 504 or 503 Problem on
+        failure). PostgreSQL's numeric results (SUM, AVG) come back as numbers, not
+        Decimals, as SQLite's do: what a kind discloses is JSON."""
         try:
             with self.engine.connect() as connection:
-                return list(connection.execute(statement).all())
+                rows = connection.execute(statement).all()
         except Exception as exc:
             raise domain_problem(exc) from None
+        return [tuple(plain_number(value) for value in row) for row in rows]
 
     def fetch(self, statement: Prepared, params: Mapping[str, Any]) -> Sequence[Any]:
         """Run one bound statement and return its rows (a 504 or 503 Problem on failure)."""

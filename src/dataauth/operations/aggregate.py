@@ -26,7 +26,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import ColumnElement, and_, case, column, func, literal, not_, or_, select, table
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Float,
+    Integer,
+    String,
+    and_,
+    case,
+    column,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    table,
+)
 
 from dataauth.catalog.store import Catalog
 from dataauth.domain.database import Domain
@@ -139,12 +154,25 @@ def _where(condition: Condition, columns: Any) -> ColumnElement[bool]:
     return compare[condition.op](values[0])
 
 
+SQL_TYPES: dict[str, Any] = {
+    "date": Date(),
+    "integer": Integer(),
+    "number": Float(),
+    "string": String(),
+}
+
+
 def statement(shape: Shape, wanted: list[Measure], noisy: bool) -> Any:
     """The SELECT rebuilt from the checked shape; every literal is a bound parameter."""
     dataset = shape.dataset
     names = {c for c in shape.group_by} | {c for _, c in wanted if c}
     names |= {c for c, _ in shape.compared}
-    source = table(dataset.table_name, *(column(n) for n in sorted(names)))
+    # typed columns bind each literal as its column's type (a date as a date), which
+    # PostgreSQL needs and SQLite accepts
+    source = table(
+        dataset.table_name,
+        *(column(n, SQL_TYPES.get(dataset.columns[n].type)) for n in sorted(names)),
+    )
     groups = [source.c[name] for name in shape.group_by]
     parts = []
     for function, name in wanted:

@@ -335,7 +335,7 @@ def _literal(node: exp.Expression, kind: str, column: str) -> Any:
             return text
         if kind == "date":
             try:
-                return dt.date.fromisoformat(text).isoformat()
+                return dt.date.fromisoformat(text)  # bound as a date: PostgreSQL types it
             except ValueError:
                 raise refused(
                     "literal_type_mismatch", f"column {column} is compared with YYYY-MM-DD dates"
