@@ -10,8 +10,8 @@ denies; a failure after an allow is logged as such and answered without a result
 from __future__ import annotations
 
 import logging
-from contextlib import suppress
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
