@@ -35,6 +35,7 @@ def schemathesis(target, *args: str) -> subprocess.CompletedProcess[str]:
          "--phases", "examples,coverage,fuzzing", "--workers", "2", "--request-timeout", "30",
          "--suppress-health-check", "all", *args],
         capture_output=True, text=True, timeout=900,
+        cwd=target.data_dir,  # its cache of crashes stays out of the repository
     )  # fmt: skip
 
 
