@@ -312,3 +312,21 @@ def test_the_readme_example_runs_as_written(gateway, tmp_path):
     plain = LinearModel(FEATURES, [0.0004, 0.02, 0.5], -3.0).plain_scores(np.array([row], float))
     printed = float(re.search(r"encrypted score: (-?[\d.]+)", done.stdout).group(1))
     assert abs(printed - plain[0]) <= bound(np.array([row], float), SCORE_NOISE)[0] + 1e-4
+
+
+def test_the_larger_parameter_set_scores_too(gateway, model):
+    """ckks-16384 is on the allowlist: a context of it registers, a model files against
+    it, and its scores decrypt within the same bound (8,192 slots a block)."""
+    large = make_context("ckks-16384")
+    sample = rows(gateway, 5, offset=100)
+    with HEClient(gateway.url, gateway.token("demo-bank")) as client:
+        context_id = client.register_context(large)
+        model_id = client.register_model(PRODUCT, context_id, model, large)
+        subjects = [consented(gateway, r[0]) for r in sample]
+        result = client.score(large, context_id, model_id, model, subjects=subjects,
+                              purpose="credit")  # fmt: skip
+    assert result.response["parameters"] == "ckks-16384"
+    assert result.response["subjects"]["per_ciphertext"] == 8192
+    features = np.array([r[1:4] for r in sample], dtype=float)
+    got = np.array(result.scores, dtype=float)
+    assert np.all(np.abs(got - model.plain_scores(features)) <= bound(features, SCORE_NOISE))
