@@ -21,7 +21,6 @@ import argparse
 import base64
 import http.client
 import json
-import multiprocessing as mp
 import os
 import sqlite3
 import subprocess
@@ -40,7 +39,7 @@ from dataauth.identity.dev_issuer import issue_token
 from dataauth.keyring import Keyring
 from dataauth.sdk.he import HEClient, LinearModel, decrypt_scores, make_context
 from dataauth.storage import gateway_engine
-from harness import free_port, wait_ready
+from harness import drive, free_port, wait_ready
 
 TARGETS = {"batch_subjects_per_second_min": 50_000, "single_latency_ms_p50_max": 50}
 FEATURES = [f"f{j:02d}" for j in range(16)]
@@ -111,39 +110,6 @@ def single_latencies(port, headers, secret, requests: list[bytes]) -> tuple[list
 
 def percentile(values: list[float], q: float) -> float:
     return round(values[int(q * (len(values) - 1))], 2) if values else -1.0
-
-
-def client(port: int, bodies: list[bytes], headers: dict, seconds: float, out) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port)
-    done, errors, n = 0, 0, 0
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        conn.request("POST", "/v1/he/score", body=bodies[n % len(bodies)], headers=headers)
-        n += 1
-        response = conn.getresponse()
-        response.read()
-        if response.status == 200:
-            done += 1
-        else:
-            errors += 1
-    out.put((done, errors))
-
-
-def throughput(port: int, bodies: list[list[bytes]], headers: dict, seconds: float) -> dict:
-    queue: mp.Queue = mp.Queue()
-    procs = [mp.Process(target=client, args=(port, b, headers, seconds, queue)) for b in bodies]
-    started = time.perf_counter()
-    for p in procs:
-        p.start()
-    results = [queue.get() for _ in procs]
-    for p in procs:
-        p.join()
-    elapsed = time.perf_counter() - started
-    return {
-        "requests": sum(r[0] for r in results),
-        "errors": sum(r[1] for r in results),
-        "seconds": elapsed,
-    }
 
 
 def in_process(model: LinearModel, secret: ts.Context, matrix: np.ndarray) -> dict[str, float]:
@@ -222,7 +188,7 @@ def main() -> None:
         response_bytes = len(json.dumps(answer))
 
         per_client = [bodies[i :: args.workers] or bodies for i in range(args.workers)]
-        run = throughput(port, per_client, headers, args.seconds)
+        run = drive(port, "/v1/he/score", per_client, headers, args.seconds)
 
         # single subjects, from the end of the table (the batches start at its head)
         ends = [keys[-1 - i] for i in range(2 * args.singles)]

@@ -11,15 +11,12 @@ gateway with crash-safe rather than power-loss-safe audit commits.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import multiprocessing as mp
 import os
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -28,7 +25,7 @@ from starlette.responses import Response
 from dataauth.identity.dev_issuer import issue_token
 from dataauth.keyring import Keyring
 from dataauth.operations.verify import VerifyRequest
-from harness import free_port, wait_ready
+from harness import drive, free_port, wait_ready
 
 TARGETS = {"single_ratio_min": 0.5, "batch_subject_checks_per_second_min": 100_000}
 
@@ -48,36 +45,9 @@ def bare_app() -> FastAPI:
     return app
 
 
-def client(port: int, path: str, body: bytes, headers: dict, seconds: float, out) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port)
-    done, errors = 0, 0
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        conn.request("POST", path, body=body, headers=headers)
-        response = conn.getresponse()
-        response.read()
-        if response.status == 200:
-            done += 1
-        else:
-            errors += 1
-    out.put((done, errors))
-
-
 def load(port: int, path: str, body: bytes, headers: dict, seconds: float, clients: int) -> dict:
-    queue: mp.Queue = mp.Queue()
-    procs = [
-        mp.Process(target=client, args=(port, path, body, headers, seconds, queue))
-        for _ in range(clients)
-    ]
-    started = time.perf_counter()
-    for p in procs:
-        p.start()
-    results = [queue.get() for _ in procs]
-    for p in procs:
-        p.join()
-    elapsed = time.perf_counter() - started
-    done = sum(r[0] for r in results)
-    return {"requests": done, "errors": sum(r[1] for r in results), "per_second": done / elapsed}
+    run = drive(port, path, [[body]] * clients, headers, seconds)
+    return {**run, "per_second": run["requests"] / run["seconds"]}
 
 
 def demo_requests(data_dir: Path, batch: int) -> tuple[dict[str, str], bytes, bytes, int]:

@@ -1,8 +1,10 @@
-"""What the benchmarks that start a gateway share: a free port, and waiting for it."""
+"""What the benchmarks that start a gateway share: a free port, waiting for it, and
+keep-alive clients in processes of their own driving it over loopback."""
 
 from __future__ import annotations
 
 import http.client
+import multiprocessing as mp
 import socket
 import subprocess
 import time
@@ -29,3 +31,39 @@ def wait_ready(port: int, process: subprocess.Popen, timeout: float = 600) -> No
             pass
         time.sleep(0.25)
     raise SystemExit("a server did not become ready")
+
+
+def client(port: int, path: str, bodies: list[bytes], headers: dict, seconds: float, out) -> None:
+    """POST ``bodies`` in turn on one keep-alive connection for ``seconds``; put (200s, others)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    done, errors, n = 0, 0, 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        conn.request("POST", path, body=bodies[n % len(bodies)], headers=headers)
+        n += 1
+        response = conn.getresponse()
+        response.read()
+        if response.status == 200:
+            done += 1
+        else:
+            errors += 1
+    out.put((done, errors))
+
+
+def drive(port: int, path: str, bodies: list[list[bytes]], headers: dict, seconds: float) -> dict:
+    """One client process per list of bodies, all at once; requests, errors, seconds."""
+    queue: mp.Queue = mp.Queue()
+    procs = [
+        mp.Process(target=client, args=(port, path, own, headers, seconds, queue)) for own in bodies
+    ]
+    started = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return {
+        "requests": sum(r[0] for r in results),
+        "errors": sum(r[1] for r in results),
+        "seconds": time.perf_counter() - started,
+    }

@@ -405,6 +405,22 @@ def test_a_revoked_approval_stops_the_model(client, auth, gateway):
     assert again.status_code == 409 and again.json()["code"] == "not_approved"
 
 
+def test_the_cli_rejects_and_revokes(client, auth, gateway):
+    def cli(action, model_id):
+        return dataauth("models", action, model_id, "--reason", "withdrawn", "--url",
+                        gateway.url, "--data-dir", str(gateway.data_dir))  # fmt: skip
+
+    pending = submit(client, auth, manifest=variant(title="rejected by cli")).json()["id"]
+    rejected = cli("reject", pending)
+    assert rejected.returncode == 0, rejected.stderr
+    assert rejected.stdout.startswith(f"rejected {pending}: withdrawn; audit entry ")
+    approved_id = submit(client, auth, manifest=variant(title="revoked by cli")).json()["id"]
+    assert approve(client, auth, approved_id).status_code == 200
+    revoked = cli("revoke", approved_id)
+    assert revoked.returncode == 0, revoked.stderr
+    assert revoked.stdout.startswith(f"revoked {approved_id}: withdrawn; audit entry ")
+
+
 def test_operators_see_and_run_only_their_own_models(client, auth, approved):
     assert client.get(f"/v1/models/{approved}", headers=auth("demo-insurer")).status_code == 404
     mine = client.get("/v1/models", headers=auth("demo-insurer")).json()["models"]

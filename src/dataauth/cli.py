@@ -519,6 +519,15 @@ def models_approve(
     )
 
 
+def _close_review(
+    action: str, done: str, model: str, reason: str, url: str, token: str | None,
+    data_dir: Path | None,
+) -> None:  # fmt: skip
+    shown = _call("POST", url, f"/v1/models/{model}/{action}", token, data_dir,
+                  body={"reason": reason})  # fmt: skip
+    typer.echo(f"{done} {shown['id']}: {reason}; audit entry {shown['audit']['entry']}")
+
+
 @models_app.command("reject")
 def models_reject(
     model: Annotated[str, typer.Argument(help="the model id (m-…)")],
@@ -528,9 +537,7 @@ def models_reject(
     data_dir: DataDir = None,
 ) -> None:
     """Reject a pending model with a reason (a department's token; audited)."""
-    body = {"reason": reason}
-    shown = _call("POST", url, f"/v1/models/{model}/reject", token, data_dir, body=body)
-    typer.echo(f"rejected {shown['id']}: {reason}; audit entry {shown['audit']['entry']}")
+    _close_review("reject", "rejected", model, reason, url, token, data_dir)
 
 
 @models_app.command("revoke")
@@ -542,9 +549,7 @@ def models_revoke(
     data_dir: DataDir = None,
 ) -> None:
     """Withdraw a model's approval with a reason (a department's token; audited)."""
-    body = {"reason": reason}
-    shown = _call("POST", url, f"/v1/models/{model}/revoke", token, data_dir, body=body)
-    typer.echo(f"revoked {shown['id']}: {reason}; audit entry {shown['audit']['entry']}")
+    _close_review("revoke", "revoked", model, reason, url, token, data_dir)
 
 
 consent_app = typer.Typer(
