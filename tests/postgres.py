@@ -80,8 +80,12 @@ def local_admin_url() -> str:
         f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') THEN "
         f"CREATE ROLE {ROLE} LOGIN CREATEDB PASSWORD '{ROLE}'; END IF; END $$"
     )
+    # root's PATH may lack the sbin folders runuser lives in
+    runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+    if runuser is None:
+        unavailable("no runuser to create the test role as the postgres user")
     subprocess.run(
-        ["runuser", "-u", "postgres", "--", "psql", "-p", port, "-qc", create_role],
+        [runuser, "-u", "postgres", "--", "psql", "-p", port, "-qc", create_role],
         check=True,
         capture_output=True,
     )
