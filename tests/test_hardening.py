@@ -57,6 +57,24 @@ def test_metrics_count_requests_decisions_and_audit_lag(gateway, client, auth):
     assert RESIDENT not in text and NAME not in text
 
 
+def test_metrics_can_require_a_bearer_token(gateway, tmp_path):
+    guarded = start_beside(gateway, tmp_path, env={"DATAAUTH_METRICS_TOKEN": "scrape-secret"})
+    try:
+        for sent in (None, "Bearer wrong", "scrape-secret", f"Bearer {guarded.token()}"):
+            headers = {"Authorization": sent} if sent else {}
+            response = httpx.get(f"{guarded.url}/metrics", headers=headers)
+            assert response.status_code == 401, sent
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["code"] == "metrics_unauthorized"
+            assert "scrape-secret" not in response.text
+        response = httpx.get(f"{guarded.url}/metrics",
+                             headers={"Authorization": "Bearer scrape-secret"})  # fmt: skip
+        assert response.status_code == 200 and "dataauth_requests_total" in response.text
+        assert "scrape-secret" not in guarded.log.read_text()
+    finally:
+        stop_gateway(guarded)
+
+
 def test_logs_are_json_and_hold_nothing_personal(gateway):
     for operator in ("demo-bank", "demo-expired"):
         verify(gateway.url, gateway.token(operator))

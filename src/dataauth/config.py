@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SOURCE_POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     head_delay_ms: float = Field(10.0, gt=0, description="wait for more entries before signing")
     domain_timeout_ms: float = Field(
         5000.0, gt=0, description="longest a statement may run in the department's database"
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="a bearer token /metrics requires; unset: open (internal network)"
     )
     log_format: str = Field(
         "auto", pattern="^(auto|json|text)$", description="auto: text on a terminal, else JSON"

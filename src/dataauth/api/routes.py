@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request
@@ -10,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
 from dataauth.api.render import json_response
+from dataauth.errors import unauthorized
 from dataauth.gateway import Gateway
 from dataauth.metrics import exposition
 from dataauth.operations.verify import VerifyCall, VerifyRequest
@@ -35,8 +37,14 @@ def healthz(gw: GatewayDep) -> Response:
 
 
 @router.get("/metrics", tags=["health"], response_class=PlainTextResponse)
-def metrics(request: Request) -> Response:
-    """Prometheus metrics: requests, decisions by outcome, latency, audit lag."""
+def metrics(request: Request, authorization: Authorization = None) -> Response:
+    """Prometheus metrics: requests, decisions by outcome, latency, audit lag. Where
+    ``DATAAUTH_METRICS_TOKEN`` is set, the scrape sends it as a bearer token."""
+    token = request.app.state.settings.metrics_token
+    if token is not None:
+        expected = b"Bearer " + token.get_secret_value().encode()
+        if not hmac.compare_digest((authorization or "").encode(), expected):
+            raise unauthorized("metrics_unauthorized", "/metrics needs the metrics bearer token")
     return Response(exposition(request.app.state.ledger), media_type=CONTENT_TYPE_LATEST)
 
 
