@@ -42,6 +42,7 @@ from dataauth.identity.consent import issue_consent
 from dataauth.identity.dev_issuer import issue_token
 from dataauth.keyring import Keyring, SubjectHasher
 from dataauth.operations.model import Cohort, Model, Plan
+from dataauth.operations.privacy import BudgetLedger
 from dataauth.storage import gateway_engine
 from dataauth.usage import UsageMeter
 from harness import free_port
@@ -162,6 +163,7 @@ def in_process(args, storage, domain_file: Path, content: bytes, keys: list[str]
         SubjectHasher(b"bench"),
         registry,
         UsageMeter(storage),
+        BudgetLedger(storage),
         args.subjects,
         lambda: datetime.now(UTC),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -19,8 +20,10 @@ import pytest
 from sqlalchemy import Connection, create_engine
 
 import postgres
+from dataauth.config import SOURCE_POLICIES
 from dataauth.identity.dev_issuer import issue_token
 from dataauth.keyring import Keyring
+from dataauth.policy.bundle import load_bundle
 
 ISSUER, AUDIENCE = "dataauth-dev", "dataauth"
 
@@ -145,6 +148,22 @@ def start_beside(
     if "DATAAUTH_DOMAIN_URL" in running.env:  # read only: the department's, shared
         env.setdefault("DATAAUTH_DOMAIN_URL", running.env["DATAAUTH_DOMAIN_URL"])
     return start_gateway(data, "--demo", *args, env=env)
+
+
+def start_with_budget(running: Running, where: Path, epsilon: float) -> Running:
+    """A gateway beside ``running`` whose published policy gives demo-bank an ε account of
+    ``epsilon`` on each dataset, read by the time this returns."""
+    beside = start_beside(running, where, env={"DATAAUTH_CATALOG_TTL_SECONDS": "0.2"})
+    bundle = load_bundle(SOURCE_POLICIES)
+    data = json.loads(json.dumps(bundle.data))
+    data["dataauth"]["limits"]["query"]["budget"]["operators"]["demo-bank"]["epsilon"] = epsilon
+    department = beside.token("a-department", roles=("department",))
+    published = httpx.post(f"{beside.url}/v1/admin/policy",
+                           json={"modules": bundle.modules, "data": data},
+                           headers={"Authorization": f"Bearer {department}"})  # fmt: skip
+    assert published.status_code == 200, published.text
+    time.sleep(1.0)  # five catalog TTLs: the gateway has read the published bundle
+    return beside
 
 
 _cluster: postgres.Postgres | None = None

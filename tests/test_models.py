@@ -11,6 +11,7 @@ import copy
 import json
 from pathlib import Path
 
+import httpx
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -18,7 +19,7 @@ import pytest
 from onnx import TensorProto, helper
 from sqlalchemy import text
 
-from conftest import DATABASES, on_each_database
+from conftest import DATABASES, on_each_database, start_with_budget, stop_gateway
 from test_audit_log import dataauth
 
 pytestmark = pytest.mark.slow
@@ -66,8 +67,10 @@ def run(client, auth, model_id, operator="demo-bank", **body):
 def residents(gateway, n=3, offset=0):
     with gateway.domain_db() as db:
         return db.execute(
+            # incomes of four digits or more: a value the log is searched for must be one
+            # that cannot turn up by chance (a 0 would match any zero in an entry)
             f"SELECT resident_id, district, {', '.join(FEATURES)} FROM residents "
-            "ORDER BY resident_id LIMIT ? OFFSET ?",
+            "WHERE monthly_income >= 1000 ORDER BY resident_id LIMIT ? OFFSET ?",
             (n, offset),
         ).fetchall()
 
@@ -178,13 +181,24 @@ def test_submit_review_score_cohort_and_audit(client, auth, gateway, tmp_path):
     # a cohort question: statistics of the scores over a district
     district = rows[0][1]
     cohort = {"where": [{"column": "district", "op": "eq", "value": district}],
-              "statistics": ["count", "mean", "quantiles", "histogram"]}  # fmt: skip
+              "statistics": ["count", "mean", "histogram"]}  # fmt: skip
     response = run(client, auth, model_id, cohort=cohort)
     assert response.status_code == 200, response.text
     stats = response.json()["cohort"]
     assert stats["count"] % 5 == 0 and stats["count"] > 1000
-    assert 0 < stats["quantiles"]["0.25"] <= stats["quantiles"]["0.5"] <= stats["quantiles"]["0.75"]
     assert 0 < stats["mean"] < 1
+    assert len(stats["histogram"]["counts"]) == 5
+    # the model reads L3 features: the statistics are noised, and ε is charged
+    noise = stats["protections"]["differential_privacy"]
+    assert noise["mechanism"] == "laplace" and noise["epsilon"] == 0.5
+    assert set(noise["noise_scale"]) == {"count", "sum(score)", "histogram"}
+    assert noise["clamped_to"] == [0.0, 1.0]
+    assert noise["budget"]["epsilon_spent"] >= 0.5
+
+    # quantiles have no bounded-sensitivity answer: denied under noise
+    response = run(client, auth, model_id, cohort=cohort | {"statistics": ["quantiles"]})
+    assert response.status_code == 403
+    assert [r["code"] for r in response.json()["reasons"]] == ["noise_unavailable"]
 
     # a too-small cohort is refused, and says nothing of its size
     small = {
@@ -210,6 +224,7 @@ def test_submit_review_score_cohort_and_audit(client, auth, gateway, tmp_path):
         ("model-review", "approved"),
         ("model", "released"),
         ("model", "released"),
+        ("model", "denied"),
         ("model", "refused"),
     ]
     assert log[3]["operation"]["conditions"] == {
@@ -219,7 +234,7 @@ def test_submit_review_score_cohort_and_audit(client, auth, gateway, tmp_path):
     assert log[4]["subjects"] == [gateway.keyring.subject_hasher()("residents", r[0]) for r in rows]
     assert log[5]["policy_input"]["cohort"] == {
         "conditions": [{"column": "district", "op": "eq"}],
-        "statistics": ["count", "histogram", "mean", "quantiles"],
+        "statistics": ["count", "histogram", "mean"],
     }
     text = json.dumps(log, ensure_ascii=False)
     for rid, district_name, income, *_ in rows:
@@ -517,12 +532,74 @@ def test_statistics_suppress_round_and_band():
     out = statistics(scores, Cohort(statistics=["histogram"], bins=[0, 0.5, 0.9, 1]),
                      {"min_cohort": 20})  # fmt: skip
     assert out["histogram"]["counts"] == [30, None, 27]  # 3 in the middle bin: suppressed
-    noisy = {statistics(scores, Cohort(statistics=["count"]),
-                        {"min_cohort": 20, "count_noise_scale": 5.0})["count"]
-             for _ in range(20)}  # fmt: skip
-    assert len(noisy) > 1
     with pytest.raises(Exception, match="fewer than 100"):
         statistics(scores, cohort, {"min_cohort": 100})
     bands = {"cuts": [0.2, 0.5, 0.8], "labels": ["low", "medium", "high", "very high"]}
     assert [band(s, bands) for s in (0.1, 0.2, 0.79, 0.99)] == ["low", "medium", "high",
                                                                "very high"]  # fmt: skip
+
+
+def test_noise_hides_one_subject_from_a_differencing_pair():
+    """Two cohorts that differ by one subject: without noise their means and counts give
+    away that subject's score; with the dp obligation's noise they do not."""
+    from dataauth.operations.model import Cohort, statistics
+    from dataauth.operations.privacy import Noise, NoiseTerms, Spend
+
+    others = np.random.default_rng(1).uniform(0, 1, 59)
+    target = 0.9137
+    cohort = Cohort(statistics=["count", "mean"])
+    plain = {"min_cohort": 20, "statistic_digits": 6}
+
+    def revealed(noise):
+        without = statistics(others, cohort, plain, noise)
+        with_one = statistics(np.append(others, target), cohort, plain, noise)
+        return with_one["mean"] * with_one["count"] - without["mean"] * without["count"]
+
+    assert revealed(None) == pytest.approx(target, abs=1e-4)
+    noise = Noise(NoiseTerms("laplace", 0.5, 0.0, "t|residents", 1000.0), Spend(True, 0.5, 1000))
+    guesses = np.array([revealed(noise) for _ in range(200)])
+    # each guess is off by noise of scale ~ 4 subjects' worth: the score is not there
+    assert guesses.std() > 2
+    assert np.mean(np.abs(guesses - target) < 0.05) < 0.1
+    out = statistics(others, Cohort(statistics=["count", "histogram"]), plain, noise)
+    assert out["protections"]["differential_privacy"]["epsilon_per_measurement"] == 0.25
+
+
+@pytest.fixture(scope="module")
+def small_budget(gateway, tmp_path_factory):
+    """A gateway of its own whose policy gives demo-bank ε 1 on each dataset."""
+    running = start_with_budget(gateway, tmp_path_factory.mktemp("budget"), 1)
+    yield running
+    stop_gateway(running)
+
+
+def test_cohorts_and_queries_spend_one_privacy_budget(small_budget):
+    """A model's noised cohort and an aggregate query over the same dataset draw on one
+    ε account: otherwise an operator could average away the noise of one through the
+    other."""
+    with httpx.Client(base_url=small_budget.url, timeout=60) as client:
+
+        def auth(operator="demo-bank", **kwargs):
+            return {"Authorization": f"Bearer {small_budget.token(operator, **kwargs)}"}
+
+        model_id = submit(client, auth).json()["id"]
+        assert approve(client, auth, model_id).status_code == 200
+
+        def query():
+            sql = "SELECT AVG(monthly_income) FROM residents"
+            return client.post("/v1/query", headers=auth(), json={"purpose": "credit", "sql": sql})
+
+        first = run(client, auth, model_id, cohort={"statistics": ["count", "mean"]})
+        assert first.status_code == 200, first.text
+        budget = first.json()["cohort"]["protections"]["differential_privacy"]["budget"]
+        assert budget == {"epsilon_spent": 0.5, "epsilon_remaining": 0.5, "epsilon_total": 1}
+        second = query()
+        assert second.status_code == 200, second.text
+        assert second.json()["protections"]["differential_privacy"]["budget"][
+            "epsilon_remaining"] == 0  # fmt: skip
+        for refused in (run(client, auth, model_id, cohort={}), query()):
+            assert refused.status_code == 403
+            problem = refused.json()
+            assert problem["code"] == "privacy_budget_exhausted"
+            assert problem["remaining"] == 0 and problem["budget"] == 1
+            assert "audit" in problem

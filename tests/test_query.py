@@ -9,9 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from conftest import DATABASES, on_each_database, start_beside, stop_gateway
-from dataauth.policy.bundle import load_bundle
-from test_policy_admin import POLICIES
+from conftest import DATABASES, on_each_database, start_with_budget, stop_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -186,16 +184,7 @@ def test_a_licence_without_queries_is_denied(client, auth):
 @pytest.fixture(scope="module")
 def small_budget(gateway, tmp_path_factory):
     """A gateway of its own whose policy gives demo-bank ε 2 on each dataset."""
-    running = start_beside(gateway, tmp_path_factory.mktemp("budget"),
-                           env={"DATAAUTH_CATALOG_TTL_SECONDS": "0.2"})  # fmt: skip
-    bundle = load_bundle(POLICIES)
-    data = json.loads(json.dumps(bundle.data))
-    data["dataauth"]["limits"]["query"]["budget"]["operators"]["demo-bank"]["epsilon"] = 2
-    department = running.token("a-department", roles=("department",))
-    published = httpx.post(f"{running.url}/v1/admin/policy",
-                           json={"modules": bundle.modules, "data": data},
-                           headers={"Authorization": f"Bearer {department}"})  # fmt: skip
-    assert published.status_code == 200, published.text
+    running = start_with_budget(gateway, tmp_path_factory.mktemp("budget"), 2)
     yield running
     stop_gateway(running)
 

@@ -10,17 +10,52 @@ kinds contains "model"
 model_limits := data.dataauth.limits.model
 
 kind_obligations["model"] := object.union(
-	{
-		"batch_limit": model_limits.batch_limit,
-		"min_cohort": model_limits.min_cohort,
-		"score_digits": model_limits.score_digits,
-		"statistic_digits": model_limits.statistic_digits,
-		"count_multiple": model_limits.count_multiple,
-	},
+	object.union(
+		{
+			"batch_limit": model_limits.batch_limit,
+			"min_cohort": model_limits.min_cohort,
+			"score_digits": model_limits.score_digits,
+			"statistic_digits": model_limits.statistic_digits,
+			"count_multiple": model_limits.count_multiple,
+		},
+		model_dp,
+	),
 	object.get(object.get(model_limits, "operators", {}), input.operator.id, {}),
 )
 
 is_model if input.operation.kind == "model"
+
+# a cohort's statistics over sensitive features are answered with noise, and spend the
+# same ε account as the operator's aggregate queries on the dataset (query_budget): two
+# cohorts that differ by one subject must not give away that subject's score
+model_noised if {
+	is_model
+	input.operation.form == "cohort"
+	some column in input.columns
+	column.use == "feature"
+	column.level in model_limits.dp.levels
+}
+
+model_dp := {"dp": {
+	"mechanism": model_limits.dp.mechanism,
+	"epsilon": model_limits.dp.epsilon,
+	"delta": object.get(model_limits.dp, "delta", 0),
+	"budget": {
+		"key": sprintf("%s|%s", [input.operator.id, input.dataset.id]),
+		"epsilon": query_budget.epsilon,
+	},
+}} if model_noised
+
+default model_dp := {}
+
+deny contains reason("noise_unavailable", msg) if {
+	model_noised
+	"quantiles" in input.cohort.statistics
+	msg := sprintf(
+		"model %s's cohort is answered with noise, and quantiles cannot be; ask for the count, mean or histogram",
+		[input.model.id],
+	)
+}
 
 deny contains reason("model_not_approved", msg) if {
 	is_model

@@ -9,6 +9,7 @@ bytes whose digest was approved ever run: the digest is the model's identity.
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import datetime
 from typing import Any, Literal
 
@@ -67,6 +68,19 @@ class Output(BaseModel):
     column: int = Field(0, ge=0, le=1024, description="which column of a [batch, n] output")
     kind: Literal["probability", "score"] = "probability"
     meaning: str = Field(min_length=1, max_length=500)
+    bounds: tuple[float, float] | None = Field(
+        None,
+        description="[low, high] of the score: where cohort statistics are noised, scores "
+        "are clamped to it and the noise scaled to it (a probability is [0, 1] unsaid)",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Output:
+        if self.bounds is not None:
+            low, high = self.bounds
+            if not (math.isfinite(low) and math.isfinite(high) and low < high):
+                raise ValueError("bounds are finite, [low, high] with low < high")
+        return self
 
 
 class Manifest(BaseModel):
@@ -106,7 +120,9 @@ class Rejection(BaseModel):
 
 def submission_id(operator: str, digest: str, manifest: Manifest) -> str:
     """The same operator sending the same bytes and manifest gets the same id."""
-    content = {"operator": operator, "digest": digest, "manifest": manifest.model_dump()}
+    # unset optional fields left out: a manifest written before they existed keeps its id
+    dumped = manifest.model_dump(exclude_none=True)
+    content = {"operator": operator, "digest": digest, "manifest": dumped}
     material = canonical(content)
     return "m-" + hashlib.sha256(material).hexdigest()[:16]
 

@@ -15,9 +15,10 @@ Disclosure, from the decision's obligations:
 - ``dp`` ({mechanism: laplace | gaussian, epsilon, delta, budget: {key, epsilon}}): the
   query's ε is charged to the operator's account first (refused over budget, with what
   remains), then every released number gets OpenDP noise. Sums and means clamp each
-  subject's value to the column's declared bounds; ε is split evenly across the noisy
-  measurements (a mean is a noisy sum over a noisy count). MIN and MAX have no useful
-  bounded sensitivity, so they are refused under noise (the policy denies them first).
+  subject's value to the column's declared bounds; ε (and δ, for Gaussian noise) is
+  split evenly across the noisy measurements (a mean is a noisy sum over a noisy count).
+  MIN and MAX have no useful bounded sensitivity, so they are refused under noise (the
+  policy denies them first).
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ from sqlalchemy import (
 
 from dataauth.catalog.store import Catalog
 from dataauth.domain.database import Domain
-from dataauth.errors import Problem, forbidden
+from dataauth.errors import forbidden
 from dataauth.operations.base import Description, Request
-from dataauth.operations.privacy import BudgetLedger, Spend, add_noise
+from dataauth.operations.privacy import BudgetLedger, Noise, charge, noise_terms, release
 from dataauth.operations.query_sql import Condition, Shape, parse
 
 MAX_SQL = 4000
@@ -79,14 +80,6 @@ class QueryCall:
 
 
 @dataclass
-class Noise:
-    mechanism: str
-    epsilon: float
-    delta: float
-    spend: Spend
-
-
-@dataclass
 class Raw:
     rows: list[Any]
     measures: list[Measure]
@@ -99,25 +92,6 @@ def _min_group_size(obligations: dict[str, Any]) -> int:
         # fail closed: a bundle that forgets k must not release groups of one
         raise forbidden("obligation_missing", "the policy sets no minimum group size")
     return k
-
-
-def _noise_terms(obligations: dict[str, Any]) -> dict[str, Any] | None:
-    terms = obligations.get("dp")
-    if terms is None:
-        return None
-    budget = terms.get("budget") if isinstance(terms, dict) else None
-    valid = (
-        isinstance(budget, dict)
-        and terms.get("mechanism") in ("laplace", "gaussian")
-        and isinstance(terms.get("epsilon"), int | float)
-        and terms["epsilon"] > 0
-        and isinstance(budget.get("key"), str)
-        and isinstance(budget.get("epsilon"), int | float)
-        and (terms["mechanism"] == "laplace" or 0 < terms.get("delta", 0) < 1)
-    )
-    if not valid:
-        raise forbidden("obligation_malformed", "the policy's dp obligation is not usable")
-    return terms
 
 
 def measures(shape: Shape, noisy: bool) -> list[Measure]:
@@ -224,7 +198,7 @@ class Aggregate:
 
     def execute(self, plan: Shape, obligations: dict[str, Any]) -> Raw:
         _min_group_size(obligations)
-        terms = _noise_terms(obligations)
+        terms = noise_terms(obligations)
         noise = None
         if terms is not None:
             if any(o.function in ("min", "max") for o in plan.aggregates()):
@@ -238,19 +212,7 @@ class Aggregate:
                         "bounds_missing",
                         f"column {output.column} has no declared bounds to clamp and noise it",
                     )
-            budget = terms["budget"]
-            spend = self.ledger.spend(budget["key"], terms["epsilon"], budget["epsilon"])
-            if not spend.allowed:
-                raise Problem(
-                    403,
-                    "privacy_budget_exhausted",
-                    f"this query needs ε {terms['epsilon']:g}; the remaining privacy budget "
-                    f"on {plan.dataset.id} is ε {spend.remaining:g} of {spend.total:g}",
-                    asked=terms["epsilon"],
-                    remaining=spend.remaining,
-                    budget=spend.total,
-                )
-            noise = Noise(terms["mechanism"], terms["epsilon"], terms.get("delta", 0.0), spend)
+            noise = charge(self.ledger, terms, plan.dataset.id)
         wanted = measures(plan, noise is not None)
         rows = self.domain.execute(statement(plan, wanted, noise is not None))
         return Raw(rows, wanted, noise)
@@ -293,38 +255,21 @@ class Aggregate:
     def _noised(
         plan: Shape, raw: Raw, values: dict[Measure, list[Any]]
     ) -> tuple[dict[Measure, list[Any]], dict[str, Any]]:
-        noise = raw.noise
-        assert noise is not None
+        assert raw.noise is not None
         used = {m for o in plan.aggregates() for m in measures_of(o.function, o.column)}
-        released = [m for m in raw.measures if m in used]
-        share = noise.epsilon / len(released)
-        scales, bounds = {}, {}
-        for function, name in released:
+        measurements, bounds = {}, {}
+        for function, name in (m for m in raw.measures if m in used):
             sensitivity = 1.0
             if function == "sum":
                 low, high = plan.dataset.columns[name or ""].bounds or (0, 0)
                 sensitivity = max(abs(low), abs(high))
                 bounds[name] = [low, high]
-            noisy, scale = add_noise(
-                values[(function, name)], noise.mechanism, sensitivity, share, noise.delta
-            )
-            values[(function, name)] = noisy
-            scales[f"{function}({name or '*'})"] = round(scale, 6)
-        terms = {
-            "mechanism": noise.mechanism,
-            "epsilon": noise.epsilon,
-            "epsilon_per_measurement": round(share, 6),
-            "noise_scale": scales,
-            "clamped_to": bounds,
-            "budget": {
-                "epsilon_spent": noise.spend.spent,
-                "epsilon_remaining": noise.spend.remaining,
-                "epsilon_total": noise.spend.total,
-            },
-        }
-        if noise.mechanism == "gaussian":
-            terms["delta"] = noise.delta
-        return values, terms
+            label = f"{function}({name or '*'})"
+            measurements[label] = (values[(function, name)], sensitivity)
+        noisy, report = release(raw.noise, measurements)
+        for function, name in (m for m in raw.measures if m in used):
+            values[(function, name)] = noisy[f"{function}({name or '*'})"]
+        return values, {**report, "clamped_to": bounds}
 
     @staticmethod
     def _value(

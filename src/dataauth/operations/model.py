@@ -6,6 +6,15 @@ joined on the key, as verification does), scored by onnxruntime in the gateway's
 process, and only the declared output column is read. Scores leave rounded or banded
 as the obligations say; cohort statistics leave only over at least ``min_cohort``
 subjects, with histogram bins under k suppressed.
+
+Where the decision obliges differential privacy (``dp``, as for aggregate queries: the
+model reads sensitive features), the cohort's ε is charged to the operator's account on
+the dataset, the same account its aggregate queries spend, before the model runs. The
+count, the sum of the scores (clamped to the output's bounds, [0, 1] for a probability)
+and the histogram's counts then get OpenDP noise; the mean is the noisy sum over the
+noisy count. Quantiles have no bounded-sensitivity answer here and are refused under
+noise. Without noise, two cohorts that differ by one subject would give away that
+subject's score from their means.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from dataauth.domain.database import Domain
 from dataauth.errors import Problem, forbidden, not_found, unprocessable
 from dataauth.keyring import SubjectHasher
 from dataauth.operations.base import ConsentNeed, Description, Request
+from dataauth.operations.privacy import BudgetLedger, Noise, charge, noise_terms, release
 from dataauth.statements import Prepared
 from dataauth.usage import Charge, UsageMeter
 
@@ -115,6 +125,14 @@ class Plan:
     cohort: Cohort | None
 
 
+@dataclass(frozen=True)
+class Scores:
+    values: np.ndarray
+    """One score per subject asked (NaN where unknown), or the cohort's scores."""
+    noise: Noise | None = None
+    """Charged noise terms, where the cohort's statistics must be noised."""
+
+
 # -- statements ----------------------------------------------------------------------
 
 
@@ -165,9 +183,23 @@ def band(score: float, bands: dict[str, Any]) -> str:
     return labels[int(np.searchsorted(cuts, score, side="right"))]
 
 
-def statistics(scores: np.ndarray, cohort: Cohort, obligations: dict[str, Any]) -> dict[str, Any]:
-    """The asked statistics, under the obligations: at least k subjects, rounding,
-    histogram bins under k suppressed, and Laplace noise on counts where asked."""
+def output_bounds(output: dict[str, Any]) -> tuple[float, float] | None:
+    """The range a score is clamped to under noise: declared, or [0, 1] for a probability."""
+    if output.get("bounds"):
+        low, high = output["bounds"]
+        return float(low), float(high)
+    return (0.0, 1.0) if output.get("kind") == "probability" else None
+
+
+def statistics(
+    scores: np.ndarray,
+    cohort: Cohort,
+    obligations: dict[str, Any],
+    noise: Noise | None = None,
+    bounds: tuple[float, float] = (0.0, 1.0),
+) -> dict[str, Any]:
+    """The asked statistics, under the obligations: at least k subjects, noise where
+    charged, rounding, and histogram bins under k suppressed."""
     k = int(obligations.get("min_cohort", 10))
     if len(scores) < k:
         raise forbidden(
@@ -177,31 +209,46 @@ def statistics(scores: np.ndarray, cohort: Cohort, obligations: dict[str, Any]) 
         )
     digits = int(obligations.get("statistic_digits", 3))
     multiple = int(obligations.get("count_multiple", 1))
-    noise = float(obligations.get("count_noise_scale", 0))
-    rng = np.random.default_rng()
+    asked = set(cohort.statistics)
+    counts = np.histogram(scores, bins=cohort.bins)[0].tolist() if "histogram" in asked else []
+    n, total = float(len(scores)), float(np.clip(scores, *bounds).sum())
+    protections: dict[str, Any] = {"min_cohort": k, "differential_privacy": None}
+    if noise is not None:
+        measurements: dict[str, tuple[list[float], float]] = {}
+        if asked & {"count", "mean"}:
+            measurements["count"] = ([n], 1.0)
+        if "mean" in asked:
+            measurements["sum(score)"] = ([total], max(abs(bounds[0]), abs(bounds[1])))
+        if counts:
+            # one subject is in one bin: adding or removing it moves one count by 1
+            measurements["histogram"] = ([float(c) for c in counts], 1.0)
+        noisy, report = release(noise, measurements)
+        n = noisy.get("count", [n])[0]
+        total = noisy.get("sum(score)", [total])[0]
+        counts = noisy.get("histogram", counts)
+        protections["differential_privacy"] = {**report, "clamped_to": list(bounds)}
 
-    def count(n: int) -> int:
-        if noise > 0:
-            n = max(0, round(n + rng.laplace(0.0, noise)))
-        return int(round(n / multiple) * multiple)
+    def count(value: float) -> int:
+        return int(round(max(value, 0.0) / multiple) * multiple)
 
     result: dict[str, Any] = {}
-    if "count" in cohort.statistics:
-        result["count"] = count(len(scores))
-    if "mean" in cohort.statistics:
-        result["mean"] = round(float(scores.mean()), digits)
-    if "quantiles" in cohort.statistics:
+    if "count" in asked:
+        result["count"] = count(n)
+    if "mean" in asked:
+        mean = float(np.clip(total / max(n, 1.0), *bounds)) if noise else float(scores.mean())
+        result["mean"] = round(mean, digits)
+    if "quantiles" in asked:
         values = np.quantile(scores, cohort.quantiles)
         result["quantiles"] = {
             f"{q:g}": round(float(v), digits) for q, v in zip(cohort.quantiles, values, strict=True)
         }
-    if "histogram" in cohort.statistics:
-        counts, _ = np.histogram(scores, bins=cohort.bins)
+    if "histogram" in asked:
         result["histogram"] = {
             "edges": cohort.bins,
-            "counts": [count(int(c)) if c >= k else None for c in counts],
+            "counts": [count(c) if c >= k else None for c in counts],
             "suppressed_under": k,
         }
+    result["protections"] = protections
     return result
 
 
@@ -220,6 +267,7 @@ class Model:
         hasher: SubjectHasher,
         registry: ModelRegistry,
         usage: UsageMeter,
+        ledger: BudgetLedger,
         max_batch: int,
         clock: Any,
     ) -> None:
@@ -228,6 +276,7 @@ class Model:
         self.hasher = hasher
         self.registry = registry
         self.usage = usage
+        self.ledger = ledger
         self.max_batch = max_batch
         self.clock = clock
         self._sessions: dict[str, ort.InferenceSession] = {}
@@ -339,9 +388,29 @@ class Model:
                     f"model {row.id} has used its {conditions['max_runs']} approved runs",
                 )
 
-    def execute(self, plan: Plan, obligations: dict[str, Any]) -> np.ndarray:
+    def _noise(self, plan: Plan, obligations: dict[str, Any]) -> Noise | None:
+        """A cohort's ε, charged before the model runs, where the decision obliges noise."""
+        terms = noise_terms(obligations) if plan.form == "cohort" else None
+        if terms is None:
+            return None
+        assert plan.cohort is not None
+        if "quantiles" in plan.cohort.statistics:
+            raise forbidden(
+                "noise_unavailable",
+                "this cohort is answered with noise, and quantiles cannot be; "
+                "ask for the count, mean or histogram",
+            )
+        if output_bounds(plan.row.manifest["output"]) is None:
+            raise forbidden(
+                "bounds_missing",
+                f"model {plan.row.id} declares no bounds of its score to clamp and noise it",
+            )
+        return charge(self.ledger, terms, plan.dataset.id)
+
+    def execute(self, plan: Plan, obligations: dict[str, Any]) -> Scores:
         self._admit(plan, obligations)
         sess = self.session(plan.row.digest)
+        noise = self._noise(plan, obligations)  # charged last: only for a run that happens
         output = (plan.row.manifest["output"]["name"], plan.row.manifest["output"]["column"])
         features = tuple(c for group in plan.columns for c in group)
         widths = [len(group) for group in plan.columns]
@@ -353,8 +422,8 @@ class Model:
             rows = self.domain.fetch(statement, params)
             matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(features))
             if not len(rows):
-                return np.empty(0)
-            return onnx_checks.run(sess, onnx_checks.split(matrix, widths), output)
+                return Scores(np.empty(0), noise)
+            return Scores(onnx_checks.run(sess, onnx_checks.split(matrix, widths), output), noise)
         matrix = np.full((len(plan.keys), len(features)), np.nan)
         for start in range(0, len(plan.keys), CHUNK):
             chunk = plan.keys[start : start + CHUNK]
@@ -375,17 +444,19 @@ class Model:
             scores[complete] = onnx_checks.run(
                 sess, onnx_checks.split(matrix[complete], widths), output
             )
-        return scores
+        return Scores(scores)
 
-    def disclose(self, raw: np.ndarray, plan: Plan, obligations: dict[str, Any]) -> dict[str, Any]:
+    def disclose(self, raw: Scores, plan: Plan, obligations: dict[str, Any]) -> dict[str, Any]:
         model = {"model": plan.row.id, "digest": plan.row.digest}
         if plan.form == "cohort":
             assert plan.cohort is not None
-            return {**model, "cohort": statistics(raw, plan.cohort, obligations)}
+            bounds = output_bounds(plan.row.manifest["output"]) or (-np.inf, np.inf)
+            stats = statistics(raw.values, plan.cohort, obligations, raw.noise, bounds)
+            return {**model, "cohort": stats}
         bands = obligations.get("score_bands")
         digits = int(obligations.get("score_digits", 2))
         results: list[dict[str, Any]] = []
-        for index, score in enumerate(raw.tolist()):
+        for index, score in enumerate(raw.values.tolist()):
             if score != score:  # NaN: the subject is unknown or a feature is missing
                 results.append({"index": index, "score": None})
             elif bands:

@@ -6,10 +6,17 @@ one group's count by 1 and one group's clamped sum by at most max(|low|, |high|)
 column's declared bounds: that is the sensitivity, over the whole vector (the groups
 are disjoint). OpenDP's privacy map checks that the scale gives no more than the ε asked.
 
+One query or cohort is several measurements (a count, a sum, a histogram): ε and δ are
+split evenly across them, so the release as a whole is (ε, δ)-DP by basic composition.
+
 Budget: an operator's ε spent on a dataset is one row, charged under the gateway
 database's write lock (``statements.WriteLock``), so concurrent requests and several
 gateway processes never spend it twice. It is kept in millionths of ε as an integer:
-sums of floats would drift.
+sums of floats would drift. Aggregate queries and model cohorts over one dataset spend
+from the same account: both release facts about the same subjects. δ is not kept in the
+ledger: every noised release carries the policy's fixed δ, so an account of total ε
+admits at most total / ε-per-release releases, and δ over them all is at most that
+number times δ (the policy authors' guide works an example).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import opendp.prelude as dp
 from sqlalchemy import Engine, text
 from sqlmodel import Field, SQLModel
 
+from dataauth.errors import Problem, forbidden
 from dataauth.statements import WriteLock, prepare
 
 dp.enable_features("contrib")
@@ -119,3 +127,99 @@ class BudgetLedger:
                 connection.close()
                 raise
         return Spend(True, (spent + asked) / MICRO, total)
+
+
+# -- one noised release: terms from the policy, ε charged, noise added ---------------
+
+
+@dataclass(frozen=True)
+class NoiseTerms:
+    """A ``dp`` obligation: {mechanism, epsilon, delta, budget: {key, epsilon}}."""
+
+    mechanism: str
+    epsilon: float
+    delta: float
+    budget_key: str
+    budget_epsilon: float
+
+
+def noise_terms(obligations: dict[str, Any]) -> NoiseTerms | None:
+    """The decision's ``dp`` obligation, or None; a malformed one refuses (fail closed)."""
+    terms = obligations.get("dp")
+    if terms is None:
+        return None
+    budget = terms.get("budget") if isinstance(terms, dict) else None
+    valid = (
+        isinstance(budget, dict)
+        and terms.get("mechanism") in ("laplace", "gaussian")
+        and _positive(terms.get("epsilon"))
+        and isinstance(budget.get("key"), str)
+        and _positive(budget.get("epsilon"))
+        and (terms["mechanism"] == "laplace" or 0 < terms.get("delta", 0) < 1)
+    )
+    if not valid:
+        raise forbidden("obligation_malformed", "the policy's dp obligation is not usable")
+    delta = float(terms.get("delta", 0.0)) if terms["mechanism"] == "gaussian" else 0.0
+    return NoiseTerms(
+        terms["mechanism"], float(terms["epsilon"]), delta, budget["key"], float(budget["epsilon"])
+    )
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Terms whose ε has been charged: what a release may now spend."""
+
+    terms: NoiseTerms
+    spend: Spend
+
+
+def charge(ledger: BudgetLedger, terms: NoiseTerms, dataset: str) -> Noise:
+    """Charge the release's ε before anything is computed; refuse over budget."""
+    spend = ledger.spend(terms.budget_key, terms.epsilon, terms.budget_epsilon)
+    if not spend.allowed:
+        raise Problem(
+            403,
+            "privacy_budget_exhausted",
+            f"this needs ε {terms.epsilon:g}; the remaining privacy budget on {dataset} "
+            f"is ε {spend.remaining:g} of {spend.total:g}",
+            asked=terms.epsilon,
+            remaining=spend.remaining,
+            budget=spend.total,
+        )
+    return Noise(terms, spend)
+
+
+def release(
+    noise: Noise, measurements: dict[str, tuple[list[float], float]]
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Noise each named measurement (values, sensitivity) with an even share of ε and δ.
+
+    Returns the noisy values by name and the protections to report: mechanism, ε and δ
+    in all and per measurement, each noise scale, and the account after the charge.
+    """
+    terms = noise.terms
+    share = terms.epsilon / len(measurements)
+    delta_share = terms.delta / len(measurements)
+    noisy, scales = {}, {}
+    for name, (values, sensitivity) in measurements.items():
+        noisy[name], scale = add_noise(values, terms.mechanism, sensitivity, share, delta_share)
+        scales[name] = round(scale, 6)
+    report: dict[str, Any] = {
+        "mechanism": terms.mechanism,
+        "epsilon": terms.epsilon,
+        "epsilon_per_measurement": round(share, 6),
+        "noise_scale": scales,
+        "budget": {
+            "epsilon_spent": noise.spend.spent,
+            "epsilon_remaining": noise.spend.remaining,
+            "epsilon_total": noise.spend.total,
+        },
+    }
+    if terms.mechanism == "gaussian":
+        report["delta"] = terms.delta
+        report["delta_per_measurement"] = delta_share
+    return noisy, report

@@ -1,0 +1,58 @@
+"""The shared differential-privacy pieces: the dp obligation read fail-closed, and one
+release's ε and δ split across its measurements so the whole stays within (ε, δ)."""
+
+from __future__ import annotations
+
+import opendp.prelude as dp
+import pytest
+
+from dataauth.errors import Problem
+from dataauth.operations.privacy import Noise, NoiseTerms, Spend, noise_terms, release
+
+BUDGET = {"key": "demo-bank|residents", "epsilon": 10}
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [
+        {"mechanism": "laplace", "epsilon": 0, "budget": BUDGET},
+        {"mechanism": "laplace", "epsilon": True, "budget": BUDGET},
+        {"mechanism": "laplace", "epsilon": 0.5},
+        {"mechanism": "laplace", "epsilon": 0.5, "budget": {"key": "k", "epsilon": -1}},
+        {"mechanism": "gaussian", "epsilon": 0.5, "budget": BUDGET},
+        {"mechanism": "gaussian", "epsilon": 0.5, "delta": 1, "budget": BUDGET},
+        {"mechanism": "exponential", "epsilon": 0.5, "budget": BUDGET},
+        "laplace",
+    ],
+)
+def test_a_malformed_dp_obligation_refuses(terms):
+    with pytest.raises(Problem) as raised:
+        noise_terms({"dp": terms})
+    assert raised.value.code == "obligation_malformed"
+
+
+def test_no_dp_obligation_is_no_noise_and_laplace_has_no_delta():
+    assert noise_terms({"min_group_size": 10}) is None
+    terms = noise_terms({"dp": {"mechanism": "laplace", "epsilon": 1, "delta": 0.1,
+                                "budget": BUDGET}})  # fmt: skip
+    assert terms == NoiseTerms("laplace", 1.0, 0.0, "demo-bank|residents", 10.0)
+
+
+def test_gaussian_splits_delta_as_well_as_epsilon():
+    """Three measurements at (ε/3, δ/3) each compose to (ε, δ): each one's own privacy
+    map, at its noise scale, must stay within its share."""
+    terms = NoiseTerms("gaussian", 0.9, 3e-6, "demo-bank|residents", 10.0)
+    noise = Noise(terms, Spend(True, 0.9, 10.0))
+    sensitivities = {"count": 1.0, "sum(x)": 50.0, "histogram": 1.0}
+    noisy, report = release(noise, {k: ([5.0, 7.0], s) for k, s in sensitivities.items()})
+    assert report["epsilon_per_measurement"] == pytest.approx(0.3)
+    assert report["delta"] == 3e-6 and report["delta_per_measurement"] == pytest.approx(1e-6)
+    dp.enable_features("contrib")
+    domain = dp.vector_domain(dp.atom_domain(T=float, nan=False))
+    for name, sensitivity in sensitivities.items():
+        gaussian = dp.m.make_gaussian(domain, dp.l2_distance(T=float),
+                                      scale=report["noise_scale"][name])  # fmt: skip
+        approx = dp.c.make_fix_delta(dp.c.make_zCDP_to_approxDP(gaussian), 1e-6)
+        epsilon, delta = approx.map(sensitivity)
+        assert epsilon <= 0.3 * (1 + 1e-6) and delta <= 1e-6
+        assert len(noisy[name]) == 2
