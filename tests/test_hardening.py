@@ -4,6 +4,7 @@ headers, and a slow or failing department database answered in time."""
 from __future__ import annotations
 
 import json
+import socket
 
 import httpx
 import pytest
@@ -111,3 +112,30 @@ def test_an_unreachable_department_database_is_a_timely_503(gateway, tmp_path):
         assert verify(broken.url, broken.token()).status_code == 503  # and again, no hang
     finally:
         stop_gateway(broken)
+
+
+def test_a_trickled_body_gets_a_408_and_the_gateway_serves_on(gateway, tmp_path):
+    """A client that sends its headers and then only part of its body is answered 408 once
+    the body timeout passes, with a problem, and the gateway goes on serving others."""
+    slow = start_beside(gateway, tmp_path, env={"DATAAUTH_BODY_TIMEOUT_SECONDS": "1"})
+    try:
+        host, port = slow.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            head = (f"POST /v1/verify/identity-match HTTP/1.1\r\nHost: {host}\r\n"
+                    f"Authorization: Bearer {slow.token()}\r\n"
+                    "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n")  # fmt: skip
+            sock.sendall(head.encode() + b'{"purpose": "cre')
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        status, _, rest = answer.partition(b"\r\n")
+        assert status.startswith(b"HTTP/1.1 408"), answer
+        headers, _, body = rest.partition(b"\r\n\r\n")
+        assert b"content-type: application/problem+json" in headers.lower()
+        assert json.loads(body)["code"] == "body_timeout"
+        assert verify(slow.url, slow.token()).status_code == 200
+    finally:
+        stop_gateway(slow)

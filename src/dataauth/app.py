@@ -162,6 +162,7 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
         BodyLimit,
         max_bytes=settings.max_body_bytes,
         prefixes={"/v1/he/": settings.he_max_body_bytes},
+        timeout=settings.body_timeout_seconds,
     )
     app.add_middleware(Observe)  # added last: outermost, it sees every response
     app.include_router(router)

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
         ge=1024,
         description="body limit of /v1/he/ routes: a 16-feature model at degree 8192 is ~7.5 MB",
     )
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, description="longest a request body may take to arrive (then 408)"
+    )
     he_registration_days: float = Field(30.0, gt=0, description="HE contexts and models expire")
     max_batch: int = Field(10_000, ge=1, description="hard ceiling above any policy batch limit")
     policy_timeout_ms: float = Field(250.0, gt=0)

@@ -1,7 +1,9 @@
-"""A request body size limit, enforced before the body is parsed (pure ASGI)."""
+"""Request body limits, enforced before the body is parsed (pure ASGI): its size, and
+the time it may take to arrive."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -11,16 +13,25 @@ from dataauth.errors import Problem
 
 
 class BodyLimit:
-    """Refuses a body over ``max_bytes``: by its Content-Length at once, or as it streams.
+    """Refuses a body over ``max_bytes``: by its Content-Length at once, or as it streams;
+    and a body still arriving ``timeout`` seconds after the request began (408), so a
+    client that trickles its body does not hold a connection and its buffer for ever.
 
     ``prefixes`` give routes under a path prefix a limit of their own (encrypted
     scoring carries ciphertexts of hundreds of KB each).
     """
 
-    def __init__(self, app: Any, max_bytes: int, prefixes: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        max_bytes: int,
+        prefixes: dict[str, int] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.prefixes = prefixes or {}
+        self.timeout = timeout
 
     def limit(self, path: str) -> int:
         for prefix, max_bytes in self.prefixes.items():
@@ -39,15 +50,26 @@ class BodyLimit:
             response = problem_response(Problem(413, "body_too_large", detail))
             await response(scope, receive, send)
             return
-        seen = 0
+        seen, complete = 0, False
+        deadline = asyncio.get_running_loop().time() + self.timeout
 
         async def limited_receive() -> dict[str, Any]:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, complete
+            if complete:  # after the body, receive waits for a disconnect: no deadline
+                return await receive()
+            try:
+                # timeout_at, not wait_for: no task is made for each receive
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                # an HTTPException passes through FastAPI's body parsing untouched
+                raise HTTPException(
+                    408, f"the request body did not arrive within {self.timeout:g} s"
+                ) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if seen > max_bytes:
-                    # an HTTPException passes through FastAPI's body parsing untouched
                     raise HTTPException(413, detail)
             return message
 
