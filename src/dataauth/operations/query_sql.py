@@ -328,7 +328,12 @@ class Checker:
         if len(named) == 1:
             return named[0]
         if len(self.sources) == 1:
-            raise refused("join_not_allowed", "a query reads the datasets it names in FROM")
+            # the code a one-dataset query has always had for another dataset's column
+            raise refused(
+                "join_not_allowed",
+                f"{shown(qualifier)} is not the dataset this query reads; "
+                "join another only as the catalog declares",
+            )
         raise refused("unknown_dataset", f"no dataset or alias {shown(qualifier)} in this query")
 
     def _group_by(self) -> list[Col]:
