@@ -191,8 +191,13 @@ def test_representatives_are_residents_and_some_represent_several_firms():
 def test_a_demo_database_of_another_revision_is_made_again(tmp_path):
     path = tmp_path / "demo-domain.sqlite"
     with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE applicants (applicant_id TEXT PRIMARY KEY)")
+    assert not demo.is_stale(path)  # not a demo database: someone else's, left alone
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE residents (resident_id TEXT PRIMARY KEY)")
+        db.execute("CREATE TABLE enterprises (credit_code TEXT PRIMARY KEY)")
         db.execute(f"PRAGMA user_version = {demo.REVISION - 1}")
-    assert not demo.is_current(path)
+    assert demo.is_stale(path)
     with sqlite3.connect(path) as db:
         db.execute(f"PRAGMA user_version = {demo.REVISION}")
-    assert demo.is_current(path)
+    assert not demo.is_stale(path)

@@ -63,7 +63,7 @@ def prepare(settings: Settings, progress: demo.Progress | None = None) -> None:
         path = Path(settings.department_url.removeprefix("sqlite:///"))
         # a demo database of an older revision (another column, other rows) is made again
         if settings.department_url.startswith("sqlite:///") and (
-            not path.exists() or not demo.is_current(path)
+            not path.exists() or demo.is_stale(path)
         ):
             demo.create_domain(path, progress)
         demo.register_catalog(storage)

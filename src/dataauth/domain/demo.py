@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     create_engine,
     insert,
+    inspect,
     text,
 )
 from sqlmodel import Session
@@ -304,14 +305,17 @@ def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str
         yield chunk
 
 
-def is_current(path: Path) -> bool:
-    """Whether the demo database at ``path`` is of this revision (else: make it again)."""
+def is_stale(path: Path) -> bool:
+    """Whether ``path`` holds a demo database of another revision, to be made again. A
+    database without the demo's tables is someone else's (a benchmark's), left alone."""
     engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
     try:
         with engine.connect() as connection:
-            return connection.execute(text("PRAGMA user_version")).scalar() == REVISION
+            revision = connection.execute(text("PRAGMA user_version")).scalar()
+            tables = set(inspect(connection).get_table_names())
     finally:
         engine.dispose()
+    return revision != REVISION and set(metadata.tables) <= tables
 
 
 def _fill(
