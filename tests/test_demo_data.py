@@ -5,17 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import sqlite3
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dataauth.domain import demo
 from dataauth.domain.demo_data import (
     AS_OF,
     ENTERPRISE_STATUSES,
     GUANGZHOU_DISTRICTS,
+    assign_representatives,
     generate_enterprises,
     generate_residents,
     is_valid_national_id,
@@ -169,3 +173,31 @@ def test_another_process_with_another_hash_seed_gives_the_same_rows():
         [sys.executable, "-c", DIGEST], capture_output=True, text=True, env=env, check=True
     )
     assert result.stdout.strip() == here
+
+
+def test_representatives_are_residents_and_some_represent_several_firms():
+    ids = [r["resident_id"] for r in generate_residents(2000, 3)]
+    firms = list(assign_representatives(generate_enterprises(600, 3), ids, 3))
+    assert firms == list(assign_representatives(generate_enterprises(600, 3), ids, 3))
+    # the firms' other columns are what they were before they had representatives
+    unchanged = [{k: v for k, v in f.items() if k != "legal_representative_id"} for f in firms]
+    assert unchanged == list(generate_enterprises(600, 3))
+    represented = Counter(f["legal_representative_id"] for f in firms)
+    assert set(represented) <= set(ids)
+    assert max(represented.values()) >= 5  # serial representatives (职业法人)
+    assert sum(n == 1 for n in represented.values()) > len(represented) // 2
+
+
+def test_a_demo_database_of_another_revision_is_made_again(tmp_path):
+    path = tmp_path / "demo-domain.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE applicants (applicant_id TEXT PRIMARY KEY)")
+    assert not demo.is_stale(path)  # not a demo database: someone else's, left alone
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE residents (resident_id TEXT PRIMARY KEY)")
+        db.execute("CREATE TABLE enterprises (credit_code TEXT PRIMARY KEY)")
+        db.execute(f"PRAGMA user_version = {demo.REVISION - 1}")
+    assert demo.is_stale(path)
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {demo.REVISION}")
+    assert not demo.is_stale(path)

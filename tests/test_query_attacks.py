@@ -52,6 +52,7 @@ def test_differencing_counts_by_suppression_answers_alike(client, auth, gateway)
     assert there == absent and there["code"] == "cohort_too_small"
 
 
+ON = "e.legal_representative_id = r.resident_id"
 HOSTILE = [
     ("SELECT * FROM residents", 422, "select_star"),
     ("SELECT COUNT(*) FROM residents; DROP TABLE residents", 422, "multiple_statements"),
@@ -66,7 +67,41 @@ HOSTILE = [
     ("SELECT COUNT(*) FROM residents WHERE upper(name) = 'X'", 422, "function_not_allowed"),
     ("SELECT load_extension('x') FROM residents", 422, "function_not_allowed"),
     ("SELECT COUNT(*) FROM residents r JOIN enterprises e ON r.district = e.district", 422,
+     "join_not_declared"),
+    (f"SELECT COUNT(*) FROM enterprises e LEFT JOIN residents r ON {ON}", 422, "join_not_allowed"),
+    (f"SELECT COUNT(*) FROM enterprises e FULL OUTER JOIN residents r ON {ON}", 422,
      "join_not_allowed"),
+    ("SELECT COUNT(*) FROM enterprises e CROSS JOIN residents r", 422, "join_not_allowed"),
+    ("SELECT COUNT(*) FROM enterprises NATURAL JOIN residents", 422, "join_not_allowed"),
+    ("SELECT COUNT(*) FROM enterprises JOIN residents USING (district)", 422, "join_not_allowed"),
+    ("SELECT COUNT(*) FROM enterprises JOIN residents", 422, "join_not_allowed"),
+    (f"SELECT COUNT(*) FROM enterprises e JOIN residents r ON {ON} "
+     "JOIN enterprises f ON f.legal_representative_id = r.resident_id", 422, "join_not_allowed"),
+    (f"SELECT COUNT(*) FROM enterprises e JOIN residents r ON {ON} AND r.district = '天河区'", 422,
+     "join_condition_not_allowed"),
+    ("SELECT COUNT(*) FROM enterprises e JOIN residents r ON 1 = 1", 422,
+     "join_condition_not_allowed"),
+    ("SELECT COUNT(*) FROM enterprises e JOIN residents r "
+     "ON e.legal_representative_id > r.resident_id", 422, "join_condition_not_allowed"),
+    ("SELECT COUNT(*) FROM enterprises e JOIN residents r ON e.credit_code = r.resident_id", 422,
+     "join_not_declared"),
+    ("SELECT COUNT(*) FROM residents a JOIN residents b ON a.resident_id = b.resident_id", 422,
+     "join_not_declared"),
+    (f"SELECT COUNT(*) FROM enterprises e JOIN residents e ON {ON}", 422, "ambiguous_dataset"),
+    (f"SELECT district, COUNT(*) FROM enterprises e JOIN residents r ON {ON} GROUP BY district",
+     422, "ambiguous_column"),
+    (f"SELECT COUNT(*) FROM enterprises e JOIN residents r ON {ON} WHERE x.district = 'a'", 422,
+     "unknown_dataset"),
+    ("SELECT COUNT(*) FROM enterprises e JOIN (SELECT * FROM residents) r "
+     "ON e.legal_representative_id = r.resident_id", 422, "subquery_not_allowed"),
+    (f"SELECT COUNT(*) FROM enterprises e JOIN residents r ON {ON} "
+     "WHERE r.resident_id = '440115195011083222'", 403, "column_use_not_allowed"),
+    (f"SELECT e.legal_representative_id, COUNT(*) FROM enterprises e JOIN residents r ON {ON} "
+     "GROUP BY e.legal_representative_id", 403, "column_level_not_granted"),
+    (f"SELECT COUNT(r.resident_id) FROM enterprises e JOIN residents r ON {ON}", 403,
+     "column_use_not_allowed"),
+    (f"SELECT r.district, MAX(r.monthly_income) FROM enterprises e JOIN residents r ON {ON} "
+     "GROUP BY r.district", 403, "noise_unavailable"),
     ("SELECT COUNT(*) FROM residents, enterprises", 422, "join_not_allowed"),
     ("SELECT COUNT(*) FROM sqlite_master", 422, "unknown_dataset"),
     ("SELECT COUNT(*) FROM main.residents", 422, "unknown_dataset"),
@@ -131,6 +166,7 @@ FRAGMENTS = [
     "=", "<>", "<", ">=", "IN", "BETWEEN", "'x'", "'2000-01-01'", "1", "-5", "1e308", "*",
     ";", "--", "/*", "*/", "'", '"', "UNION", "SELECT 1", "HAVING", "ORDER BY", "LIMIT",
     "NULL", "sqlite_master", "AS", "x", "\\", "\x00", "?", ":p", "$1", "JOIN", "ON",
+    "LEFT", "e", "r", "e.legal_representative_id", "r.resident_id", "r.district", "USING",
 ]  # fmt: skip
 
 

@@ -74,12 +74,15 @@ deny contains reason("product_not_licensed", msg) if {
 
 # -- column uses (分类分级): every column is used only as its classification allows ---
 
+# a column names its own dataset where a request reads two (a query's declared join)
+column_dataset(column) := object.get(column, "dataset", input.dataset.id)
+
 deny contains reason("column_use_not_allowed", msg) if {
 	some column in input.columns
 	not column.use in column.uses
 	msg := sprintf(
 		"column %s.%s (%s) does not allow use as %s",
-		[input.dataset.id, column.name, column.level, column.use],
+		[column_dataset(column), column.name, column.level, column.use],
 	)
 }
 
@@ -89,7 +92,7 @@ deny contains reason("column_level_not_granted", msg) if {
 	some column in input.columns
 	column.level == "L4"
 	column.use != "key"
-	name := sprintf("%s.%s", [input.dataset.id, column.name])
+	name := sprintf("%s.%s", [column_dataset(column), column.name])
 	not name in object.get(licence, "grants", [])
 	msg := sprintf("column %s is L4: the licence of %s grants no %s use of it", [name, input.operator.id, column.use])
 }

@@ -61,7 +61,10 @@ def prepare(settings: Settings, progress: demo.Progress | None = None) -> None:
         keyring.dev_consent_key()
     if settings.demo:
         path = Path(settings.department_url.removeprefix("sqlite:///"))
-        if settings.department_url.startswith("sqlite:///") and not path.exists():
+        # a demo database of an older revision (another column, other rows) is made again
+        if settings.department_url.startswith("sqlite:///") and (
+            not path.exists() or demo.is_stale(path)
+        ):
             demo.create_domain(path, progress)
         demo.register_catalog(storage)
     storage.dispose()

@@ -1,7 +1,8 @@
-# Aggregate queries (聚合查询): checked SQL over one dataset, answered as groups of at
-# least k subjects, with differential-privacy noise where the columns touched are
-# sensitive enough. A query is licensed per dataset: "query:<dataset>" in the licence's
-# products (the common rule product_not_licensed checks it).
+# Aggregate queries (聚合查询): checked SQL over one dataset, or two joined as the
+# catalog declares, answered as groups of at least k subjects, with differential-privacy
+# noise where the columns touched are sensitive enough. A query is licensed per dataset:
+# "query:<dataset>" in the licence's products (the common rule product_not_licensed
+# checks the FROM dataset's; below, a join needs every dataset's).
 package dataauth
 
 import rego.v1
@@ -11,11 +12,26 @@ kinds contains "query"
 query_limits := data.dataauth.limits.query
 
 # noise applies when any column the query touches is at one of these levels: a
-# difference of two large groups must not reveal one subject's sensitive value
-query_noised if {
+# difference of two large groups must not reveal one subject's sensitive value. A
+# join's own key columns do not count: they are matched inside the database, and no
+# value of them is compared with the operator's or returned.
+query_noised_columns contains sprintf("%s.%s", [column_dataset(column), column.name]) if {
 	input.operation.kind == "query"
 	some column in input.columns
+	not query_join_key(column)
 	column.level in query_limits.dp.levels
+}
+
+query_noised if count(query_noised_columns) > 0
+
+# the columns the declared join equates, as dataset.column
+query_join_columns contains sprintf("%s.%s", [on.dataset, on.column]) if {
+	some on in input.join.on
+}
+
+query_join_key(column) if {
+	column.use == "key"
+	sprintf("%s.%s", [column_dataset(column), column.name]) in query_join_columns
 }
 
 query_budget := object.get(
@@ -38,12 +54,35 @@ default query_dp := {}
 
 kind_obligations["query"] := object.union({"min_group_size": query_limits.min_group_size}, query_dp)
 
-# a query aggregates, compares in WHERE, and shows group labels; nothing else
+# a query aggregates, compares in WHERE, and shows group labels; nothing else, but for
+# a join's own two columns, used as key
 deny contains reason("column_use_not_allowed", msg) if {
 	input.operation.kind == "query"
 	some column in input.columns
 	not column.use in {"aggregate", "compare", "plaintext"}
+	not query_join_key(column)
 	msg := sprintf("a query may not use column %s as %s", [column.name, column.use])
+}
+
+# a join reads two datasets: the licence must cover queries on each
+deny contains reason("product_not_licensed", msg) if {
+	input.operation.kind == "query"
+	licence
+	some dataset in input.join.datasets
+	product := sprintf("query:%s", [dataset])
+	not product in licence.products
+	msg := sprintf("the licence of %s does not cover the product %s", [input.operator.id, product])
+}
+
+# noise over a join is not supported yet: one subject's rows multiply through it, so
+# the one-dataset sensitivity would be wrong. Such a join is refused, not answered bare.
+deny contains reason("noise_unavailable", msg) if {
+	input.join
+	some name in query_noised_columns
+	msg := sprintf(
+		"column %s is answered only with noise, and noise over joins is not supported yet: a join may read only columns below level %s",
+		[name, min(query_limits.dp.levels)],
+	)
 }
 
 # MIN and MAX are one subject's value: no bounded noise hides it

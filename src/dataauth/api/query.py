@@ -27,11 +27,13 @@ async def query(
 
 @router.get("/v1/query/datasets")
 def datasets(gw: GatewayDep, authorization: Authorization = None) -> Response:
-    """The datasets the caller's licence lets it query, with each column's uses and bounds."""
+    """The datasets the caller's licence lets it query, with each column's uses and bounds,
+    and the joins declared between them."""
     _, operator = gw.authenticate(authorization)
     licensed = set(operator.licence.products) if operator.licence else set()
+    snapshot = gw.catalog.snapshot()
     listing = []
-    for dataset in gw.catalog.snapshot().datasets.values():
+    for dataset in snapshot.datasets.values():
         if f"query:{dataset.id}" not in licensed:
             continue
         columns = [
@@ -47,4 +49,14 @@ def datasets(gw: GatewayDep, authorization: Authorization = None) -> Response:
             if c.name != dataset.key_column
         ]
         listing.append({"id": dataset.id, "title": dataset.title, "columns": columns})
-    return json_response({"operator": operator.id, "datasets": listing})
+    joins = [
+        {
+            "id": join.id,
+            "title": join.title,
+            "left": {"dataset": join.left_dataset, "column": join.left_column},
+            "right": {"dataset": join.right_dataset, "column": join.right_column},
+        }
+        for join in snapshot.joins.values()
+        if {f"query:{join.left_dataset}", f"query:{join.right_dataset}"} <= licensed
+    ]
+    return json_response({"operator": operator.id, "datasets": listing, "joins": joins})

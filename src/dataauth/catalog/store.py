@@ -7,6 +7,7 @@ takes effect within one TTL.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,16 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from dataauth.catalog.tables import Dataset, DatasetColumn, Licence, Operator, Product
+from dataauth.catalog.tables import (
+    Dataset,
+    DatasetColumn,
+    DatasetJoin,
+    Licence,
+    Operator,
+    Product,
+)
+
+log = logging.getLogger(__name__)
 
 
 def rfc3339(moment: datetime) -> str:
@@ -46,6 +56,37 @@ class DatasetInfo:
     key_column: str
     version: str
     columns: dict[str, ColumnInfo]
+
+
+@dataclass(frozen=True)
+class JoinInfo:
+    """A declared join: each left row meets at most one right row (on the right's key)."""
+
+    id: str
+    title: str
+    left_dataset: str
+    left_column: str
+    right_dataset: str
+    right_column: str
+
+    @property
+    def on(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        """The two (dataset, column) the join equates, left first."""
+        return (self.left_dataset, self.left_column), (self.right_dataset, self.right_column)
+
+
+def _usable(join: DatasetJoin, datasets: dict[str, DatasetInfo]) -> bool:
+    """Whether a declared join is one the query kind can take: two datasets, both columns
+    known, and the right column the right dataset's key (many-to-one)."""
+    left, right = datasets.get(join.left_dataset), datasets.get(join.right_dataset)
+    return (
+        left is not None
+        and right is not None
+        and left.id != right.id
+        and join.left_column in left.columns
+        and join.right_column == right.key_column
+        and join.right_column in right.columns
+    )
 
 
 @dataclass(frozen=True)
@@ -107,6 +148,7 @@ class Snapshot:
     products: dict[str, ProductInfo] = field(default_factory=dict)
     datasets: dict[str, DatasetInfo] = field(default_factory=dict)
     loaded_at: float = 0.0
+    joins: dict[str, JoinInfo] = field(default_factory=dict)
 
 
 def load_snapshot(engine: Engine) -> Snapshot:
@@ -133,6 +175,20 @@ def load_snapshot(engine: Engine) -> Snapshot:
             )
             for d in session.exec(select(Dataset))
         }
+        joins = {}
+        for join in session.exec(select(DatasetJoin)):
+            if not _usable(join, datasets):
+                # fail closed: a join we cannot check is one no query may use
+                log.warning("declared join %s is not many-to-one on known columns", join.id)
+                continue
+            joins[join.id] = JoinInfo(
+                join.id,
+                join.title,
+                join.left_dataset,
+                join.left_column,
+                join.right_dataset,
+                join.right_column,
+            )
         licences: dict[str, LicenceInfo] = {}
         # the newest licence of an operator is the one in force
         for lic in session.exec(select(Licence).order_by(Licence.valid_from)):
@@ -154,7 +210,7 @@ def load_snapshot(engine: Engine) -> Snapshot:
             p.id: ProductInfo(p.id, p.kind, p.title, p.dataset_id, dict(p.spec), p.published)
             for p in session.exec(select(Product))
         }
-    return Snapshot(operators, products, datasets, time.monotonic())
+    return Snapshot(operators, products, datasets, time.monotonic(), joins)
 
 
 class Catalog:

@@ -68,3 +68,20 @@ class Licence(SQLModel, table=True):
     """L4 columns (``dataset.column``) the licence may use beyond looking subjects up."""
     limits: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     """Usage limits the licence sets (rate_per_minute, daily_quota, subject_per_day)."""
+
+
+class DatasetJoin(SQLModel, table=True):
+    """Two datasets a department declares joinable (可关联), and on which columns.
+
+    Many-to-one: ``right_column`` is the right dataset's key column, so each left row
+    meets at most one right row. Aggregate queries may join exactly these, nothing else.
+    """
+
+    __tablename__ = "dataset_join"
+
+    id: str = Field(primary_key=True)
+    title: str
+    left_dataset: str = Field(foreign_key="dataset.id")
+    left_column: str
+    right_dataset: str = Field(foreign_key="dataset.id")
+    right_column: str

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    Connection,
     Date,
     Engine,
     Integer,
@@ -25,18 +26,35 @@ from sqlalchemy import (
     Table,
     create_engine,
     insert,
+    inspect,
+    text,
 )
 from sqlmodel import Session
 
-from dataauth.catalog.tables import Dataset, DatasetColumn, Licence, Operator, Product
-from dataauth.domain.demo_data import generate_enterprises, generate_residents
+from dataauth.catalog.tables import (
+    Dataset,
+    DatasetColumn,
+    DatasetJoin,
+    Licence,
+    Operator,
+    Product,
+)
+from dataauth.domain.demo_data import (
+    assign_representatives,
+    generate_enterprises,
+    generate_residents,
+)
 from dataauth.operations.he_registry import HEProductSpec
 from dataauth.operations.verify import VerificationSpec
 
 SEED = 20261125
 RESIDENTS = 100_000
 ENTERPRISES = 20_000
-VERSION = f"demo-{SEED}"
+REVISION = 2
+"""The demo data's revision: bump it when the generated rows or columns change, and a
+demo database of an older revision is made again (its SQLite ``user_version``).
+2: enterprises' legal representatives."""
+VERSION = f"demo-{SEED}-{REVISION}"
 DEPARTMENT = "广州市政务服务数据管理局 (demo)"
 
 Progress = Callable[[str, int, int], None]
@@ -63,6 +81,7 @@ enterprises = Table(
     Column("registered_capital", Integer, nullable=False),
     Column("tax_paid_last_year", Integer, nullable=False),
     Column("district", String(16), nullable=False),
+    Column("legal_representative_id", String(18), nullable=False),
 )
 
 # (name, title, type, level, uses): the classification (分类分级) of every column
@@ -124,6 +143,26 @@ ENTERPRISE_COLUMNS = [
         ["compare", "aggregate", "feature"],
     ),
     ("district", "登记区 district", "string", "L1", ["compare", "aggregate", "plaintext"]),
+    (
+        "legal_representative_id",
+        "法定代表人公民身份号码 legal representative's national ID number",
+        "string",
+        "L4",
+        ["key"],
+    ),
+]
+
+# joins a department declares (可关联): each left row meets at most one right row, on the
+# right dataset's key. Queries may join these and no others.
+JOINS: list[dict[str, str]] = [
+    {
+        "id": "enterprise-representative",
+        "title": "企业法定代表人 Enterprises and their legal representatives",
+        "left_dataset": "enterprises",
+        "left_column": "legal_representative_id",
+        "right_dataset": "residents",
+        "right_column": "resident_id",
+    },
 ]
 
 # [low, high] of numeric columns: contributions to a noisy sum or mean are clamped to
@@ -266,6 +305,34 @@ def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str
         yield chunk
 
 
+def is_stale(path: Path) -> bool:
+    """Whether ``path`` holds a demo database of another revision, to be made again. A
+    database without the demo's tables is someone else's (a benchmark's), left alone."""
+    engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    try:
+        with engine.connect() as connection:
+            revision = connection.execute(text("PRAGMA user_version")).scalar()
+            tables = set(inspect(connection).get_table_names())
+    finally:
+        engine.dispose()
+    return revision != REVISION and set(metadata.tables) <= tables
+
+
+def _fill(
+    connection: Connection,
+    table: Table,
+    rows: Iterable[dict[str, Any]],
+    total: int,
+    progress: Progress | None,
+) -> None:
+    done = 0
+    for chunk in _chunks(rows, 5000):
+        connection.execute(insert(table), chunk)
+        done += len(chunk)
+        if progress:
+            progress(table.name, done, total)
+
+
 def create_domain(path: Path, progress: Progress | None = None) -> None:
     """Generate the demo department database at ``path`` (atomically: all or nothing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -273,17 +340,19 @@ def create_domain(path: Path, progress: Progress | None = None) -> None:
     partial.unlink(missing_ok=True)
     engine = create_engine(f"sqlite:///{partial}")
     metadata.create_all(engine)
-    for table, rows, total in (
-        (residents, generate_residents(RESIDENTS, SEED), RESIDENTS),
-        (enterprises, generate_enterprises(ENTERPRISES, SEED), ENTERPRISES),
-    ):
-        done = 0
-        with engine.begin() as connection:
-            for chunk in _chunks(rows, 5000):
-                connection.execute(insert(table), chunk)
-                done += len(chunk)
-                if progress:
-                    progress(table.name, done, total)
+    resident_ids: list[str] = []
+
+    def people() -> Iterator[dict[str, Any]]:
+        for row in generate_residents(RESIDENTS, SEED):
+            resident_ids.append(row["resident_id"])
+            yield row
+
+    with engine.begin() as connection:
+        _fill(connection, residents, people(), RESIDENTS, progress)
+    firms = assign_representatives(generate_enterprises(ENTERPRISES, SEED), resident_ids, SEED)
+    with engine.begin() as connection:
+        _fill(connection, enterprises, firms, ENTERPRISES, progress)
+        connection.execute(text(f"PRAGMA user_version = {REVISION}"))
     engine.dispose()
     os.replace(partial, path)
 
@@ -329,6 +398,8 @@ def register_catalog(engine: Engine) -> None:
                         bounds=BOUNDS.get((dataset_id, name)),
                     )
                 )
+        for join in JOINS:
+            session.merge(DatasetJoin(**join))
         for product in PRODUCTS:
             kind = product.get("kind", "verify")
             spec_model = HEProductSpec if kind == "he-score" else VerificationSpec

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from faker import Faker
@@ -254,3 +254,26 @@ def generate_enterprises(n: int, seed: int) -> Iterator[dict[str, Any]]:
             "tax_paid_last_year": tax,
             "district": district,
         }
+
+
+SERIAL_SHARE = 0.1
+"""The share of enterprises fronted by a serial representative (职业法人)."""
+
+
+def assign_representatives(
+    enterprises: Iterable[dict[str, Any]], resident_ids: Sequence[str], seed: int
+) -> Iterator[dict[str, Any]]:
+    """Give each enterprise a legal representative (法定代表人): one of ``resident_ids``.
+
+    Most are drawn from everyone. About one in ten comes from a small pool of serial
+    representatives (one resident in 500), who front ten or so firms each, as real
+    registers have them: so some residents represent several enterprises, and a group
+    of firms can have many rows but few people behind them. Adds the key
+    ``legal_representative_id``; the rest of each row is as given.
+    """
+    # a generator of its own, so the enterprises' other columns are what they always were
+    rng = random.Random(f"representatives-{seed}")
+    serial = rng.sample(list(resident_ids), k=max(1, len(resident_ids) // 500))
+    for enterprise in enterprises:
+        pool = serial if rng.random() < SERIAL_SHARE else resident_ids
+        yield {**enterprise, "legal_representative_id": rng.choice(pool)}

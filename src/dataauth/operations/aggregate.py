@@ -19,6 +19,13 @@ Disclosure, from the decision's obligations:
   split evenly across the noisy measurements (a mean is a noisy sum over a noisy count).
   MIN and MAX have no useful bounded sensitivity, so they are refused under noise (the
   policy denies them first).
+
+A join (``FROM a JOIN b ON ...``, only as the catalog declares: many-to-one, onto b's
+key) adds one rule: a group is released only if it also holds at least k distinct
+subjects of b (COUNT(DISTINCT b's key), computed in the rebuilt statement), so firms
+that share a few representatives do not single them out. Joins are never noised: one
+subject of b stands behind many rows, so the one-dataset sensitivity would be wrong. A
+join that would need noise is refused (``noise_unavailable``).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from sqlalchemy import (
     and_,
     case,
     column,
+    distinct,
     func,
     literal,
     not_,
@@ -49,12 +57,13 @@ from dataauth.domain.database import Domain
 from dataauth.errors import forbidden
 from dataauth.operations.base import Description, Request
 from dataauth.operations.privacy import BudgetLedger, Noise, charge, noise_terms, release
-from dataauth.operations.query_sql import Condition, Shape, parse
+from dataauth.operations.query_sql import Col, Condition, Shape, parse
 
 MAX_SQL = 4000
 
-Measure = tuple[str, str | None]
-"""(function, column) computed in the database; ("count", None) is COUNT(*)."""
+Measure = tuple[str, Col | None]
+"""(function, column) computed in the database; ("count", None) is COUNT(*), and
+("distinct", key) counts the distinct subjects behind a join's rows."""
 GROUP_SIZE: Measure = ("count", None)
 
 
@@ -62,7 +71,7 @@ class QueryRequest(Request):
     sql: str = Field(
         min_length=1,
         max_length=MAX_SQL,
-        description="one SELECT of COUNT/SUM/AVG/MIN/MAX over one dataset",
+        description="one SELECT of COUNT/SUM/AVG/MIN/MAX over one dataset or a declared join",
     )
 
 
@@ -94,9 +103,17 @@ def _min_group_size(obligations: dict[str, Any]) -> int:
     return k
 
 
+def subjects(shape: Shape) -> Measure | None:
+    """A join's distinct right-hand subjects, which k applies to as well as to rows."""
+    return ("distinct", shape.join.on[1]) if shape.join is not None else None
+
+
 def measures(shape: Shape, noisy: bool) -> list[Measure]:
-    """What the database computes per group: the group's size first, then each output's."""
+    """What the database computes per group: the group's size first (and its distinct
+    subjects, for a join), then each output's."""
     found: list[Measure] = [GROUP_SIZE]
+    if (distinct_subjects := subjects(shape)) is not None:
+        found.append(distinct_subjects)
     for output in shape.aggregates():
         if noisy:
             wanted = measures_of(output.function, output.column)
@@ -106,7 +123,7 @@ def measures(shape: Shape, noisy: bool) -> list[Measure]:
     return found
 
 
-def _where(condition: Condition, columns: Any) -> ColumnElement[bool]:
+def _where(condition: Condition, columns: dict[Col, Any]) -> ColumnElement[bool]:
     if condition.op in ("and", "or"):
         joined = and_ if condition.op == "and" else or_
         return joined(*(_where(child, columns) for child in condition.children))
@@ -138,31 +155,44 @@ SQL_TYPES: dict[str, Any] = {
 
 def statement(shape: Shape, wanted: list[Measure], noisy: bool) -> Any:
     """The SELECT rebuilt from the checked shape; every literal is a bound parameter."""
-    dataset = shape.dataset
-    names = {c for c in shape.group_by} | {c for _, c in wanted if c}
-    names |= {c for c, _ in shape.compared}
-    # typed columns bind each literal as its column's type (a date as a date), which
-    # PostgreSQL needs and SQLite accepts
-    source = table(
-        dataset.table_name,
-        *(column(n, SQL_TYPES.get(dataset.columns[n].type)) for n in sorted(names)),
-    )
-    groups = [source.c[name] for name in shape.group_by]
+    used = set(shape.group_by) | {c for _, c in wanted if c}
+    used |= {c for c, _ in shape.compared}
+    used |= set(shape.join.on) if shape.join is not None else set()
+    tables: dict[str, Any] = {}
+    for index, dataset in enumerate(shape.datasets):
+        names = sorted(n for d, n in used if d == dataset.id)
+        # typed columns bind each literal as its column's type (a date as a date), which
+        # PostgreSQL needs and SQLite accepts
+        clause = table(
+            dataset.table_name,
+            *(column(n, SQL_TYPES.get(dataset.columns[n].type)) for n in names),
+        )
+        tables[dataset.id] = clause.alias(f"t{index}") if shape.join else clause
+    columns = {(d, n): tables[d].c[n] for d, n in used}
+    source = tables[shape.dataset.id]
+    if shape.join is not None:
+        (left, on_left), (right, on_right) = shape.join.on
+        joined = tables[shape.datasets[1].id]
+        source = source.join(joined, tables[left].c[on_left] == tables[right].c[on_right])
+    groups = [columns[col] for col in shape.group_by]
     parts = []
-    for function, name in wanted:
-        target = source.c[name] if name else None
+    for function, col in wanted:
+        target = columns[col] if col else None
         if function == "count":
             parts.append(func.count(target) if target is not None else func.count())
             continue
+        if function == "distinct":
+            parts.append(func.count(distinct(target)))
+            continue
         if noisy and function == "sum":
-            low, high = dataset.columns[name or ""].bounds or (0, 0)
+            low, high = (shape.info(col).bounds if col else None) or (0, 0)
             # each subject contributes within the declared bounds: the sensitivity
             target = case((target < literal(low), literal(low)),
                           (target > literal(high), literal(high)), else_=target)  # fmt: skip
         parts.append(getattr(func, function)(target))
     query = select(*groups, *parts).select_from(source)
     if shape.where is not None:
-        query = query.where(_where(shape.where, source.c))
+        query = query.where(_where(shape.where, columns))
     if groups:
         query = query.group_by(*groups)
     return query
@@ -179,21 +209,33 @@ class Aggregate:
         self.ledger = ledger
 
     def describe(self, call: QueryCall) -> Description:
-        shape = parse(call.body.sql, self.catalog.snapshot().datasets)
-        dataset = shape.dataset
+        snapshot = self.catalog.snapshot()
+        shape = parse(call.body.sql, snapshot.datasets, snapshot.joins)
+        dataset, join = shape.dataset, shape.join
         columns = []
-        for name, use in shape.uses():
-            info = dataset.columns[name]
-            columns.append({"name": name, "level": info.level, "uses": list(info.uses), "use": use})
+        for (owner, name), use in shape.uses():
+            info = shape.info((owner, name))
+            facts = {"name": name, "level": info.level, "uses": list(info.uses), "use": use}
+            # a join's columns say whose they are; one dataset's stay as they always were
+            columns.append({"dataset": owner, **facts} if join else facts)
+        operation = {"product": f"query:{dataset.id}", "dataset": dataset.id}
+        described = {
+            "dataset": {"id": dataset.id, "version": dataset.version},
+            "columns": columns,
+            "query": shape.summary(),
+        }
+        if join is not None:
+            operation["join"] = join.id
+            described["join"] = {
+                "id": join.id,
+                "datasets": [d.id for d in shape.datasets],
+                "on": [{"dataset": owner, "column": name} for owner, name in join.on],
+            }
         return Description(
-            operation={"product": f"query:{dataset.id}", "dataset": dataset.id},
-            facts={
-                "dataset": {"id": dataset.id, "version": dataset.version},
-                "columns": columns,
-                "query": shape.summary(),
-            },
+            operation=operation,
+            facts=described,
             plan=shape,
-            dataset_version=f"{dataset.id}@{dataset.version}",
+            dataset_version=" ".join(f"{d.id}@{d.version}" for d in shape.datasets),
         )
 
     def execute(self, plan: Shape, obligations: dict[str, Any]) -> Raw:
@@ -201,16 +243,20 @@ class Aggregate:
         terms = noise_terms(obligations)
         noise = None
         if terms is not None:
+            if plan.join is not None:
+                # fail closed if a bundle forgot: through a join one subject's rows multiply,
+                # so noise scaled to one row per subject would be too little
+                raise forbidden("noise_unavailable", NO_NOISE_OVER_JOINS)
             if any(o.function in ("min", "max") for o in plan.aggregates()):
                 raise forbidden("noise_unavailable", "MIN and MAX cannot be answered with noise")
             for output in plan.aggregates():
-                if (
-                    output.function in ("sum", "avg")
-                    and not plan.dataset.columns[output.column or ""].bounds
+                if output.function in ("sum", "avg") and not (
+                    output.column and plan.info(output.column).bounds
                 ):
+                    name = plan.name(output.column)
                     raise forbidden(
                         "bounds_missing",
-                        f"column {output.column} has no declared bounds to clamp and noise it",
+                        f"column {name} has no declared bounds to clamp and noise it",
                     )
             noise = charge(self.ledger, terms, plan.dataset.id)
         wanted = measures(plan, noise is not None)
@@ -220,7 +266,10 @@ class Aggregate:
     def disclose(self, raw: Raw, plan: Shape, obligations: dict[str, Any]) -> dict[str, Any]:
         k = _min_group_size(obligations)
         width = len(plan.group_by)
-        released = [row for row in raw.rows if row[width] >= k]
+        # rows, and for a join distinct subjects too: each must reach k
+        thresholds = (GROUP_SIZE, subjects(plan))
+        counts = [width + i for i, m in enumerate(raw.measures) if m in thresholds]
+        released = [row for row in raw.rows if all(row[i] >= k for i in counts)]
         if not plan.group_by and not released:
             raise forbidden(
                 "cohort_too_small",
@@ -241,7 +290,7 @@ class Aggregate:
             out = []
             for output in plan.outputs:
                 if output.function is None:
-                    out.append(row[plan.group_by.index(output.column or "")])
+                    out.append(row[plan.group_by.index(output.column)])  # type: ignore[arg-type]
                 else:
                     out.append(self._value(plan, output.function, output.column, values, index))
             rows.append(out)
@@ -258,32 +307,31 @@ class Aggregate:
         assert raw.noise is not None
         used = {m for o in plan.aggregates() for m in measures_of(o.function, o.column)}
         measurements, bounds = {}, {}
-        for function, name in (m for m in raw.measures if m in used):
+        for function, col in (m for m in raw.measures if m in used):
             sensitivity = 1.0
-            if function == "sum":
-                low, high = plan.dataset.columns[name or ""].bounds or (0, 0)
+            if function == "sum" and col is not None:
+                low, high = plan.info(col).bounds or (0, 0)
                 sensitivity = max(abs(low), abs(high))
-                bounds[name] = [low, high]
-            label = f"{function}({name or '*'})"
-            measurements[label] = (values[(function, name)], sensitivity)
+                bounds[col[1]] = [low, high]
+            measurements[_label(function, col)] = (values[(function, col)], sensitivity)
         noisy, report = release(raw.noise, measurements)
-        for function, name in (m for m in raw.measures if m in used):
-            values[(function, name)] = noisy[f"{function}({name or '*'})"]
+        for function, col in (m for m in raw.measures if m in used):
+            values[(function, col)] = noisy[_label(function, col)]
         return values, {**report, "clamped_to": bounds}
 
     @staticmethod
     def _value(
         plan: Shape,
         function: str,
-        name: str | None,
+        col: Col | None,
         values: dict[Measure, list[Any]],
         index: int,
     ) -> Any:
-        if function == "avg" and (function, name) not in values:  # under noise: sum / count
-            total, count = values[("sum", name)][index], values[("count", name)][index]
-            low, high = plan.dataset.columns[name or ""].bounds or (0, 0)
+        if function == "avg" and (function, col) not in values:  # under noise: sum / count
+            total, count = values[("sum", col)][index], values[("count", col)][index]
+            low, high = (plan.info(col).bounds if col else None) or (0, 0)
             return round(min(max(total / max(count, 1.0), low), high), 2)
-        value = values[(function, name)][index]
+        value = values[(function, col)][index]
         if isinstance(value, float) and function == "count":
             return max(0, round(value))  # a noisy count, as a count
         if isinstance(value, float):
@@ -291,8 +339,19 @@ class Aggregate:
         return value
 
 
-def measures_of(function: str | None, name: str | None) -> list[Measure]:
+def measures_of(function: str | None, col: Col | None) -> list[Measure]:
     """The measurements one output reads under noise."""
     if function == "avg":
-        return [("sum", name), ("count", name)]
-    return [(function or "", name)]
+        return [("sum", col), ("count", col)]
+    return [(function or "", col)]
+
+
+def _label(function: str, col: Col | None) -> str:
+    """A noisy measurement's name in the answer's report, e.g. ``sum(monthly_income)``."""
+    return f"{function}({col[1] if col else '*'})"
+
+
+NO_NOISE_OVER_JOINS = (
+    "noise over joins is not supported yet: a join may read only columns answered without "
+    "noise (below the levels the policy noises)"
+)

@@ -1,11 +1,14 @@
 """Aggregate queries as submitted SQL: parsed by sqlglot, checked, turned into a shape.
 
 Only one form is accepted: a SELECT of COUNT, SUM, AVG, MIN or MAX (over one column, or
-COUNT(*)) and of the group columns, FROM one dataset, with a WHERE of simple comparisons
-of a column against literals (=, <>, <, <=, >, >=, IN, BETWEEN, joined by AND, OR, NOT)
-and a GROUP BY of columns. Everything else is refused with a stable code and the
-construct named. The text is never run: the gateway rebuilds the statement from the
-shape (aggregate.py), so what reaches the department's database is what was checked.
+COUNT(*)) and of the group columns, FROM one dataset or two joined as the catalog
+declares (``FROM a [INNER] JOIN b ON a.x = b.y``, one equality, a declared join), with a
+WHERE of simple comparisons of a column against literals (=, <>, <, <=, >, >=, IN,
+BETWEEN, joined by AND, OR, NOT) and a GROUP BY of columns. Everything else is refused
+with a stable code and the construct named. A column is known as (dataset, column), so
+a join's two datasets may share column names. The text is never run: the gateway
+rebuilds the statement from the shape (aggregate.py), so what reaches the department's
+database is what was checked.
 
 Refusals name SQL constructs and identifiers, never a literal the operator wrote.
 """
@@ -21,7 +24,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from dataauth.catalog.store import DatasetInfo
+from dataauth.catalog.store import ColumnInfo, DatasetInfo, JoinInfo
 from dataauth.errors import Problem, unprocessable
 
 AGGREGATES: dict[type[exp.Expression], str] = {
@@ -41,9 +44,9 @@ COMPARISONS: dict[type[exp.Expression], str] = {
     exp.GTE: "ge",
 }
 FLIPPED = {"eq": "eq", "ne": "ne", "lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}
-SELECT_PARTS = {"expressions", "from_", "where", "group"}
-"""The parts of a SELECT we accept; any other part present (joins, HAVING, ORDER BY,
-LIMIT, DISTINCT, WITH, windows, ...) is refused by name."""
+SELECT_PARTS = {"expressions", "from_", "joins", "where", "group"}
+"""The parts of a SELECT we accept; any other part present (HAVING, ORDER BY, LIMIT,
+DISTINCT, WITH, windows, ...) is refused by name. A join is checked on its own."""
 MAX_OUTPUTS = 16
 MAX_GROUP_COLUMNS = 4
 MAX_IN_ITEMS = 64
@@ -60,12 +63,16 @@ def shown(name: str) -> str:
     return name if NAME.match(name) else "(an identifier)"
 
 
+Col = tuple[str, str]
+"""A column as (dataset id, column name)."""
+
+
 @dataclass(frozen=True)
 class Output:
     label: str
     function: str | None
     """count, sum, avg, min, max; None for a group column."""
-    column: str | None
+    column: Col | None
     """None for COUNT(*)."""
 
 
@@ -76,42 +83,65 @@ class Condition:
     op: str
     """and, or, not; eq, ne, lt, le, gt, ge, in, between."""
     children: tuple[Condition, ...] = ()
-    column: str | None = None
+    column: Col | None = None
     values: tuple[Any, ...] = ()
 
 
 @dataclass
 class Shape:
-    dataset: DatasetInfo
+    datasets: list[DatasetInfo]
+    """What the query reads: the FROM dataset, then the joined one if any."""
     outputs: list[Output]
-    group_by: list[str]
+    group_by: list[Col]
     where: Condition | None
-    compared: list[tuple[str, str]] = field(default_factory=list)
+    compared: list[tuple[Col, str]] = field(default_factory=list)
     """(column, op) of every comparison, in order: the WHERE's shape without its values."""
+    join: JoinInfo | None = None
+    """The declared join the query takes, if it joins."""
+
+    @property
+    def dataset(self) -> DatasetInfo:
+        return self.datasets[0]
+
+    def info(self, col: Col) -> ColumnInfo:
+        dataset = next(d for d in self.datasets if d.id == col[0])
+        return dataset.columns[col[1]]
+
+    def name(self, col: Col | None) -> str:
+        """A column as the summary names it: bare in one dataset, dataset.column in a join."""
+        if col is None:
+            return "*"
+        return f"{col[0]}.{col[1]}" if self.join else col[1]
 
     def aggregates(self) -> list[Output]:
         return [o for o in self.outputs if o.function is not None]
 
-    def uses(self) -> list[tuple[str, str]]:
-        """Each (column, use) once: aggregate, plaintext (a group's label), compare."""
+    def uses(self) -> list[tuple[Col, str]]:
+        """Each (column, use) once: aggregate, plaintext (a group's label), compare, and
+        key for a join's own two columns (matched inside the database, never shown)."""
         pairs = [(o.column, "aggregate") for o in self.aggregates() if o.column]
         pairs += [(c, "plaintext") for c in self.group_by]
         pairs += [(c, "compare") for c, _ in self.compared]
+        if self.join is not None:
+            pairs += [(c, "key") for c in self.join.on]
         return list(dict.fromkeys(pairs))
 
     def summary(self) -> dict[str, Any]:
         """The query's shape for the policy input and the audit log: no literal values."""
         return {
             "aggregates": [
-                {"function": o.function, "column": o.column or "*"} for o in self.aggregates()
+                {"function": o.function, "column": self.name(o.column)} for o in self.aggregates()
             ],
-            "group_by": list(self.group_by),
-            "filters": [{"column": c, "op": op} for c, op in self.compared],
+            "group_by": [self.name(c) for c in self.group_by],
+            "filters": [{"column": self.name(c), "op": op} for c, op in self.compared],
         }
 
 
-def parse(sql: str, datasets: dict[str, DatasetInfo]) -> Shape:
-    """Parse and check one query against the registered datasets; refuse anything else."""
+def parse(
+    sql: str, datasets: dict[str, DatasetInfo], joins: dict[str, JoinInfo] | None = None
+) -> Shape:
+    """Parse and check one query against the registered datasets and declared joins;
+    refuse anything else."""
     try:
         statements = sqlglot.parse(sql)
     except (SqlglotError, RecursionError, ValueError):
@@ -122,20 +152,30 @@ def parse(sql: str, datasets: dict[str, DatasetInfo]) -> Shape:
     tree = statements[0]
     if not isinstance(tree, exp.Select):
         raise refused("not_a_select", "only a SELECT with aggregates is accepted")
-    return Checker(tree, datasets).shape()
+    return Checker(tree, datasets, joins or {}).shape()
+
+
+JOIN_WORDS = ("method", "side", "kind")
+"""The parts of a sqlglot Join that spell its kind (NATURAL, LEFT, CROSS, OUTER ...)."""
 
 
 class Checker:
-    def __init__(self, tree: exp.Select, datasets: dict[str, DatasetInfo]) -> None:
+    def __init__(
+        self, tree: exp.Select, datasets: dict[str, DatasetInfo], joins: dict[str, JoinInfo]
+    ) -> None:
         self.tree = tree
         self.datasets = datasets
-        self.compared: list[tuple[str, str]] = []
+        self.joins = joins
+        self.sources: dict[str, DatasetInfo] = {}
+        """Each dataset read, by the name the query gives it (its alias, else its id)."""
+        self.compared: list[tuple[Col, str]] = []
         self.conditions = 0
 
     def shape(self) -> Shape:
         self._scan()
-        dataset, alias = self._source()
-        self.dataset, self.alias = dataset, alias
+        name, dataset = self._source(self.tree.args["from_"].this, "FROM")
+        self.sources[name] = dataset
+        join = self._join()
         group_by = self._group_by()
         outputs = [self._output(node) for node in self.tree.expressions]
         if len(outputs) > MAX_OUTPUTS:
@@ -146,7 +186,7 @@ class Checker:
             if o.function is None and o.column not in group_by:
                 raise refused(
                     "ungrouped_column",
-                    f"column {o.column} is selected but not in GROUP BY; "
+                    f"column {o.column[1] if o.column else '*'} is selected but not in GROUP BY; "
                     "select it in an aggregate or group by it",
                 )
         labels = [o.label for o in outputs]
@@ -154,7 +194,8 @@ class Checker:
             raise refused("duplicate_output", "two outputs have the same name; alias one")
         where = self.tree.args.get("where")
         condition = self._condition(where.this) if where is not None else None
-        return Shape(dataset, outputs, group_by, condition, self.compared)
+        datasets = list(self.sources.values())
+        return Shape(datasets, outputs, group_by, condition, self.compared, join)
 
     def _scan(self) -> None:
         """Whole-tree refusals first, so the reason names the real construct."""
@@ -172,11 +213,8 @@ class Checker:
                     "function_not_allowed",
                     f"function {shown(name)} is not allowed; only COUNT, SUM, AVG, MIN and MAX are",
                 )
-        if self.tree.args.get("joins") or self.tree.args.get("laterals"):
-            raise refused(
-                "join_not_allowed",
-                "the catalog declares no datasets that may be joined: query one dataset",
-            )
+        if self.tree.args.get("laterals"):
+            raise refused("join_not_allowed", "LATERAL is not accepted")
         for part, value in self.tree.args.items():
             if part not in SELECT_PARTS and value:
                 name = part.rstrip("_").replace("_", " ")
@@ -184,10 +222,10 @@ class Checker:
         if self.tree.args.get("from_") is None:
             raise refused("no_dataset", "a query must read FROM one dataset")
 
-    def _source(self) -> tuple[DatasetInfo, str | None]:
-        table = self.tree.args["from_"].this
+    def _source(self, table: exp.Expression, where: str) -> tuple[str, DatasetInfo]:
+        """A dataset named in FROM or JOIN, and the name the query gives it."""
         if not isinstance(table, exp.Table) or not isinstance(table.this, exp.Identifier):
-            raise refused("construct_not_allowed", "FROM must name one dataset")
+            raise refused("construct_not_allowed", f"{where} must name one dataset")
         if table.args.get("db") or table.args.get("catalog"):
             raise refused("unknown_dataset", "name the dataset without a schema")
         for part in ("joins", "laterals", "pivots", "sample", "hints", "version"):
@@ -200,7 +238,56 @@ class Checker:
         alias = table.args.get("alias")
         if alias is not None and alias.args.get("columns"):
             raise refused("construct_not_allowed", "column aliases on a dataset are not accepted")
-        return dataset, (self._identifier(alias.this) if alias is not None else None)
+        return (self._identifier(alias.this) if alias is not None else name), dataset
+
+    def _join(self) -> JoinInfo | None:
+        """The one JOIN, if any: inner, ON one equality that a declared join is made of."""
+        joins = self.tree.args.get("joins") or []
+        if not joins:
+            return None
+        if len(joins) > 1:
+            raise refused("join_not_allowed", "a query joins at most two datasets: one JOIN")
+        join = joins[0]
+        words = [str(join.args[w]).upper() for w in JOIN_WORDS if join.args.get(w)]
+        if words and words != ["INNER"]:
+            raise refused(
+                "join_not_allowed",
+                f"{' '.join(shown(w) for w in words)} JOIN is not accepted: "
+                "only [INNER] JOIN ... ON a declared join",
+            )
+        if join.args.get("using"):
+            raise refused("join_not_allowed", "JOIN ... USING is not accepted: write ON a.x = b.y")
+        for part, value in join.args.items():
+            if part not in ("this", "on", *JOIN_WORDS) and value:
+                raise refused("join_not_allowed", f"{shown(part)} on a JOIN is not accepted")
+        if join.args.get("on") is None:
+            raise refused(
+                "join_not_allowed",
+                "a JOIN needs ON a.x = b.y of a declared join (FROM a, b is not accepted)",
+            )
+        name, dataset = self._source(join.this, "JOIN")
+        if name in self.sources:
+            raise refused("ambiguous_dataset", "the two datasets need different names: alias one")
+        self.sources[name] = dataset
+        on = _bare(join.args["on"])
+        if not isinstance(on, exp.EQ) or not all(
+            isinstance(_bare(side), exp.Column) for side in (on.this, on.expression)
+        ):
+            raise refused(
+                "join_condition_not_allowed",
+                "ON takes one equality of a column of each dataset, as the catalog declares "
+                "it, and no other condition: filter in WHERE",
+            )
+        pair = {self._column(on.this), self._column(on.expression)}
+        for declared in self.joins.values():
+            if set(declared.on) == pair:
+                return declared
+        first, second = list(self.sources.values())
+        raise refused(
+            "join_not_declared",
+            f"the catalog declares no join of {first.id} and {second.id} on these columns; "
+            "GET /v1/query/datasets lists the joins declared",
+        )
 
     @staticmethod
     def _identifier(node: exp.Expression) -> str:
@@ -208,7 +295,7 @@ class Checker:
             raise refused("construct_not_allowed", "expected a name")
         return node.this if node.quoted else node.this.lower()
 
-    def _column(self, node: exp.Expression) -> str:
+    def _column(self, node: exp.Expression) -> Col:
         while isinstance(node, exp.Paren):
             node = node.this
         if not isinstance(node, exp.Column) or not isinstance(node.this, exp.Identifier):
@@ -216,19 +303,40 @@ class Checker:
             raise refused("construct_not_allowed", f"expected a column, found {what}")
         if node.args.get("db") or node.args.get("catalog"):
             raise refused("unknown_column", "name columns as column or dataset.column")
+        name = self._identifier(node.this)
         qualifier = node.args.get("table")
         if qualifier is not None:
-            owner = self._identifier(qualifier)
-            if owner not in (self.dataset.id, self.alias):
-                raise refused("join_not_allowed", "a query reads one dataset; no joins")
-        name = self._identifier(node.this)
-        if name not in self.dataset.columns:
-            raise refused(
-                "unknown_column", f"dataset {self.dataset.id} has no column {shown(name)}"
-            )
-        return name
+            dataset = self._owner(self._identifier(qualifier))
+        else:
+            having = [d for d in self.sources.values() if name in d.columns]
+            if len(having) > 1:
+                raise refused(
+                    "ambiguous_column",
+                    f"column {shown(name)} is in both {having[0].id} and {having[1].id}: "
+                    "qualify it (alias.column)",
+                )
+            dataset = having[0] if having else next(iter(self.sources.values()))
+        if name not in dataset.columns:
+            raise refused("unknown_column", f"dataset {dataset.id} has no column {shown(name)}")
+        return dataset.id, name
 
-    def _group_by(self) -> list[str]:
+    def _owner(self, qualifier: str) -> DatasetInfo:
+        """The dataset a column's qualifier names: by the query's name for it, or its id."""
+        if qualifier in self.sources:
+            return self.sources[qualifier]
+        named = [d for d in self.sources.values() if d.id == qualifier]
+        if len(named) == 1:
+            return named[0]
+        if len(self.sources) == 1:
+            # the code a one-dataset query has always had for another dataset's column
+            raise refused(
+                "join_not_allowed",
+                f"{shown(qualifier)} is not the dataset this query reads; "
+                "join another only as the catalog declares",
+            )
+        raise refused("unknown_dataset", f"no dataset or alias {shown(qualifier)} in this query")
+
+    def _group_by(self) -> list[Col]:
         group = self.tree.args.get("group")
         if group is None:
             return []
@@ -252,7 +360,7 @@ class Checker:
         function = AGGREGATES.get(type(node))
         if function is None:
             column = self._column(node)
-            return Output(alias or column, None, column)
+            return Output(alias or column[1], None, column)
         argument = node.this
         if isinstance(argument, exp.Distinct):
             raise refused("construct_not_allowed", "DISTINCT inside an aggregate is not accepted")
@@ -260,12 +368,14 @@ class Checker:
         if extra or (function != "count" and isinstance(argument, exp.Star)):
             raise refused("construct_not_allowed", f"{function.upper()} takes one column")
         column = None if isinstance(argument, exp.Star) else self._column(argument)
-        if function in ("sum", "avg") and self.dataset.columns[column or ""].type not in (
-            "integer",
-            "number",
+        if function in ("sum", "avg") and (
+            column is None or self._info(column).type not in ("integer", "number")
         ):
             raise refused("not_numeric", f"{function.upper()} needs a numeric column")
-        return Output(alias or f"{function}({column or '*'})", function, column)
+        return Output(alias or f"{function}({column[1] if column else '*'})", function, column)
+
+    def _info(self, col: Col) -> ColumnInfo:
+        return self.datasets[col[0]].columns[col[1]]
 
     def _condition(self, node: exp.Expression) -> Condition:
         self.conditions += 1
@@ -302,9 +412,9 @@ class Checker:
             "(=, <>, <, <=, >, >=, IN, BETWEEN, AND, OR, NOT)",
         )
 
-    def _compare(self, op: str, column: str, operands: list[exp.Expression]) -> Condition:
-        kind = self.dataset.columns[column].type
-        values = tuple(_literal(node, kind, column) for node in operands)
+    def _compare(self, op: str, column: Col, operands: list[exp.Expression]) -> Condition:
+        kind = self._info(column).type
+        values = tuple(_literal(node, kind, column[1]) for node in operands)
         self.compared.append((column, op))
         return Condition(op, column=column, values=values)
 
