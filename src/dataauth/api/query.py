@@ -55,6 +55,7 @@ def datasets(gw: GatewayDep, authorization: Authorization = None) -> Response:
             "title": join.title,
             "left": {"dataset": join.left_dataset, "column": join.left_column},
             "right": {"dataset": join.right_dataset, "column": join.right_column},
+            "max_per_right": join.max_per_right,
         }
         for join in snapshot.joins.values()
         if {f"query:{join.left_dataset}", f"query:{join.right_dataset}"} <= licensed

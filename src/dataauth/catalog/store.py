@@ -68,6 +68,8 @@ class JoinInfo:
     left_column: str
     right_dataset: str
     right_column: str
+    max_per_right: int
+    """Left rows one right-hand subject may contribute to a noised answer."""
 
     @property
     def on(self) -> tuple[tuple[str, str], tuple[str, str]]:
@@ -86,6 +88,8 @@ def _usable(join: DatasetJoin, datasets: dict[str, DatasetInfo]) -> bool:
         and join.left_column in left.columns
         and join.right_column == right.key_column
         and join.right_column in right.columns
+        and isinstance(join.max_per_right, int)
+        and join.max_per_right >= 1
     )
 
 
@@ -179,7 +183,7 @@ def load_snapshot(engine: Engine) -> Snapshot:
         for join in session.exec(select(DatasetJoin)):
             if not _usable(join, datasets):
                 # fail closed: a join we cannot check is one no query may use
-                log.warning("declared join %s is not many-to-one on known columns", join.id)
+                log.warning("declared join %s is not many-to-one and bounded", join.id)
                 continue
             joins[join.id] = JoinInfo(
                 join.id,
@@ -188,6 +192,7 @@ def load_snapshot(engine: Engine) -> Snapshot:
                 join.left_column,
                 join.right_dataset,
                 join.right_column,
+                join.max_per_right,
             )
         licences: dict[str, LicenceInfo] = {}
         # the newest licence of an operator is the one in force

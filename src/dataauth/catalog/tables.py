@@ -85,3 +85,6 @@ class DatasetJoin(SQLModel, table=True):
     left_column: str
     right_dataset: str = Field(foreign_key="dataset.id")
     right_column: str
+    max_per_right: int
+    """Left rows one right-hand subject may contribute to a noised answer (at least 1):
+    the contribution bound that noise over the join is scaled to."""

@@ -154,7 +154,7 @@ ENTERPRISE_COLUMNS = [
 
 # joins a department declares (可关联): each left row meets at most one right row, on the
 # right dataset's key. Queries may join these and no others.
-JOINS: list[dict[str, str]] = [
+JOINS: list[dict[str, Any]] = [
     {
         "id": "enterprise-representative",
         "title": "企业法定代表人 Enterprises and their legal representatives",
@@ -162,6 +162,8 @@ JOINS: list[dict[str, str]] = [
         "left_column": "legal_representative_id",
         "right_dataset": "residents",
         "right_column": "resident_id",
+        # a serial representative's firms count at most five times in a noised answer
+        "max_per_right": 5,
     },
 ]
 

@@ -23,9 +23,10 @@ Disclosure, from the decision's obligations:
 A join (``FROM a JOIN b ON ...``, only as the catalog declares: many-to-one, onto b's
 key) adds one rule: a group is released only if it also holds at least k distinct
 subjects of b (COUNT(DISTINCT b's key), computed in the rebuilt statement), so firms
-that share a few representatives do not single them out. Joins are never noised: one
-subject of b stands behind many rows, so the one-dataset sensitivity would be wrong. A
-join that would need noise is refused (``noise_unavailable``).
+that share a few representatives do not single them out. Under noise, one subject of b
+stands behind many rows, so the rebuilt statement keeps at most the declaration's
+``max_per_right`` rows per subject of b (the first by a's key) and every sensitivity is
+that many times one row's; the ε is charged to the operator's account on both datasets.
 """
 
 from __future__ import annotations
@@ -56,7 +57,14 @@ from dataauth.catalog.store import Catalog
 from dataauth.domain.database import Domain
 from dataauth.errors import forbidden
 from dataauth.operations.base import Description, Request
-from dataauth.operations.privacy import BudgetLedger, Noise, charge, noise_terms, release
+from dataauth.operations.privacy import (
+    BudgetLedger,
+    Noise,
+    charge,
+    dataset_of,
+    noise_terms,
+    release,
+)
 from dataauth.operations.query_sql import Col, Condition, Shape, parse
 
 MAX_SQL = 4000
@@ -158,6 +166,9 @@ def statement(shape: Shape, wanted: list[Measure], noisy: bool) -> Any:
     used = set(shape.group_by) | {c for _, c in wanted if c}
     used |= {c for c, _ in shape.compared}
     used |= set(shape.join.on) if shape.join is not None else set()
+    bounded = noisy and shape.join is not None
+    if bounded:
+        used.add(_left_key(shape))
     tables: dict[str, Any] = {}
     for index, dataset in enumerate(shape.datasets):
         names = sorted(n for d, n in used if d == dataset.id)
@@ -174,6 +185,9 @@ def statement(shape: Shape, wanted: list[Measure], noisy: bool) -> Any:
         (left, on_left), (right, on_right) = shape.join.on
         joined = tables[shape.datasets[1].id]
         source = source.join(joined, tables[left].c[on_left] == tables[right].c[on_right])
+    where = _where(shape.where, columns) if shape.where is not None else None
+    if bounded:
+        columns, source, where = _bounded(shape, columns, source, where)
     groups = [columns[col] for col in shape.group_by]
     parts = []
     for function, col in wanted:
@@ -191,11 +205,37 @@ def statement(shape: Shape, wanted: list[Measure], noisy: bool) -> Any:
                           (target > literal(high), literal(high)), else_=target)  # fmt: skip
         parts.append(getattr(func, function)(target))
     query = select(*groups, *parts).select_from(source)
-    if shape.where is not None:
-        query = query.where(_where(shape.where, columns))
+    if where is not None:
+        query = query.where(where)
     if groups:
         query = query.group_by(*groups)
     return query
+
+
+def _left_key(shape: Shape) -> Col:
+    """The left dataset's own key: the order in which a right subject's rows are kept."""
+    assert shape.join is not None
+    left = next(d for d in shape.datasets if d.id == shape.join.left_dataset)
+    return (left.id, left.key_column)
+
+
+def _bounded(
+    shape: Shape, columns: dict[Col, Any], source: Any, where: ColumnElement[bool] | None
+) -> tuple[dict[Col, Any], Any, ColumnElement[bool]]:
+    """The join's rows (filtered) numbered within each right-hand subject, and the
+    condition that keeps at most ``max_per_right`` of each: the contribution bound the
+    noise is scaled to. Returns the numbered rows' columns, the rows, the condition."""
+    assert shape.join is not None
+    right = columns[shape.join.on[1]]
+    rank = func.row_number().over(partition_by=right, order_by=columns[_left_key(shape)])
+    labels = {col: f"c{index}" for index, col in enumerate(sorted(columns))}
+    rows = select(*(columns[col].label(label) for col, label in labels.items()))
+    rows = rows.add_columns(rank.label("contribution")).select_from(source)
+    if where is not None:
+        rows = rows.where(where)
+    numbered = rows.subquery("bounded")
+    kept = numbered.c.contribution <= literal(shape.join.max_per_right)
+    return {col: numbered.c[label] for col, label in labels.items()}, numbered, kept
 
 
 class Aggregate:
@@ -243,10 +283,13 @@ class Aggregate:
         terms = noise_terms(obligations)
         noise = None
         if terms is not None:
-            if plan.join is not None:
-                # fail closed if a bundle forgot: through a join one subject's rows multiply,
-                # so noise scaled to one row per subject would be too little
-                raise forbidden("noise_unavailable", NO_NOISE_OVER_JOINS)
+            charged = {dataset_of(key) for key, _ in terms.accounts}
+            if plan.join is not None and not {d.id for d in plan.datasets} <= charged:
+                # fail closed: a noised join releases facts about both datasets' subjects
+                raise forbidden(
+                    "obligation_malformed",
+                    "the policy's dp obligation over a join must charge each dataset's account",
+                )
             if any(o.function in ("min", "max") for o in plan.aggregates()):
                 raise forbidden("noise_unavailable", "MIN and MAX cannot be answered with noise")
             for output in plan.aggregates():
@@ -306,18 +349,22 @@ class Aggregate:
     ) -> tuple[dict[Measure, list[Any]], dict[str, Any]]:
         assert raw.noise is not None
         used = {m for o in plan.aggregates() for m in measures_of(o.function, o.column)}
+        rows = rows_per_subject(plan)
         measurements, bounds = {}, {}
         for function, col in (m for m in raw.measures if m in used):
-            sensitivity = 1.0
+            sensitivity = float(rows)
             if function == "sum" and col is not None:
                 low, high = plan.info(col).bounds or (0, 0)
-                sensitivity = max(abs(low), abs(high))
+                sensitivity = rows * max(abs(low), abs(high))
                 bounds[col[1]] = [low, high]
             measurements[_label(function, col)] = (values[(function, col)], sensitivity)
         noisy, report = release(raw.noise, measurements)
         for function, col in (m for m in raw.measures if m in used):
             values[(function, col)] = noisy[_label(function, col)]
-        return values, {**report, "clamped_to": bounds}
+        report = {**report, "clamped_to": bounds}
+        if plan.join is not None:
+            report["contributions_bounded_to"] = plan.join.max_per_right
+        return values, report
 
     @staticmethod
     def _value(
@@ -351,7 +398,13 @@ def _label(function: str, col: Col | None) -> str:
     return f"{function}({col[1] if col else '*'})"
 
 
-NO_NOISE_OVER_JOINS = (
-    "noise over joins is not supported yet: a join may read only columns answered without "
-    "noise (below the levels the policy noises)"
-)
+def rows_per_subject(plan: Shape) -> int:
+    """How many rows of a noised answer one subject can move: the sensitivity's factor.
+
+    One dataset: one row. A join: a right-hand subject keeps at most ``max_per_right``
+    rows; a left row is one, but removing it can let a later row of the same right
+    subject into the bound in its place, which moves two rows (a swap).
+    """
+    if plan.join is None:
+        return 1
+    return max(plan.join.max_per_right, 2)

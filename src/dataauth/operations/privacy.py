@@ -17,6 +17,9 @@ from the same account: both release facts about the same subjects. δ is not kep
 ledger: every noised release carries the policy's fixed δ, so an account of total ε
 admits at most total / ε-per-release releases, and δ over them all is at most that
 number times δ (the policy authors' guide works an example).
+
+A release over a join reads the subjects of both datasets, so it charges the operator's
+account on each (the obligation's ``budgets``), in one transaction: both or neither.
 """
 
 from __future__ import annotations
@@ -109,24 +112,45 @@ class BudgetLedger:
 
     def spend(self, key: str, epsilon: float, total: float) -> Spend:
         """Charge ``epsilon`` to ``key`` if the account stays within ``total``."""
-        asked, limit = round(epsilon * MICRO), round(total * MICRO)
+        return self.spend_all([(key, epsilon, total)])[0]
+
+    def spend_all(self, charges: list[tuple[str, float, float]]) -> list[Spend]:
+        """Charge each (key, ε, total) in one transaction: every one, if each account
+        stays within its total. If any is short none is charged: each comes back with
+        what it held before, and the short ones not allowed."""
+        if len({key for key, _, _ in charges}) != len(charges):
+            raise ValueError("an account is charged once per release")
         with self._guard:
             if self._connection is None:
                 self._connection = self._lock.connect()
             try:
                 with self._lock.transaction(self._connection) as cursor:
-                    cursor.execute(self._read.sql, self._read.bind({"key": key}))
-                    row = cursor.fetchone()
-                    spent = row[0] if row else 0
-                    if spent + asked > limit:
-                        return Spend(False, spent / MICRO, total)
-                    values = {"key": key, "spent": spent + asked}
-                    cursor.execute(self._write.sql, self._write.bind(values))
+                    held = []
+                    for key, _, _ in charges:
+                        cursor.execute(self._read.sql, self._read.bind({"key": key}))
+                        row = cursor.fetchone()
+                        held.append(row[0] if row else 0)
+                    after = [
+                        spent + round(epsilon * MICRO)
+                        for spent, (_, epsilon, _) in zip(held, charges, strict=True)
+                    ]
+                    fits = [
+                        spent <= round(total * MICRO)
+                        for spent, (_, _, total) in zip(after, charges, strict=True)
+                    ]
+                    if all(fits):
+                        for spent, (key, _, _) in zip(after, charges, strict=True):
+                            values = {"key": key, "spent": spent}
+                            cursor.execute(self._write.sql, self._write.bind(values))
             except BaseException:
                 connection, self._connection = self._connection, None
                 connection.close()
                 raise
-        return Spend(True, (spent + asked) / MICRO, total)
+        now = after if all(fits) else held
+        return [
+            Spend(fit, spent / MICRO, total)
+            for fit, spent, (_, _, total) in zip(fits, now, charges, strict=True)
+        ]
 
 
 # -- one noised release: terms from the policy, ε charged, noise added ---------------
@@ -134,13 +158,21 @@ class BudgetLedger:
 
 @dataclass(frozen=True)
 class NoiseTerms:
-    """A ``dp`` obligation: {mechanism, epsilon, delta, budget: {key, epsilon}}."""
+    """A ``dp`` obligation: {mechanism, epsilon, delta, budget: {key, epsilon}}, or for a
+    join ``budgets: [{key, epsilon}, ...]`` in place of ``budget``, one per dataset."""
 
     mechanism: str
     epsilon: float
     delta: float
     budget_key: str
     budget_epsilon: float
+    more_budgets: tuple[tuple[str, float], ...] = ()
+    """A join's further accounts (key, total ε), charged with the first: all or none."""
+
+    @property
+    def accounts(self) -> tuple[tuple[str, float], ...]:
+        """Every account (key, total ε) the release charges ``epsilon`` to."""
+        return ((self.budget_key, self.budget_epsilon), *self.more_budgets)
 
 
 def noise_terms(obligations: dict[str, Any]) -> NoiseTerms | None:
@@ -148,21 +180,37 @@ def noise_terms(obligations: dict[str, Any]) -> NoiseTerms | None:
     terms = obligations.get("dp")
     if terms is None:
         return None
-    budget = terms.get("budget") if isinstance(terms, dict) else None
+    accounts = _accounts(terms) if isinstance(terms, dict) else None
     valid = (
-        isinstance(budget, dict)
+        accounts is not None
         and terms.get("mechanism") in ("laplace", "gaussian")
         and _positive(terms.get("epsilon"))
-        and isinstance(budget.get("key"), str)
-        and _positive(budget.get("epsilon"))
         and (terms["mechanism"] == "laplace" or 0 < terms.get("delta", 0) < 1)
     )
-    if not valid:
+    if not valid or accounts is None:
         raise forbidden("obligation_malformed", "the policy's dp obligation is not usable")
     delta = float(terms.get("delta", 0.0)) if terms["mechanism"] == "gaussian" else 0.0
-    return NoiseTerms(
-        terms["mechanism"], float(terms["epsilon"]), delta, budget["key"], float(budget["epsilon"])
-    )
+    (key, total), *more = accounts
+    return NoiseTerms(terms["mechanism"], float(terms["epsilon"]), delta, key, total, tuple(more))
+
+
+def _accounts(terms: dict[str, Any]) -> list[tuple[str, float]] | None:
+    """The obligation's accounts: its one ``budget``, or its ``budgets`` (distinct keys)."""
+    if ("budget" in terms) == ("budgets" in terms):
+        return None
+    budgets = [terms["budget"]] if "budget" in terms else terms["budgets"]
+    if not isinstance(budgets, list) or not budgets:
+        return None
+    accounts = []
+    for budget in budgets:
+        if not (
+            isinstance(budget, dict)
+            and isinstance(budget.get("key"), str)
+            and _positive(budget.get("epsilon"))
+        ):
+            return None
+        accounts.append((budget["key"], float(budget["epsilon"])))
+    return accounts if len({key for key, _ in accounts}) == len(accounts) else None
 
 
 def _positive(value: Any) -> bool:
@@ -175,22 +223,35 @@ class Noise:
 
     terms: NoiseTerms
     spend: Spend
+    more_spends: tuple[Spend, ...] = ()
+    """The join's further accounts after the charge, in the order of ``more_budgets``."""
+
+
+def dataset_of(key: str) -> str:
+    """The dataset an account (``operator|dataset``) is kept on."""
+    return key.rpartition("|")[2]
 
 
 def charge(ledger: BudgetLedger, terms: NoiseTerms, dataset: str) -> Noise:
-    """Charge the release's ε before anything is computed; refuse over budget."""
-    spend = ledger.spend(terms.budget_key, terms.epsilon, terms.budget_epsilon)
-    if not spend.allowed:
+    """Charge the release's ε to every account before anything is computed: all or none;
+    refuse over budget, naming the dataset whose account is short."""
+    accounts = terms.accounts
+    spends = ledger.spend_all([(key, terms.epsilon, total) for key, total in accounts])
+    for (key, _), spend in zip(accounts, spends, strict=True):
+        if spend.allowed:
+            continue
+        short = dataset if len(accounts) == 1 else dataset_of(key)
         raise Problem(
             403,
             "privacy_budget_exhausted",
-            f"this needs ε {terms.epsilon:g}; the remaining privacy budget on {dataset} "
+            f"this needs ε {terms.epsilon:g}; the remaining privacy budget on {short} "
             f"is ε {spend.remaining:g} of {spend.total:g}",
+            dataset=short,
             asked=terms.epsilon,
             remaining=spend.remaining,
             budget=spend.total,
         )
-    return Noise(terms, spend)
+    return Noise(terms, spends[0], tuple(spends[1:]))
 
 
 def release(
@@ -213,13 +274,24 @@ def release(
         "epsilon": terms.epsilon,
         "epsilon_per_measurement": round(share, 6),
         "noise_scale": scales,
-        "budget": {
-            "epsilon_spent": noise.spend.spent,
-            "epsilon_remaining": noise.spend.remaining,
-            "epsilon_total": noise.spend.total,
-        },
     }
+    if not noise.more_spends:
+        report["budget"] = _account(noise.spend)
+    else:  # a join: each dataset's account
+        spends = (noise.spend, *noise.more_spends)
+        report["budgets"] = [
+            {"dataset": dataset_of(key), **_account(spend)}
+            for (key, _), spend in zip(terms.accounts, spends, strict=True)
+        ]
     if terms.mechanism == "gaussian":
         report["delta"] = terms.delta
         report["delta_per_measurement"] = delta_share
     return noisy, report
+
+
+def _account(spend: Spend) -> dict[str, float]:
+    return {
+        "epsilon_spent": spend.spent,
+        "epsilon_remaining": spend.remaining,
+        "epsilon_total": spend.total,
+    }

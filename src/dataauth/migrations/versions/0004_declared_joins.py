@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("left_column", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("right_dataset", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("right_column", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("max_per_right", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["left_dataset"], ["dataset.id"]),
         sa.ForeignKeyConstraint(["right_dataset"], ["dataset.id"]),
         sa.PrimaryKeyConstraint("id"),
