@@ -22,6 +22,17 @@ query_noised_columns contains sprintf("%s.%s", [column_dataset(column), column.n
 	column.level in query_limits.dp.levels
 }
 
+# through a join an L1 column of the left side (an enterprise's name) can single out one
+# right-hand subject (its legal representative), so the right side's columns at these
+# levels need noise too, even where a query of that dataset alone would be exact
+query_noised_columns contains sprintf("%s.%s", [column.dataset, column.name]) if {
+	input.operation.kind == "query"
+	some column in input.columns
+	column.dataset == input.join.on[1].dataset
+	not query_join_key(column)
+	column.level in object.get(query_limits.dp, "join_levels", [])
+}
+
 query_noised if count(query_noised_columns) > 0
 
 # the columns the declared join equates, as dataset.column
@@ -40,15 +51,30 @@ query_budget := object.get(
 	query_limits.budget.defaults,
 )
 
-query_dp := {"dp": {
+query_dp_terms := {
 	"mechanism": query_limits.dp.mechanism,
 	"epsilon": query_limits.dp.epsilon,
 	"delta": object.get(query_limits.dp, "delta", 0),
-	"budget": {
-		"key": sprintf("%s|%s", [input.operator.id, input.dataset.id]),
-		"epsilon": query_budget.epsilon,
-	},
-}} if query_noised
+}
+
+query_account(dataset) := {
+	"key": sprintf("%s|%s", [input.operator.id, dataset]),
+	"epsilon": query_budget.epsilon,
+}
+
+# one dataset: its one account
+query_dp := {"dp": object.union(query_dp_terms, {"budget": query_account(input.dataset.id)})} if {
+	query_noised
+	not input.join
+}
+
+# a join releases facts about both datasets' subjects: it charges the account on each,
+# left then right, both or neither
+query_dp := {"dp": object.union(query_dp_terms, {"budgets": budgets})} if {
+	query_noised
+	input.join
+	budgets := [query_account(on.dataset) | some on in input.join.on]
+}
 
 default query_dp := {}
 
@@ -72,17 +98,6 @@ deny contains reason("product_not_licensed", msg) if {
 	product := sprintf("query:%s", [dataset])
 	not product in licence.products
 	msg := sprintf("the licence of %s does not cover the product %s", [input.operator.id, product])
-}
-
-# noise over a join is not supported yet: one subject's rows multiply through it, so
-# the one-dataset sensitivity would be wrong. Such a join is refused, not answered bare.
-deny contains reason("noise_unavailable", msg) if {
-	input.join
-	some name in query_noised_columns
-	msg := sprintf(
-		"column %s is answered only with noise, and noise over joins is not supported yet: a join may read only columns below level %s",
-		[name, min(query_limits.dp.levels)],
-	)
 }
 
 # MIN and MAX are one subject's value: no bounded noise hides it
