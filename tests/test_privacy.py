@@ -10,6 +10,7 @@ from dataauth.errors import Problem
 from dataauth.operations.privacy import Noise, NoiseTerms, Spend, noise_terms, release
 
 BUDGET = {"key": "demo-bank|residents", "epsilon": 10}
+FIRMS = {"key": "demo-bank|enterprises", "epsilon": 10}
 
 
 @pytest.mark.parametrize(
@@ -22,6 +23,11 @@ BUDGET = {"key": "demo-bank|residents", "epsilon": 10}
         {"mechanism": "gaussian", "epsilon": 0.5, "budget": BUDGET},
         {"mechanism": "gaussian", "epsilon": 0.5, "delta": 1, "budget": BUDGET},
         {"mechanism": "exponential", "epsilon": 0.5, "budget": BUDGET},
+        {"mechanism": "laplace", "epsilon": 0.5, "budgets": []},
+        {"mechanism": "laplace", "epsilon": 0.5, "budgets": BUDGET},
+        {"mechanism": "laplace", "epsilon": 0.5, "budgets": [FIRMS, {"key": 1, "epsilon": 1}]},
+        {"mechanism": "laplace", "epsilon": 0.5, "budgets": [BUDGET, BUDGET]},
+        {"mechanism": "laplace", "epsilon": 0.5, "budget": BUDGET, "budgets": [FIRMS]},
         "laplace",
     ],
 )
@@ -36,6 +42,23 @@ def test_no_dp_obligation_is_no_noise_and_laplace_has_no_delta():
     terms = noise_terms({"dp": {"mechanism": "laplace", "epsilon": 1, "delta": 0.1,
                                 "budget": BUDGET}})  # fmt: skip
     assert terms == NoiseTerms("laplace", 1.0, 0.0, "demo-bank|residents", 10.0)
+
+
+def test_a_joins_obligation_names_every_account_and_reports_each():
+    terms = noise_terms({"dp": {"mechanism": "laplace", "epsilon": 0.5,
+                                "budgets": [FIRMS, BUDGET]}})  # fmt: skip
+    assert terms is not None
+    assert terms.accounts == (("demo-bank|enterprises", 10.0), ("demo-bank|residents", 10.0))
+    noise = Noise(terms, Spend(True, 0.5, 10.0), (Spend(True, 2.5, 10.0),))
+    _, report = release(noise, {"count": ([5.0], 5.0)})
+    assert "budget" not in report
+    assert report["budgets"] == [
+        {"dataset": "enterprises", "epsilon_spent": 0.5, "epsilon_remaining": 9.5,
+         "epsilon_total": 10.0},
+        {"dataset": "residents", "epsilon_spent": 2.5, "epsilon_remaining": 7.5,
+         "epsilon_total": 10.0},
+    ]  # fmt: skip
+    assert report["noise_scale"] == {"count": 10.0}
 
 
 def test_gaussian_splits_delta_as_well_as_epsilon():
