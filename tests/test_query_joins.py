@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -374,13 +375,19 @@ def enterprises_only(sqlite_gateway, tmp_path_factory):
     stop_gateway(running)
 
 
-def test_a_licence_without_the_joined_dataset_is_denied(enterprises_only):
-    headers = {"Authorization": f"Bearer {enterprises_only.token('firm-lender')}"}
+def asker(running, operator: str) -> Callable[[str], httpx.Response]:
+    """Ask a gateway of a test's own a query as ``operator``."""
+    headers = {"Authorization": f"Bearer {running.token(operator)}"}
 
-    def ask_as_lender(sql: str) -> httpx.Response:
+    def one(sql: str) -> httpx.Response:
         body = {"purpose": "credit", "sql": sql}
-        return httpx.post(f"{enterprises_only.url}/v1/query", json=body, headers=headers)
+        return httpx.post(f"{running.url}/v1/query", json=body, headers=headers, timeout=30)
 
+    return one
+
+
+def test_a_licence_without_the_joined_dataset_is_denied(enterprises_only):
+    ask_as_lender = asker(enterprises_only, "firm-lender")
     deadline = time.monotonic() + 10  # the new operator takes one catalog TTL
     while (alone := ask_as_lender("SELECT COUNT(*) FROM enterprises")).status_code != 200:
         assert time.monotonic() < deadline, alone.text
@@ -400,12 +407,7 @@ def small_budget(gateway, tmp_path_factory):
 
 
 def test_a_join_charges_both_accounts_or_neither(small_budget):
-    headers = {"Authorization": f"Bearer {small_budget.token('demo-bank')}"}
-
-    def one(sql: str) -> httpx.Response:
-        body = {"purpose": "credit", "sql": sql}
-        return httpx.post(f"{small_budget.url}/v1/query", json=body, headers=headers, timeout=30)
-
+    one = asker(small_budget, "demo-bank")
     joined = f"SELECT r.district, COUNT(*) {JOIN} GROUP BY r.district"
     first = one(joined)
     assert first.status_code == 200, first.text
