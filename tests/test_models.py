@@ -556,7 +556,8 @@ def test_noise_hides_one_subject_from_a_differencing_pair():
         return with_one["mean"] * with_one["count"] - without["mean"] * without["count"]
 
     assert revealed(None) == pytest.approx(target, abs=1e-4)
-    noise = Noise(NoiseTerms("laplace", 0.5, 0.0, "t|residents", 1000.0), Spend(True, 0.5, 1000))
+    terms = NoiseTerms("laplace", 0.5, 0.0, (("t|residents", 1000.0),))
+    noise = Noise(terms, (Spend(True, 0.5, 1000),))
     guesses = np.array([revealed(noise) for _ in range(200)])
     # each guess is off by noise of scale ~ 4 subjects' worth: the score is not there
     assert guesses.std() > 2

@@ -41,7 +41,7 @@ def test_no_dp_obligation_is_no_noise_and_laplace_has_no_delta():
     assert noise_terms({"min_group_size": 10}) is None
     terms = noise_terms({"dp": {"mechanism": "laplace", "epsilon": 1, "delta": 0.1,
                                 "budget": BUDGET}})  # fmt: skip
-    assert terms == NoiseTerms("laplace", 1.0, 0.0, "demo-bank|residents", 10.0)
+    assert terms == NoiseTerms("laplace", 1.0, 0.0, (("demo-bank|residents", 10.0),))
 
 
 def test_a_joins_obligation_names_every_account_and_reports_each():
@@ -49,7 +49,7 @@ def test_a_joins_obligation_names_every_account_and_reports_each():
                                 "budgets": [FIRMS, BUDGET]}})  # fmt: skip
     assert terms is not None
     assert terms.accounts == (("demo-bank|enterprises", 10.0), ("demo-bank|residents", 10.0))
-    noise = Noise(terms, Spend(True, 0.5, 10.0), (Spend(True, 2.5, 10.0),))
+    noise = Noise(terms, (Spend(True, 0.5, 10.0), Spend(True, 2.5, 10.0)))
     _, report = release(noise, {"count": ([5.0], 5.0)})
     assert "budget" not in report
     assert report["budgets"] == [
@@ -64,8 +64,8 @@ def test_a_joins_obligation_names_every_account_and_reports_each():
 def test_gaussian_splits_delta_as_well_as_epsilon():
     """Three measurements at (ε/3, δ/3) each compose to (ε, δ): each one's own privacy
     map, at its noise scale, must stay within its share."""
-    terms = NoiseTerms("gaussian", 0.9, 3e-6, "demo-bank|residents", 10.0)
-    noise = Noise(terms, Spend(True, 0.9, 10.0))
+    terms = NoiseTerms("gaussian", 0.9, 3e-6, (("demo-bank|residents", 10.0),))
+    noise = Noise(terms, (Spend(True, 0.9, 10.0),))
     sensitivities = {"count": 1.0, "sum(x)": 50.0, "histogram": 1.0}
     noisy, report = release(noise, {k: ([5.0, 7.0], s) for k, s in sensitivities.items()})
     assert report["epsilon_per_measurement"] == pytest.approx(0.3)

@@ -164,15 +164,8 @@ class NoiseTerms:
     mechanism: str
     epsilon: float
     delta: float
-    budget_key: str
-    budget_epsilon: float
-    more_budgets: tuple[tuple[str, float], ...] = ()
-    """A join's further accounts (key, total ε), charged with the first: all or none."""
-
-    @property
-    def accounts(self) -> tuple[tuple[str, float], ...]:
-        """Every account (key, total ε) the release charges ``epsilon`` to."""
-        return ((self.budget_key, self.budget_epsilon), *self.more_budgets)
+    accounts: tuple[tuple[str, float], ...]
+    """Every account (key, total ε) the release charges ``epsilon`` to: all or none."""
 
 
 def noise_terms(obligations: dict[str, Any]) -> NoiseTerms | None:
@@ -190,8 +183,7 @@ def noise_terms(obligations: dict[str, Any]) -> NoiseTerms | None:
     if not valid or accounts is None:
         raise forbidden("obligation_malformed", "the policy's dp obligation is not usable")
     delta = float(terms.get("delta", 0.0)) if terms["mechanism"] == "gaussian" else 0.0
-    (key, total), *more = accounts
-    return NoiseTerms(terms["mechanism"], float(terms["epsilon"]), delta, key, total, tuple(more))
+    return NoiseTerms(terms["mechanism"], float(terms["epsilon"]), delta, tuple(accounts))
 
 
 def _accounts(terms: dict[str, Any]) -> list[tuple[str, float]] | None:
@@ -222,9 +214,8 @@ class Noise:
     """Terms whose ε has been charged: what a release may now spend."""
 
     terms: NoiseTerms
-    spend: Spend
-    more_spends: tuple[Spend, ...] = ()
-    """The join's further accounts after the charge, in the order of ``more_budgets``."""
+    spends: tuple[Spend, ...]
+    """Each account after the charge, in the order of ``terms.accounts``."""
 
 
 def dataset_of(key: str) -> str:
@@ -251,7 +242,7 @@ def charge(ledger: BudgetLedger, terms: NoiseTerms, dataset: str) -> Noise:
             remaining=spend.remaining,
             budget=spend.total,
         )
-    return Noise(terms, spends[0], tuple(spends[1:]))
+    return Noise(terms, tuple(spends))
 
 
 def release(
@@ -275,13 +266,12 @@ def release(
         "epsilon_per_measurement": round(share, 6),
         "noise_scale": scales,
     }
-    if not noise.more_spends:
-        report["budget"] = _account(noise.spend)
+    if len(noise.spends) == 1:
+        report["budget"] = _account(noise.spends[0])
     else:  # a join: each dataset's account
-        spends = (noise.spend, *noise.more_spends)
         report["budgets"] = [
             {"dataset": dataset_of(key), **_account(spend)}
-            for (key, _), spend in zip(terms.accounts, spends, strict=True)
+            for (key, _), spend in zip(terms.accounts, noise.spends, strict=True)
         ]
     if terms.mechanism == "gaussian":
         report["delta"] = terms.delta
