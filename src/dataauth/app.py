@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from dataauth import __version__, logs
 from dataauth.api import openapi, problems
 from dataauth.api.audit import router as audit_router
+from dataauth.api.catalog import router as catalog_router
 from dataauth.api.he import router as he_router
 from dataauth.api.limits import BodyLimit
 from dataauth.api.models import router as models_router
@@ -24,6 +25,7 @@ from dataauth.audit.log import AuditLog
 from dataauth.audit.signing import Ed25519Signer
 from dataauth.catalog.models import ModelRegistry
 from dataauth.catalog.store import Catalog
+from dataauth.catalog_admin import CatalogAdmin
 from dataauth.config import Settings
 from dataauth.domain import demo
 from dataauth.domain.database import Domain, open_domain
@@ -159,6 +161,8 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     app.state.model_review = review
     app.state.settings = settings
     app.state.he_registry = gateway.kinds[EncryptedScore.name].registry
+    verify: Any = gateway.kinds[Verify.name]
+    app.state.catalog_admin = CatalogAdmin(gateway, verify.domain.engine)
     problems.install(app)
     openapi.install(app)
     app.add_middleware(
@@ -173,6 +177,7 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     app.include_router(audit_router)
     app.include_router(query_router)
     app.include_router(models_router)
+    app.include_router(catalog_router)
     # what is loaded by now (libraries, catalog, compiled policy) lives as long as the
     # process: out of the collector's sight, a full collection no longer walks it, which
     # made a batch's request parsing twice as slow with every library loaded

@@ -436,7 +436,9 @@ def _call(
         _fail(f"FAILED: cannot reach the gateway at {url}: {exc}")
     if response.status_code >= 400:
         problem = response.json() if response.content else {}
-        _fail(f"FAILED ({problem.get('code', response.status_code)}): {problem.get('detail')}")
+        listed = "".join(f"\n  {e['at']}: {e['message']}" for e in problem.get("errors", []))
+        _fail(f"FAILED ({problem.get('code', response.status_code)}): {problem.get('detail')}"
+              f"{listed}")  # fmt: skip
     return response.json()
 
 
@@ -606,6 +608,77 @@ def consent_revoke(
     verifier = ConsentVerifier(dict, settings.consent_issuer, gateway_engine(settings.gateway_url))
     verifier.revoke(jti, by)
     typer.echo(f"revoked consent {jti}")
+
+
+catalog_app = typer.Typer(
+    help="The catalog (分类分级): datasets, classified columns, products, joins, licences.",
+    no_args_is_help=True,
+)
+app.add_typer(catalog_app, name="catalog")
+
+CatalogFile = Annotated[Path, typer.Argument(help="a catalog document (JSON)")]
+
+
+def _read_catalog(path: Path) -> Any:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read {path}: {exc}")
+
+
+@catalog_app.command("check")
+def catalog_check(
+    document: CatalogFile,
+    domain_url: Annotated[
+        str | None, typer.Option(help="the department's database, to check tables against")
+    ] = None,
+) -> None:
+    """Check a catalog document offline, and against the department's database if given."""
+    from dataauth.catalog.publish import digest
+    from dataauth.catalog_admin import check
+    from dataauth.domain.database import open_domain
+    from dataauth.errors import Problem
+
+    domain = open_domain(domain_url) if domain_url else None
+    try:
+        checked = check(_read_catalog(document), None, domain)
+    except Problem as problem:
+        listed = "".join(f"\n  {e['at']}: {e['message']}" for e in problem.extensions.get(
+            "errors", []))  # fmt: skip
+        _fail(f"FAILED ({problem.code}): {problem.detail}{listed}")
+    finally:
+        if domain is not None:
+            domain.dispose()
+    counts = ", ".join(f"{n} {section}" for section, n in checked.counts().items())
+    against = " and the database" if domain_url else ""
+    typer.echo(f"ok: {counts}; checked on its own{against}; {digest(checked)}")
+
+
+@catalog_app.command("apply")
+def catalog_apply(
+    document: CatalogFile,
+    url: GatewayUrl = "http://127.0.0.1:8080",
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Publish a catalog document on the gateway (a department's token; audited)."""
+    shown = _call("PUT", url, "/v1/admin/catalog", token, data_dir, body=_read_catalog(document))
+    counts = ", ".join(f"{n} {section}" for section, n in shown["counts"].items())
+    typer.echo(f"published {shown['digest']} ({counts}); audit entry {shown['audit']['entry']}")
+    for warning in shown["warnings"]:
+        typer.echo(f"warning: {warning['at']}: {warning['message']}", err=True)
+
+
+@catalog_app.command("show")
+def catalog_show(
+    url: GatewayUrl = "http://127.0.0.1:8080",
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Print the gateway's catalog as a document (a department's token)."""
+    _echo_json(_call("GET", url, "/v1/admin/catalog", token, data_dir))
 
 
 db_app = typer.Typer(
