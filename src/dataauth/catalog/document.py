@@ -103,10 +103,10 @@ class LicenceDoc(Item):
     @field_validator("valid_from", "valid_to", "revoked_at")
     @classmethod
     def _utc(cls, moment: datetime | None) -> datetime | None:
-        """As the catalog stores times: UTC without a zone (a time without one is UTC)."""
-        if moment is None or moment.tzinfo is None:
-            return moment
-        return moment.astimezone(UTC).replace(tzinfo=None)
+        """In UTC, as the catalog stores times (a time without a zone is taken as UTC)."""
+        if moment is None:
+            return None
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class CatalogDocument(Item):
