@@ -436,10 +436,14 @@ def _call(
         _fail(f"FAILED: cannot reach the gateway at {url}: {exc}")
     if response.status_code >= 400:
         problem = response.json() if response.content else {}
-        listed = "".join(f"\n  {e['at']}: {e['message']}" for e in problem.get("errors", []))
         _fail(f"FAILED ({problem.get('code', response.status_code)}): {problem.get('detail')}"
-              f"{listed}")  # fmt: skip
+              f"{_listed(problem.get('errors', []))}")  # fmt: skip
     return response.json()
+
+
+def _listed(errors: list[dict[str, str]]) -> str:
+    """A catalog problem's errors, one a line, each where it is and what is wrong."""
+    return "".join(f"\n  {e['at']}: {e['message']}" for e in errors)
 
 
 def _echo_json(value: Any) -> None:
@@ -645,9 +649,7 @@ def catalog_check(
     try:
         checked = check(_read_catalog(document), None, domain)
     except Problem as problem:
-        listed = "".join(f"\n  {e['at']}: {e['message']}" for e in problem.extensions.get(
-            "errors", []))  # fmt: skip
-        _fail(f"FAILED ({problem.code}): {problem.detail}{listed}")
+        _fail(f"FAILED ({problem.code}): {problem.detail}{_listed(problem.extensions.get('errors', []))}")
     finally:
         if domain is not None:
             domain.dispose()
