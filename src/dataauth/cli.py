@@ -649,7 +649,8 @@ def catalog_check(
     try:
         checked = check(_read_catalog(document), None, domain)
     except Problem as problem:
-        _fail(f"FAILED ({problem.code}): {problem.detail}{_listed(problem.extensions.get('errors', []))}")
+        errors = problem.extensions.get("errors", [])
+        _fail(f"FAILED ({problem.code}): {problem.detail}{_listed(errors)}")
     finally:
         if domain is not None:
             domain.dispose()
