@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
@@ -145,3 +146,12 @@ def test_the_check_command(demo_document, domain_url, tmp_path):
     assert failed.returncode == 1 and "catalog_invalid" in failed.stderr
     assert "joins/enterprise-representative/right_column" in failed.stderr
     assert "datasets/enterprises/table: no table 'companies'" in failed.stderr
+
+
+def test_the_readme_excerpt_is_valid_over_the_demo_catalog(demo_document):
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text.split("## The catalog (分类分级)", 1)[1]
+    excerpt = json.loads(section.split("```json", 1)[1].split("```", 1)[0])
+    document, shape = parse(excerpt)
+    assert shape == []
+    assert problems(document, parse(demo_document)[0]) == []
