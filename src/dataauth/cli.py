@@ -233,8 +233,8 @@ def audit_replay(directory: Annotated[Path, typer.Argument(help="an export")]) -
         f"replayed {report.entries - report.administrative} decisions: {report.matched} matched, "
         f"{len(report.mismatches)} differ, {report.not_replayable} were engine failures"
         + (
-            f" ({report.administrative} administrative entries: policy and catalog "
-            "publications, model submissions and reviews, HE registrations)"
+            f" ({report.administrative} administrative entries: policy publications, "
+            "catalog publications, model submissions and reviews, HE registrations)"
             if report.administrative
             else ""
         )
