@@ -349,9 +349,10 @@ class Aggregate:
     ) -> tuple[dict[Measure, list[Any]], dict[str, Any]]:
         assert raw.noise is not None
         used = {m for o in plan.aggregates() for m in measures_of(o.function, o.column)}
+        noised = [m for m in raw.measures if m in used]
         rows = rows_per_subject(plan)
         measurements, bounds = {}, {}
-        for function, col in (m for m in raw.measures if m in used):
+        for function, col in noised:
             sensitivity = float(rows)
             if function == "sum" and col is not None:
                 low, high = plan.info(col).bounds or (0, 0)
@@ -359,7 +360,7 @@ class Aggregate:
                 bounds[col[1]] = [low, high]
             measurements[_label(function, col)] = (values[(function, col)], sensitivity)
         noisy, report = release(raw.noise, measurements)
-        for function, col in (m for m in raw.measures if m in used):
+        for function, col in noised:
             values[(function, col)] = noisy[_label(function, col)]
         report = {**report, "clamped_to": bounds}
         if plan.join is not None:
