@@ -85,6 +85,15 @@ class SubjectHasher:
         outer.update(inner.digest())
         return outer.hexdigest()[:32]
 
+    def person(self, key: str) -> str:
+        """The subject's hash across datasets: its disclosure budget is one, whichever
+        dataset or product an answer about it came from."""
+        return self("*", key)
+
+    def question(self, *parts: str) -> str:
+        """A keyed digest of a question (product, claims): a claimed name is personal."""
+        return self("?", "\x00".join(parts))
+
 
 class Keyring:
     """The keys of one gateway, under ``keys_dir``."""
