@@ -545,7 +545,8 @@ def test_noise_hides_one_subject_from_a_differencing_pair():
     from dataauth.operations.model import Cohort, statistics
     from dataauth.operations.privacy import Noise, NoiseTerms, Spend
 
-    others = np.random.default_rng(1).uniform(0, 1, 59)
+    # large enough that its noisy count clears the selection's threshold (72 here)
+    others = np.random.default_rng(1).uniform(0, 1, 400)
     target = 0.9137
     cohort = Cohort(statistics=["count", "mean"])
     plain = {"min_cohort": 20, "statistic_digits": 6}
@@ -556,7 +557,7 @@ def test_noise_hides_one_subject_from_a_differencing_pair():
         return with_one["mean"] * with_one["count"] - without["mean"] * without["count"]
 
     assert revealed(None) == pytest.approx(target, abs=1e-4)
-    terms = NoiseTerms("laplace", 0.5, 0.0, (("t|residents", 1000.0),))
+    terms = NoiseTerms("laplace", 0.5, 0.0, (("t|residents", 1000.0),), 1e-8)
     noise = Noise(terms, (Spend(True, 0.5, 1000),))
     guesses = np.array([revealed(noise) for _ in range(200)])
     # each guess is off by noise of scale ~ 4 subjects' worth: the score is not there

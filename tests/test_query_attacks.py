@@ -33,10 +33,12 @@ def test_differencing_two_sums_does_not_reveal_one_income(client, auth, gateway)
         first, second = ask(client, auth, everyone), ask(client, auth, but_one)
         assert first.status_code == second.status_code == 200, second.text
         noise = second.json()["protections"]["differential_privacy"]
-        assert noise["noise_scale"]["sum(monthly_income)"] == 100000  # 50,000 / ε 0.5
+        # ε 0.5 over two measurements (the cohort's count, which decides whether it is
+        # released, and the sum): 50,000 / 0.25
+        assert noise["noise_scale"]["sum(monthly_income)"] == 200000
         errors.append(abs(first.json()["rows"][0][0] - second.json()["rows"][0][0] - income))
         assert name not in second.text
-    # each guess is off by the difference of two Laplace draws of scale 100,000: all six
+    # each guess is off by the difference of two Laplace draws of scale 200,000: all six
     # within 10,000 of the truth would happen about once in a hundred thousand runs
     assert max(errors) > 10_000, errors
 

@@ -40,6 +40,7 @@ model_dp := {"dp": {
 	"mechanism": model_limits.dp.mechanism,
 	"epsilon": model_limits.dp.epsilon,
 	"delta": object.get(model_limits.dp, "delta", 0),
+	"threshold_delta": object.get(model_limits.dp, "threshold_delta", null),
 	"budget": {
 		"key": sprintf("%s|%s", [input.operator.id, input.dataset.id]),
 		"epsilon": query_budget.epsilon,

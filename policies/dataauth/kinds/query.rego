@@ -33,6 +33,19 @@ query_noised_columns contains sprintf("%s.%s", [column.dataset, column.name]) if
 	column.level in object.get(query_limits.dp, "join_levels", [])
 }
 
+# an exact answer must not become an oracle: k-suppression decides on true counts, so a
+# WHERE that compares a column above the public levels (exact_compare_levels) could
+# single out one subject and make "is the group there?" answer a question about that
+# column (income >= T, capital >= T). Such a query is noised, and its groups selected on
+# noisy counts. Without exact_compare_levels, every compared column brings noise.
+query_noised_columns contains sprintf("%s.%s", [column_dataset(column), column.name]) if {
+	input.operation.kind == "query"
+	some column in input.columns
+	column.use == "compare"
+	not query_join_key(column)
+	not column.level in object.get(query_limits, "exact_compare_levels", [])
+}
+
 query_noised if count(query_noised_columns) > 0
 
 # the columns the declared join equates, as dataset.column
@@ -55,6 +68,8 @@ query_dp_terms := {
 	"mechanism": query_limits.dp.mechanism,
 	"epsilon": query_limits.dp.epsilon,
 	"delta": object.get(query_limits.dp, "delta", 0),
+	# δ of choosing which groups appear on noisy counts; without it a noised query refuses
+	"threshold_delta": object.get(query_limits.dp, "threshold_delta", null),
 }
 
 query_account(dataset) := {

@@ -9,28 +9,41 @@ the operator sent is never run.
 
 Disclosure, from the decision's obligations:
 
-- ``min_group_size`` (k): a group of fewer than k subjects is left out and counted in
-  ``protections.suppressed_groups``; a query without GROUP BY over fewer than k is
-  refused (``cohort_too_small``).
-- ``dp`` ({mechanism: laplace | gaussian, epsilon, delta, budget: {key, epsilon}}): the
-  query's ε is charged to the operator's account first (refused over budget, with what
-  remains), then every released number gets OpenDP noise. Sums and means clamp each
-  subject's value to the column's declared bounds; ε (and δ, for Gaussian noise) is
-  split evenly across the noisy measurements (a mean is a noisy sum over a noisy count).
-  MIN and MAX have no useful bounded sensitivity, so they are refused under noise (the
-  policy denies them first).
+- ``min_group_size`` (k), exact answers: a group of fewer than k subjects is left out,
+  and how many were is not said (a count of the groups left out would answer, for a
+  filter that singles out a few subjects, how many distinct labels they have); a query
+  without GROUP BY over fewer than k is refused (``cohort_too_small``). The policy keeps
+  exact only queries whose WHERE compares public columns (``exact_compare_levels``), so
+  whether a group reaches k is a fact about public data.
+- ``dp`` ({mechanism: laplace | gaussian, epsilon, delta, threshold_delta, budget: {key,
+  epsilon}}): the query's ε is charged to the operator's account first (refused over
+  budget, with what remains). Which groups appear is then decided on noisy counts
+  (privacy.Release.select: OpenDP's thresholded mechanism over the groups' row counts,
+  threshold max(k, the least that keeps a one-subject group's chance of appearing under
+  ``threshold_delta``)), the released COUNT(*) is that noisy count, and every other
+  released number gets OpenDP noise. A query without GROUP BY is one group: released or
+  refused on its noisy count, never on its true one. Sums and means clamp each subject's
+  value to the column's declared bounds; ε (and δ, for Gaussian noise) is split evenly
+  across the measurements, the selection's count among them (a mean is a noisy sum over
+  a noisy count). MIN and MAX have no useful bounded sensitivity, so they are refused
+  under noise (the policy denies them first).
 
 A join (``FROM a JOIN b ON ...``, only as the catalog declares: many-to-one, onto b's
-key) adds one rule: a group is released only if it also holds at least k distinct
-subjects of b (COUNT(DISTINCT b's key), computed in the rebuilt statement), so firms
-that share a few representatives do not single them out. Under noise, one subject of b
-stands behind many rows, so the rebuilt statement keeps at most the declaration's
-``max_per_right`` rows per subject of b (the first by a's key) and every sensitivity is
-that many times one row's; the ε is charged to the operator's account on both datasets.
+key) adds one rule to exact answers: a group is released only if it also holds at least
+k distinct subjects of b (COUNT(DISTINCT b's key), computed in the rebuilt statement),
+so firms that share a few representatives do not single them out. Under noise, one
+subject of b stands behind many rows, so the rebuilt statement keeps at most the
+declaration's ``max_per_right`` rows per subject of b (the first by a's key), every
+sensitivity is that many times one row's, and the selection's threshold is set for a
+subject who moves that many rows; the distinct-subject count is then neither computed
+nor needed (the guarantee is per subject of b already, and an exact count of them is
+what must not decide anything). The ε is charged to the operator's account on both
+datasets.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,10 +73,10 @@ from dataauth.operations.base import Description, Request
 from dataauth.operations.privacy import (
     BudgetLedger,
     Noise,
+    Release,
     charge,
     dataset_of,
     noise_terms,
-    release,
 )
 from dataauth.operations.query_sql import Col, Condition, Shape, parse
 
@@ -111,16 +124,17 @@ def _min_group_size(obligations: dict[str, Any]) -> int:
     return k
 
 
-def subjects(shape: Shape) -> Measure | None:
-    """A join's distinct right-hand subjects, which k applies to as well as to rows."""
-    return ("distinct", shape.join.on[1]) if shape.join is not None else None
+def subjects(shape: Shape, noisy: bool) -> Measure | None:
+    """An exact join's distinct right-hand subjects, which k applies to as well as to
+    rows. Under noise the contribution bound protects each of them instead."""
+    return ("distinct", shape.join.on[1]) if shape.join is not None and not noisy else None
 
 
 def measures(shape: Shape, noisy: bool) -> list[Measure]:
     """What the database computes per group: the group's size first (and its distinct
-    subjects, for a join), then each output's."""
+    subjects, for an exact join), then each output's."""
     found: list[Measure] = [GROUP_SIZE]
-    if (distinct_subjects := subjects(shape)) is not None:
+    if (distinct_subjects := subjects(shape, noisy)) is not None:
         found.append(distinct_subjects)
     for output in shape.aggregates():
         if noisy:
@@ -301,6 +315,13 @@ class Aggregate:
                         "bounds_missing",
                         f"column {name} has no declared bounds to clamp and noise it",
                     )
+            if terms.threshold_delta is None:
+                # fail closed, before any ε is spent: groups chosen on true counts are
+                # an oracle on whoever a filter singles out
+                raise forbidden(
+                    "obligation_malformed",
+                    "the policy's dp obligation sets no threshold_delta to select groups with",
+                )
             noise = charge(self.ledger, terms, plan.dataset.id)
         wanted = measures(plan, noise is not None)
         rows = self.domain.execute(statement(plan, wanted, noise is not None))
@@ -308,26 +329,18 @@ class Aggregate:
 
     def disclose(self, raw: Raw, plan: Shape, obligations: dict[str, Any]) -> dict[str, Any]:
         k = _min_group_size(obligations)
-        width = len(plan.group_by)
-        # rows, and for a join distinct subjects too: each must reach k
-        thresholds = (GROUP_SIZE, subjects(plan))
-        counts = [width + i for i, m in enumerate(raw.measures) if m in thresholds]
-        released = [row for row in raw.rows if all(row[i] >= k for i in counts)]
-        if not plan.group_by and not released:
-            raise forbidden(
-                "cohort_too_small",
-                f"the cohort holds fewer than {k} subjects; answers cover at least {k}",
-                min_group_size=k,
-            )
-        released.sort(key=lambda row: tuple(str(v) for v in row[:width]))
-        values = {m: [row[width + i] for row in released] for i, m in enumerate(raw.measures)}
-        protections: dict[str, Any] = {
-            "min_group_size": k,
-            "suppressed_groups": len(raw.rows) - len(released),
-            "differential_privacy": None,
-        }
+        protections: dict[str, Any] = {"min_group_size": k, "differential_privacy": None}
+        detail = f"the cohort holds fewer than {k} subjects; answers cover at least {k}"
         if raw.noise is not None:
-            values, protections["differential_privacy"] = self._noised(plan, raw, values)
+            released, values, report = self._noised(plan, raw, k)
+            protections["differential_privacy"] = report
+            (selection,) = report["partition_selection"].values()
+            threshold = selection["threshold"]
+            detail = f"the cohort's noisy count is under {threshold}; answers cover at least {k}"
+        else:
+            released, values = self._exact(plan, raw, k)
+        if not plan.group_by and not released:
+            raise forbidden("cohort_too_small", detail, min_group_size=k)
         rows = []
         for index, row in enumerate(released):
             out = []
@@ -344,28 +357,54 @@ class Aggregate:
         }
 
     @staticmethod
+    def _exact(plan: Shape, raw: Raw, k: int) -> tuple[list[Any], dict[Measure, list[Any]]]:
+        """Groups of at least k rows (and, over a join, k distinct right-hand subjects),
+        by their true counts, and their exact values."""
+        width = len(plan.group_by)
+        thresholds = (GROUP_SIZE, subjects(plan, noisy=False))
+        counts = [width + i for i, m in enumerate(raw.measures) if m in thresholds]
+        released = [row for row in raw.rows if all(row[i] >= k for i in counts)]
+        released.sort(key=lambda row: tuple(str(v) for v in row[:width]))
+        values = {m: [row[width + i] for row in released] for i, m in enumerate(raw.measures)}
+        return released, values
+
+    @staticmethod
     def _noised(
-        plan: Shape, raw: Raw, values: dict[Measure, list[Any]]
-    ) -> tuple[dict[Measure, list[Any]], dict[str, Any]]:
+        plan: Shape, raw: Raw, k: int
+    ) -> tuple[list[Any], dict[Measure, list[Any]], dict[str, Any]]:
+        """Groups selected on noisy counts (each released count that noisy count), then
+        each other measurement noised over the groups selected."""
         assert raw.noise is not None
+        width = len(plan.group_by)
         used = {m for o in plan.aggregates() for m in measures_of(o.function, o.column)}
-        noised = [m for m in raw.measures if m in used]
+        selector = _selector(used)
+        noised = [m for m in raw.measures if m in used and m != selector]
         rows = rows_per_subject(plan)
-        measurements, bounds = {}, {}
+        one = Release(raw.noise, 1 + len(noised))
+        size = width + raw.measures.index(selector)
+        labels = {_group_key(row, width): row for row in raw.rows}
+        counts = {key: row[size] for key, row in labels.items()}
+        selected = one.select(_label(*selector), counts, rows, k)
+        released = sorted(
+            (labels[key] for key in selected), key=lambda row: tuple(str(v) for v in row[:width])
+        )
+        values: dict[Measure, list[Any]] = {
+            selector: [selected[_group_key(row, width)] for row in released]
+        }
+        bounds = {}
         for function, col in noised:
             sensitivity = float(rows)
             if function == "sum" and col is not None:
                 low, high = plan.info(col).bounds or (0, 0)
                 sensitivity = rows * max(abs(low), abs(high))
                 bounds[col[1]] = [low, high]
-            measurements[_label(function, col)] = (values[(function, col)], sensitivity)
-        noisy, report = release(raw.noise, measurements)
-        for function, col in noised:
-            values[(function, col)] = noisy[_label(function, col)]
-        report = {**report, "clamped_to": bounds}
+            index = width + raw.measures.index((function, col))
+            exact = [float(row[index] or 0) for row in released]
+            values[(function, col)] = one.add(_label(function, col), exact, sensitivity)
+        report = {**one.report(), "clamped_to": bounds}
         if plan.join is not None:
             report["contributions_bounded_to"] = plan.join.max_per_right
-        return values, report
+        return released, values, report
 
     @staticmethod
     def _value(
@@ -392,6 +431,21 @@ def measures_of(function: str | None, col: Col | None) -> list[Measure]:
     if function == "avg":
         return [("sum", col), ("count", col)]
     return [(function or "", col)]
+
+
+def _selector(used: set[Measure]) -> Measure:
+    """The count groups are selected on: COUNT(*) if the answer shows it, else a count
+    it needs anyway (a mean's), so that selecting costs no extra share of ε; else
+    COUNT(*), measured for the selection alone. Any count will do: one subject moves
+    each by at most its rows."""
+    counts = sorted(m for m in used if m[0] == "count" and m[1] is not None)
+    return GROUP_SIZE if GROUP_SIZE in used or not counts else counts[0]
+
+
+def _group_key(row: Any, width: int) -> str:
+    """A group's own label as the selection's key: neighbouring data name a group alike
+    (a row's position would not)."""
+    return json.dumps([str(v) for v in row[:width]], ensure_ascii=False)
 
 
 def _label(function: str, col: Col | None) -> str:

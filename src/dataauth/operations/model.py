@@ -36,7 +36,7 @@ from dataauth.domain.database import Domain
 from dataauth.errors import Problem, forbidden, not_found, unprocessable
 from dataauth.keyring import SubjectHasher
 from dataauth.operations.base import ConsentNeed, Description, Request
-from dataauth.operations.privacy import BudgetLedger, Noise, charge, noise_terms, release
+from dataauth.operations.privacy import BudgetLedger, Noise, Release, charge, noise_terms
 from dataauth.statements import Prepared
 from dataauth.usage import Charge, UsageMeter
 
@@ -199,9 +199,15 @@ def statistics(
     bounds: tuple[float, float] = (0.0, 1.0),
 ) -> dict[str, Any]:
     """The asked statistics, under the obligations: at least k subjects, noise where
-    charged, rounding, and histogram bins under k suppressed."""
+    charged, rounding, and histogram bins under k suppressed.
+
+    Exact, the cohort and the bins are held to k on their true counts. Under noise
+    nothing is decided on a true count: the cohort is released only if its noisy count
+    reaches the selection's threshold (at least k, and high enough that a cohort of one
+    passes with probability at most the policy's ``threshold_delta``), and each bin
+    likewise on its own noisy count; the count shown is that noisy count."""
     k = int(obligations.get("min_cohort", 10))
-    if len(scores) < k:
+    if noise is None and len(scores) < k:
         raise forbidden(
             "cohort_too_small",
             f"the cohort has fewer than {k} subjects: no statistic of it may leave",
@@ -210,23 +216,19 @@ def statistics(
     digits = int(obligations.get("statistic_digits", 3))
     multiple = int(obligations.get("count_multiple", 1))
     asked = set(cohort.statistics)
-    counts = np.histogram(scores, bins=cohort.bins)[0].tolist() if "histogram" in asked else []
-    n, total = float(len(scores)), float(np.clip(scores, *bounds).sum())
+    counts: list[float | None] = []
+    if "histogram" in asked:
+        counts = [float(c) for c in np.histogram(scores, bins=cohort.bins)[0]]
+    n, total = float(len(scores)), float(np.clip(scores, *bounds).sum()) if len(scores) else 0.0
     protections: dict[str, Any] = {"min_cohort": k, "differential_privacy": None}
+    suppressed_under = k
     if noise is not None:
-        measurements: dict[str, tuple[list[float], float]] = {}
-        if asked & {"count", "mean"}:
-            measurements["count"] = ([n], 1.0)
-        if "mean" in asked:
-            measurements["sum(score)"] = ([total], max(abs(bounds[0]), abs(bounds[1])))
+        n, total, counts, report = _noised(noise, asked, n, total, counts, k, bounds)
+        protections["differential_privacy"] = report
         if counts:
-            # one subject is in one bin: adding or removing it moves one count by 1
-            measurements["histogram"] = ([float(c) for c in counts], 1.0)
-        noisy, report = release(noise, measurements)
-        n = noisy.get("count", [n])[0]
-        total = noisy.get("sum(score)", [total])[0]
-        counts = noisy.get("histogram", counts)
-        protections["differential_privacy"] = {**report, "clamped_to": list(bounds)}
+            suppressed_under = report["partition_selection"]["histogram"]["threshold"]
+    else:
+        counts = [c if c >= k else None for c in counts]
 
     def count(value: float) -> int:
         return int(round(max(value, 0.0) / multiple) * multiple)
@@ -245,11 +247,43 @@ def statistics(
     if "histogram" in asked:
         result["histogram"] = {
             "edges": cohort.bins,
-            "counts": [count(c) if c >= k else None for c in counts],
-            "suppressed_under": k,
+            "counts": [count(c) if c is not None else None for c in counts],
+            "suppressed_under": suppressed_under,
         }
     result["protections"] = protections
     return result
+
+
+def _noised(
+    noise: Noise,
+    asked: set[str],
+    n: float,
+    total: float,
+    counts: list[float | None],
+    k: int,
+    bounds: tuple[float, float],
+) -> tuple[float, float, list[float | None], dict[str, Any]]:
+    """The cohort's noisy count (selected: refused under the threshold), its noisy sum,
+    its bins selected on noisy counts (None where left out), and the report. One subject
+    is one row: in the cohort's count, in one bin, and within the bounds in the sum."""
+    one = Release(noise, 1 + ("mean" in asked) + bool(counts))
+    selected = one.select("count", {"cohort": int(n)}, 1, k)
+    if not selected:
+        threshold = one.selections["count"]["threshold"]
+        raise forbidden(
+            "cohort_too_small",
+            f"the cohort's noisy count is under {threshold}: no statistic of it may leave",
+            min_cohort=k,
+        )
+    n = float(selected["cohort"])
+    if "mean" in asked:
+        total = one.add("sum(score)", [total], max(abs(bounds[0]), abs(bounds[1])))[0]
+    if counts:
+        # the bins are the request's own edges, public: a bin's index names it alike
+        # on neighbouring data
+        bins = one.select("histogram", {str(i): int(c or 0) for i, c in enumerate(counts)}, 1, k)
+        counts = [float(bins[str(i)]) if str(i) in bins else None for i in range(len(counts))]
+    return n, total, counts, {**one.report(), "clamped_to": list(bounds)}
 
 
 # -- the kind ------------------------------------------------------------------------
@@ -399,6 +433,13 @@ class Model:
                 "noise_unavailable",
                 "this cohort is answered with noise, and quantiles cannot be; "
                 "ask for the count, mean or histogram",
+            )
+        if terms.threshold_delta is None:
+            # fail closed, before any ε is spent: a cohort held to k on its true size is
+            # an oracle on whoever its conditions single out
+            raise forbidden(
+                "obligation_malformed",
+                "the policy's dp obligation sets no threshold_delta to decide on a cohort with",
             )
         if output_bounds(plan.row.manifest["output"]) is None:
             raise forbidden(

@@ -6,8 +6,20 @@ one group's count by 1 and one group's clamped sum by at most max(|low|, |high|)
 column's declared bounds: that is the sensitivity, over the whole vector (the groups
 are disjoint). OpenDP's privacy map checks that the scale gives no more than the ε asked.
 
-One query or cohort is several measurements (a count, a sum, a histogram): ε and δ are
-split evenly across them, so the release as a whole is (ε, δ)-DP by basic composition.
+Which groups appear (partition selection): where a noised answer's groups come from the
+data (GROUP BY labels, a cohort that may be empty), the set released is itself decided
+on noisy counts, by OpenDP's thresholded mechanism (``make_laplace_threshold``, or
+``make_gaussian_threshold``): a group is released only if its noisy count reaches a
+threshold, and the released count is that noisy count. The threshold is the larger of
+the policy's k and the least one at which a group that exists for one subject alone
+appears with probability at most the policy's ``threshold_delta`` (OpenDP's privacy map
+says it; it grows with the noise scale and with log(1/δ)). No exact count, and no
+number of groups left out, is released beside it.
+
+One query or cohort is several measurements (the selection's count, a sum, a
+histogram): ε and δ are split evenly across them, and each partition selection adds its
+``threshold_delta``, so the release as a whole is (ε, δ)-DP by basic composition, with
+δ = the Gaussian δ (if any) + the number of selections times ``threshold_delta``.
 
 Budget: an operator's ε spent on a dataset is one row, charged under the gateway
 database's write lock (``statements.WriteLock``), so concurrent requests and several
@@ -16,7 +28,7 @@ sums of floats would drift. Aggregate queries and model cohorts over one dataset
 from the same account: both release facts about the same subjects. δ is not kept in the
 ledger: every noised release carries the policy's fixed δ, so an account of total ε
 admits at most total / ε-per-release releases, and δ over them all is at most that
-number times δ (the policy authors' guide works an example).
+number times the release's δ (the policy authors' guide works an example).
 
 A release over a join reads the subjects of both datasets, so it charges the operator's
 account on each (the obligation's ``budgets``), in one transaction: both or neither.
@@ -80,6 +92,47 @@ def add_noise(
     if not values:
         return [], scale
     return list(measurement([float(v) for v in values])), scale
+
+
+@lru_cache(maxsize=256)
+def _threshold(
+    mechanism: str, rows: int, epsilon: float, delta: float, threshold_delta: float, floor: int
+) -> tuple[Any, float, int]:
+    """The thresholded measurement over a map of counts (group → count), its noise scale
+    and its threshold: the least at or above ``floor`` (k) whose privacy map, for a
+    subject who moves ``rows`` rows in as many groups, stays within ε at
+    ``threshold_delta`` (plus the Gaussian δ for Gaussian noise)."""
+    domain = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T=int))
+    d_in = (rows, rows, rows)  # groups touched, total and largest change of one subject
+    if mechanism == "laplace":
+        laplace = dp.l01inf_distance(dp.absolute_distance(T=int))
+        scale = rows / epsilon
+
+        def make(threshold: int) -> Any:
+            return dp.m.make_laplace_threshold(domain, laplace, scale=scale, threshold=threshold)
+
+        def fits(threshold: int) -> bool:
+            spent, tail = make(threshold).map(d_in)
+            return spent <= epsilon * (1 + 1e-9) and tail <= threshold_delta
+
+    else:
+        gauss = dp.l02inf_distance(dp.absolute_distance(T=int))
+        scale = _measurement("gaussian", float(rows), epsilon, delta)[1]
+
+        def make(threshold: int) -> Any:
+            return dp.m.make_gaussian_threshold(domain, gauss, scale=scale, threshold=threshold)
+
+        def fits(threshold: int) -> bool:
+            measurement = make(threshold)
+            if measurement.map(d_in)[1] > threshold_delta:
+                return False
+            approx = dp.c.make_fix_delta(
+                dp.c.make_zCDP_to_approxDP(measurement), delta + threshold_delta
+            )
+            return approx.map(d_in)[0] <= epsilon * (1 + 1e-9)
+
+    threshold = floor if fits(floor) else dp.binary_search(fits, bounds=(floor, None), T=int)
+    return make(threshold), scale, threshold
 
 
 @dataclass(frozen=True)
@@ -166,6 +219,9 @@ class NoiseTerms:
     delta: float
     accounts: tuple[tuple[str, float], ...]
     """Every account (key, total ε) the release charges ``epsilon`` to: all or none."""
+    threshold_delta: float | None = None
+    """δ of each partition selection (which groups appear); None: the policy gives none,
+    and a release that must select groups refuses."""
 
 
 def noise_terms(obligations: dict[str, Any]) -> NoiseTerms | None:
@@ -180,10 +236,19 @@ def noise_terms(obligations: dict[str, Any]) -> NoiseTerms | None:
         and _positive(terms.get("epsilon"))
         and (terms["mechanism"] == "laplace" or 0 < terms.get("delta", 0) < 1)
     )
+    selection = terms.get("threshold_delta") if isinstance(terms, dict) else None
+    if selection is not None and not (_positive(selection) and selection < 1):
+        valid = False
     if not valid or accounts is None:
         raise forbidden("obligation_malformed", "the policy's dp obligation is not usable")
     delta = float(terms.get("delta", 0.0)) if terms["mechanism"] == "gaussian" else 0.0
-    return NoiseTerms(terms["mechanism"], float(terms["epsilon"]), delta, tuple(accounts))
+    return NoiseTerms(
+        terms["mechanism"],
+        float(terms["epsilon"]),
+        delta,
+        tuple(accounts),
+        float(selection) if selection is not None else None,
+    )
 
 
 def _accounts(terms: dict[str, Any]) -> list[tuple[str, float]] | None:
@@ -245,38 +310,78 @@ def charge(ledger: BudgetLedger, terms: NoiseTerms, dataset: str) -> Noise:
     return Noise(terms, tuple(spends))
 
 
+class Release:
+    """One noised release of ``measurements`` measurements, each with an even share of ε
+    and δ: partition selections (which groups appear, on noisy counts) and noisy vectors.
+    ``report`` is the protections to show: mechanism, ε and δ in all and per measurement,
+    each noise scale, each selection's threshold and δ, the accounts after the charge."""
+
+    def __init__(self, noise: Noise, measurements: int) -> None:
+        self.noise = noise
+        self.epsilon = noise.terms.epsilon / measurements
+        self.delta = noise.terms.delta / measurements
+        self.scales: dict[str, float] = {}
+        self.selections: dict[str, dict[str, Any]] = {}
+
+    def select(self, name: str, counts: dict[str, int], rows: int, floor: int) -> dict[str, int]:
+        """The groups whose noisy count reaches the threshold, with that noisy count: a
+        group of one subject (who moves at most ``rows`` rows) appears with probability
+        at most the policy's ``threshold_delta``. Keys must be the groups' own labels
+        (not positions), so that neighbouring data name the same group alike."""
+        threshold_delta = self.noise.terms.threshold_delta
+        if threshold_delta is None:
+            # fail closed: without a δ for it, a selection on true counts is an oracle
+            raise forbidden(
+                "obligation_malformed",
+                "the policy's dp obligation sets no threshold_delta to select groups with",
+            )
+        terms = self.noise.terms
+        measurement, scale, threshold = _threshold(
+            terms.mechanism, max(int(rows), 1), self.epsilon, self.delta, threshold_delta, floor
+        )
+        self.scales[name] = round(scale, 6)
+        self.selections[name] = {"threshold": threshold, "delta": threshold_delta}
+        released = measurement({key: int(count) for key, count in counts.items()})
+        return {key: int(count) for key, count in released.items()}
+
+    def add(self, name: str, values: list[float], sensitivity: float) -> list[float]:
+        """The values with noise (a vector over groups already selected)."""
+        terms = self.noise.terms
+        noisy, scale = add_noise(values, terms.mechanism, sensitivity, self.epsilon, self.delta)
+        self.scales[name] = round(scale, 6)
+        return noisy
+
+    def report(self) -> dict[str, Any]:
+        terms, noise = self.noise.terms, self.noise
+        report: dict[str, Any] = {
+            "mechanism": terms.mechanism,
+            "epsilon": terms.epsilon,
+            "epsilon_per_measurement": round(self.epsilon, 6),
+            "noise_scale": self.scales,
+        }
+        if self.selections:
+            report["partition_selection"] = self.selections
+        if len(noise.spends) == 1:
+            report["budget"] = _account(noise.spends[0])
+        else:  # a join: each dataset's account
+            report["budgets"] = [
+                {"dataset": dataset_of(key), **_account(spend)}
+                for (key, _), spend in zip(terms.accounts, noise.spends, strict=True)
+            ]
+        if terms.mechanism == "gaussian":
+            report["delta"] = terms.delta
+            report["delta_per_measurement"] = self.delta
+        return report
+
+
 def release(
     noise: Noise, measurements: dict[str, tuple[list[float], float]]
 ) -> tuple[dict[str, list[float]], dict[str, Any]]:
-    """Noise each named measurement (values, sensitivity) with an even share of ε and δ.
-
-    Returns the noisy values by name and the protections to report: mechanism, ε and δ
-    in all and per measurement, each noise scale, and the account after the charge.
-    """
-    terms = noise.terms
-    share = terms.epsilon / len(measurements)
-    delta_share = terms.delta / len(measurements)
-    noisy, scales = {}, {}
-    for name, (values, sensitivity) in measurements.items():
-        noisy[name], scale = add_noise(values, terms.mechanism, sensitivity, share, delta_share)
-        scales[name] = round(scale, 6)
-    report: dict[str, Any] = {
-        "mechanism": terms.mechanism,
-        "epsilon": terms.epsilon,
-        "epsilon_per_measurement": round(share, 6),
-        "noise_scale": scales,
-    }
-    if len(noise.spends) == 1:
-        report["budget"] = _account(noise.spends[0])
-    else:  # a join: each dataset's account
-        report["budgets"] = [
-            {"dataset": dataset_of(key), **_account(spend)}
-            for (key, _), spend in zip(terms.accounts, noise.spends, strict=True)
-        ]
-    if terms.mechanism == "gaussian":
-        report["delta"] = terms.delta
-        report["delta_per_measurement"] = delta_share
-    return noisy, report
+    """Noise each named measurement (values, sensitivity) with an even share of ε and δ:
+    the noisy values by name, and the protections to report (``Release.report``)."""
+    one = Release(noise, len(measurements))
+    noisy = {name: one.add(name, values, s) for name, (values, s) in measurements.items()}
+    return noisy, one.report()
 
 
 def _account(spend: Spend) -> dict[str, float]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -20,13 +22,30 @@ log = logging.getLogger(__name__)
 regopy.set_default_log_level("None")
 
 
+JSON_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"|-?\d+(?:\.\d+)?[eE][-+]?\d+')
+
+
+def rego_json(data: Any) -> str:
+    """The data as JSON rego-cpp reads: it refuses an exponent on a mantissa with no
+    point (Python writes a δ of 1e-8 as ``1e-08``), so such a number gets ``.0``."""
+
+    def point(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token.startswith('"') or "." in token:
+            return token
+        mantissa, exponent = re.split("[eE]", token, maxsplit=1)
+        return f"{mantissa}.0e{exponent}"
+
+    return JSON_TOKEN.sub(point, json.dumps(data, ensure_ascii=False))
+
+
 def compile_bundle(bundle: Bundle, entrypoints: tuple[str, ...] = (ENTRYPOINT,)) -> Any:
     """Compile the bundle's modules and data into a regopy bundle."""
     interpreter = regopy.Interpreter()
     try:
         for name, source in bundle.modules.items():
             interpreter.add_module(name, source)
-        interpreter.add_data(bundle.data)
+        interpreter.add_data_json(rego_json(bundle.data))
         compiled = interpreter.build(None, list(entrypoints))
     except regopy.RegoError as exc:
         raise BundleError(f"the bundle does not compile: {exc}") from exc
