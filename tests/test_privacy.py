@@ -7,7 +7,7 @@ import opendp.prelude as dp
 import pytest
 
 from dataauth.errors import Problem
-from dataauth.operations.privacy import Noise, NoiseTerms, Spend, noise_terms, release
+from dataauth.operations.privacy import Noise, NoiseTerms, Release, Spend, noise_terms, release
 
 BUDGET = {"key": "demo-bank|residents", "epsilon": 10}
 FIRMS = {"key": "demo-bank|enterprises", "epsilon": 10}
@@ -28,6 +28,10 @@ FIRMS = {"key": "demo-bank|enterprises", "epsilon": 10}
         {"mechanism": "laplace", "epsilon": 0.5, "budgets": [FIRMS, {"key": 1, "epsilon": 1}]},
         {"mechanism": "laplace", "epsilon": 0.5, "budgets": [BUDGET, BUDGET]},
         {"mechanism": "laplace", "epsilon": 0.5, "budget": BUDGET, "budgets": [FIRMS]},
+        {"mechanism": "laplace", "epsilon": 0.5, "budget": BUDGET, "threshold_delta": 0},
+        {"mechanism": "laplace", "epsilon": 0.5, "budget": BUDGET, "threshold_delta": 1},
+        {"mechanism": "laplace", "epsilon": 0.5, "budget": BUDGET, "threshold_delta": True},
+        {"mechanism": "laplace", "epsilon": 0.5, "budget": BUDGET, "threshold_delta": "1e-8"},
         "laplace",
     ],
 )
@@ -79,3 +83,50 @@ def test_gaussian_splits_delta_as_well_as_epsilon():
         epsilon, delta = approx.map(sensitivity)
         assert epsilon <= 0.3 * (1 + 1e-6) and delta <= 1e-6
         assert len(noisy[name]) == 2
+
+
+def noise_of(mechanism: str, delta: float = 0.0, threshold_delta: float | None = 1e-8) -> Noise:
+    terms = NoiseTerms(mechanism, 0.5, delta, (("demo-bank|residents", 10.0),), threshold_delta)
+    return Noise(terms, (Spend(True, 0.5, 10.0),))
+
+
+@pytest.mark.parametrize(("mechanism", "delta"), [("laplace", 0.0), ("gaussian", 1e-6)])
+@pytest.mark.parametrize("rows", [1, 5])
+def test_the_selection_threshold_is_the_least_that_meets_its_delta(mechanism, delta, rows):
+    """OpenDP's own privacy map, for a subject who moves ``rows`` rows in as many groups:
+    at the threshold the selection stays within its share of ε and within δ; one under
+    it, it would not (unless k is the binding floor)."""
+    one = Release(noise_of(mechanism, delta), 2)
+    one.select("count(*)", {"a": 1000}, rows, 10)
+    threshold = one.selections["count(*)"]["threshold"]
+    assert one.selections["count(*)"]["delta"] == 1e-8 and threshold > 10
+    dp.enable_features("contrib")
+    domain = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T=int))
+    scale = one.scales["count(*)"]
+
+    def tail(at: int) -> float:
+        if mechanism == "laplace":
+            metric = dp.l01inf_distance(dp.absolute_distance(T=int))
+            made = dp.m.make_laplace_threshold(domain, metric, scale=scale, threshold=at)
+            epsilon, tail = made.map((rows, rows, rows))
+            assert epsilon <= 0.25 * (1 + 1e-6)
+            return tail
+        metric = dp.l02inf_distance(dp.absolute_distance(T=int))
+        made = dp.m.make_gaussian_threshold(domain, metric, scale=scale, threshold=at)
+        return made.map((rows, rows, rows))[1]
+
+    assert tail(threshold) <= 1e-8 < tail(threshold - 1)
+
+
+def test_a_group_of_one_is_not_selected_and_a_large_one_is():
+    """P(a one-subject group clears the threshold) ≤ δ: over 200 tries, none does."""
+    for _ in range(200):
+        one = Release(noise_of("laplace"), 1)
+        selected = one.select("count(*)", {'["a"]': 1, '["b"]': 5000, '["c"]': 0}, 1, 10)
+        assert set(selected) == {'["b"]'} and abs(selected['["b"]'] - 5000) < 200
+
+
+def test_a_selection_without_its_delta_refuses():
+    with pytest.raises(Problem) as raised:
+        Release(noise_of("laplace", threshold_delta=None), 1).select("count(*)", {"a": 50}, 1, 10)
+    assert raised.value.code == "obligation_malformed"
