@@ -206,7 +206,7 @@ def test_a_noised_cohort_without_group_by_is_decided_on_its_noisy_count(client, 
     not): a bisection to the yuan in 16 queries.
 
     After: the cohort is released or refused on its noisy count, against a threshold
-    (37 here) far above k: at the old edge (k − 1 + 1 subjects) every answer is a
+    (36 here) far above k: at the old edge (k − 1 + 1 subjects) every answer is a
     refusal (P ≤ δ each), whatever T, and a cohort of one is refused in the very words
     of a cohort of none. To make an answer depend on the target at all, the attacker
     must move the edge up to the threshold, where each answer is ε-DP (ε 0.5 a query:
@@ -320,8 +320,9 @@ def test_a_histogram_bin_around_one_score_never_shows(client, auth, gateway, cre
     """A large cohort (one district) with a histogram whose middle bin is drawn tightly
     around one resident's score, so it holds that resident (and any exact twins) only.
 
-    Before: bins were shown when their noisy count reached k (20): a bin of one showed
-    about once in fifty tries, and its noisy count with it. After: each bin must reach
+    Before: bins were shown when their noisy count reached k (20): asked with the count
+    and mean (noise scale 6), a bin of one showed about once in fifty tries
+    (0.5·e^(−19/6)), its noisy count with it. After: each bin must reach
     the selection's threshold on its noisy count (P ≤ δ for a bin of a few): the middle
     bin is left out in 6 of 6 tries, while the wide bins show.
     """
