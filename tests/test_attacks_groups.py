@@ -351,3 +351,59 @@ def test_a_histogram_bin_around_one_score_never_shows(client, auth, gateway, cre
         assert histogram["counts"][1] is None
         assert histogram["counts"][0] is not None or histogram["counts"][2] is not None
         assert histogram["suppressed_under"] > 20  # the threshold, not k
+
+
+@pytest.fixture(scope="module")
+def default_budget(gateway, tmp_path_factory):
+    """A gateway of its own where demo-bank has the shipped default account, ε 10."""
+    from conftest import start_with_budget, stop_gateway
+
+    running = start_with_budget(gateway, tmp_path_factory.mktemp("default-budget"), 10)
+    yield running
+    stop_gateway(running)
+
+
+def test_averaging_a_noisy_count_is_bounded_by_the_account(gateway, default_budget):
+    """The best attack left: a large cohort that holds the target if and only if the
+    answer is yes (``district = D OR (target AND monthly_income >= T)``), asked until
+    the account runs out, its noisy counts averaged; the attacker is even given the
+    rest of the cohort's true size.
+
+    With ε 10 the account answers 20 such queries, each count with Laplace noise of
+    scale 2: the average is off by a standard error of 2·√2 / √20 ≈ 0.63 against a
+    signal of 1, so the one bit "income ≥ T" is guessed wrong about 21% of the time,
+    and the 21st query is refused. The income to the yuan (16 bits) would need about
+    ε 1,400.
+    """
+    import httpx
+
+    name, born, income = resident(gateway)
+    (home,) = direct(
+        gateway, "SELECT district FROM residents WHERE name = ? AND birth_date = ?", [name, born]
+    )[0]
+    (other, base) = direct(
+        gateway,
+        "SELECT district, COUNT(*) FROM residents WHERE district <> ? GROUP BY district "
+        "ORDER BY district LIMIT 1",
+        [home],
+    )[0]
+    sql = (
+        f"SELECT COUNT(*) FROM residents WHERE district = '{other}' OR (name = '{name}' "
+        f"AND birth_date = '{born}' AND monthly_income >= {income})"
+    )
+    headers = {"Authorization": f"Bearer {default_budget.token('demo-bank')}"}
+    counts, scales = [], set()
+    with httpx.Client(base_url=default_budget.url, timeout=60, headers=headers) as client:
+        while (
+            response := client.post("/v1/query", json={"purpose": "credit", "sql": sql})
+        ).status_code == 200:
+            body = response.json()
+            counts.append(body["rows"][0][0])
+            scales.add(body["protections"]["differential_privacy"]["noise_scale"]["count(*)"])
+            assert len(counts) <= 20, "the account answered more than ε 10 allows"
+    assert response.status_code == 403 and response.json()["code"] == "privacy_budget_exhausted"
+    assert len(counts) == 20 and scales == {2.0}
+    standard_error = 2.0 * 2**0.5 / len(counts) ** 0.5
+    assert standard_error > 0.6  # against a signal of one person
+    estimate = float(np.mean(counts)) - base  # the attacker's reading of the bit (truth: 1)
+    assert abs(estimate - 1) < 12 * standard_error  # noise, not a blunder: within bounds
