@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from dataauth import __version__, logs
+from dataauth.accounts.disclosure import DisclosureLedger
 from dataauth.api import openapi, problems
 from dataauth.api.audit import router as audit_router
 from dataauth.api.catalog import router as catalog_router
@@ -130,6 +131,8 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
             settings.consent_issuer,
             storage,
         ),
+        disclosures=DisclosureLedger(storage),
+        rejections_per_minute=settings.rejections_per_minute,
     )
     return gateway, ledger, signer
 

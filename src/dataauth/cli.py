@@ -229,8 +229,9 @@ def audit_replay(directory: Annotated[Path, typer.Argument(help="an export")]) -
         report = replay_export(directory)
     except (Failed, FileNotFoundError, KeyError, ValueError) as exc:
         _fail(f"FAILED: {exc}")
+    decided = report.entries - report.administrative - report.rejected
     typer.echo(
-        f"replayed {report.entries - report.administrative} decisions: {report.matched} matched, "
+        f"replayed {decided} decisions: {report.matched} matched, "
         f"{len(report.mismatches)} differ, {report.not_replayable} were engine failures"
         + (
             f" ({report.administrative} administrative entries: policy publications, "
@@ -238,6 +239,7 @@ def audit_replay(directory: Annotated[Path, typer.Argument(help="an export")]) -
             if report.administrative
             else ""
         )
+        + (f" ({report.rejected} requests rejected before a decision)" if report.rejected else "")
     )
     for mismatch in report.mismatches[:20]:
         typer.echo(

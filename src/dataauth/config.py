@@ -44,6 +44,9 @@ class Settings(BaseSettings):
         30.0, gt=0, description="longest a request body may take to arrive (then 408)"
     )
     he_registration_days: float = Field(30.0, gt=0, description="HE contexts and models expire")
+    rejections_per_minute: int = Field(
+        60, ge=1, description="an operator's malformed requests logged a minute (then 429)"
+    )
     max_batch: int = Field(10_000, ge=1, description="hard ceiling above any policy batch limit")
     policy_timeout_ms: float = Field(250.0, gt=0)
     timezone: str = Field("Asia/Shanghai", description="the department's days and hours")

@@ -19,6 +19,7 @@ subject's score from their means.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,7 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel, Field, model_validator
 
+from dataauth.accounts.disclosure import Disclosure
 from dataauth.catalog import onnx_checks
 from dataauth.catalog.models import ModelRegistry, ModelSubmission
 from dataauth.catalog.store import Catalog, DatasetInfo
@@ -189,6 +191,23 @@ def output_bounds(output: dict[str, Any]) -> tuple[float, float] | None:
         low, high = output["bounds"]
         return float(low), float(high)
     return (0.0, 1.0) if output.get("kind") == "probability" else None
+
+
+UNBOUNDED_BITS = 64.0
+"""A score with no declared range at full precision could be any float: a read."""
+
+
+def score_bits(output: dict[str, Any], obligations: dict[str, Any]) -> float:
+    """What one released score can tell about its subject: log2 of the values it can
+    take under the obligations (bands, or the range at ``score_digits``)."""
+    bands = obligations.get("score_bands")
+    if bands:
+        return math.log2(len(bands["labels"]))
+    bounds = output_bounds(output)
+    if bounds is None:
+        return UNBOUNDED_BITS
+    steps = (bounds[1] - bounds[0]) * 10 ** int(obligations.get("score_digits", 2))
+    return min(math.log2(steps + 1), UNBOUNDED_BITS)
 
 
 def statistics(
@@ -445,6 +464,16 @@ class Model:
                 sess, onnx_checks.split(matrix[complete], widths), output
             )
         return Scores(scores)
+
+    def disclosures(self, plan: Plan, obligations: dict[str, Any]) -> list[Disclosure]:
+        """A score tells at most log2 of the values it can take: its bands, or its range
+        at its rounding; a cohort names no subject (and is noised where features are
+        sensitive). The same model asked the same form again is the same question."""
+        if plan.form != "score":
+            return []
+        bits = score_bits(plan.row.manifest["output"], obligations)
+        question = self.hasher.question("model", plan.row.id, plan.form)
+        return [Disclosure(self.hasher.person(key), question, bits) for key in plan.keys]
 
     def disclose(self, raw: Scores, plan: Plan, obligations: dict[str, Any]) -> dict[str, Any]:
         model = {"model": plan.row.id, "digest": plan.row.digest}
