@@ -482,8 +482,10 @@ class Model:
             bounds = output_bounds(plan.row.manifest["output"]) or (-np.inf, np.inf)
             stats = statistics(raw.values, plan.cohort, obligations, raw.noise, bounds)
             return {**model, "cohort": stats}
-        bands = obligations.get("score_bands")
-        digits = int(obligations.get("score_digits", 2))
+        # the approval's release, from the leakage check at review: never finer than it
+        release = (plan.row.conditions or {}).get("release") or {}
+        bands = release.get("score_bands") or obligations.get("score_bands")
+        digits = min(int(obligations.get("score_digits", 2)), int(release.get("score_digits", 99)))
         results: list[dict[str, Any]] = []
         for index, score in enumerate(raw.values.tolist()):
             if score != score:  # NaN: the subject is unknown or a feature is missing
