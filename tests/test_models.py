@@ -227,8 +227,10 @@ def test_submit_review_score_cohort_and_audit(client, auth, gateway, tmp_path):
         ("model", "denied"),
         ("model", "refused"),
     ]
+    # the leakage check found the policy's two digits safe: the approval records them
     assert log[3]["operation"]["conditions"] == {
-        "expires": EXPIRES, "max_runs": 10, "forms": ["score", "cohort"]
+        "expires": EXPIRES, "max_runs": 10, "forms": ["score", "cohort"],
+        "release": {"score_digits": 2},
     }  # fmt: skip
     assert log[4]["policy_input"]["model"]["id"] == model_id
     assert log[4]["subjects"] == [gateway.keyring.subject_hasher()("residents", r[0]) for r in rows]
