@@ -31,7 +31,11 @@ from typing import Any
 import numpy as np
 
 SUBJECTS = 1_000
-"""Sampled subjects whose widths are measured."""
+"""Sampled subjects whose widths are measured (fewer for a model of many features)."""
+EVALUATIONS = 12_000_000
+"""The most feature rows the check runs the model on; a model of many features gets
+fewer subjects, never fewer than ``FEWEST``."""
+FEWEST = 100
 BACKGROUNDS = 100
 """Sampled rows whose other features are combined with each grid value."""
 GRID = 500
@@ -97,7 +101,8 @@ class Sample:
     def of(cls, rows: np.ndarray, declared: list[tuple[float, float] | None]) -> Sample:
         rng = np.random.default_rng(SEED)
         order = rng.permutation(len(rows))
-        subjects = rows[order[:SUBJECTS]]
+        per_feature = EVALUATIONS // max(rows.shape[1], 1) // GRID - BACKGROUNDS
+        subjects = rows[order[: max(FEWEST, min(SUBJECTS, per_feature))]]
         backgrounds = rows[rng.permutation(len(rows))[:BACKGROUNDS]]
         ranges = []
         for j, bounds in enumerate(declared):
