@@ -149,7 +149,7 @@ def test_two_features_packed_into_one_score_are_refused(client, auth, gateway):
 def test_a_narrow_sigmoid_is_cut_to_one_bit(client, auth, gateway):
     """A one-hot on income behind a sigmoid steep around 8,000 yuan: saturated (0 or 1)
     for nearly everyone, so a whole-sample measure would call it harmless, but within a
-    few yuan of 8,000 a score at two digits read income to within a yuan. The check
+    few yuan of 8,000 a score at two digits read income to within a few yuan. The check
     counts those subjects as pinned and obliges the finest rounding at which none is:
     0 digits. The approval records it and the run enforces it: the attacker learns only
     whether income is under 8,000 yuan, an interval holding far more than 4% of
@@ -175,7 +175,7 @@ def test_a_narrow_sigmoid_is_cut_to_one_bit(client, auth, gateway):
         held = np.mean((everyone >= low) & (everyone < high))
         assert held >= MIN_SHARE, (low, high, held)
         errors.append(abs((low + high) / 2 - income))
-    assert min(errors) > 3000  # yuan; before: under 1 yuan for every target
+    assert min(errors) > 3000  # yuan; before: a few yuan for every target
 
 
 def test_a_narrow_sigmoid_under_bands_is_refused(client, auth, gateway):

@@ -241,7 +241,12 @@ class ModelReview:
             return onnx_checks.run(sess, onnx_checks.split(matrix, widths), output)
 
         sample = leakage.Sample.of(rows, [dataset.columns[c].bounds for c in features])
-        probe = leakage.Probe.run(score, sample)
+        try:
+            probe = leakage.Probe.run(score, sample)
+        except Exception as exc:  # onnxruntime fails on the department's values
+            raise unprocessable(
+                "model_not_runnable", f"the model does not run on the data: {type(exc).__name__}"
+            ) from None
         report: dict[str, Any] = {
             "rows_read": len(rows),
             "bound": {"min_share": bound.min_share, "max_pinned_share": bound.max_pinned_share},

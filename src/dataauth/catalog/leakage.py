@@ -203,13 +203,19 @@ def _round(value: float) -> float:
     return float(f"{value:.6g}")
 
 
+COARSEST = 10
+"""At most this many digits coarser than the policy's rounding are tried."""
+
+
 def coarser(policy: Release, output_span: float) -> list[Release]:
     """The release forms to try, finest first: the policy's, then rounding one digit
     coarser each time until a rounding step covers the output's whole range."""
     if policy.bands is not None:
         return [policy]
     assert policy.digits is not None
-    last = -math.floor(math.log10(output_span)) if output_span > 0 else policy.digits
+    last = policy.digits
+    if math.isfinite(output_span) and output_span > 0:
+        last = max(-math.floor(math.log10(output_span)), policy.digits - COARSEST)
     return [Release(digits=d) for d in range(policy.digits, min(last, policy.digits) - 1, -1)]
 
 
