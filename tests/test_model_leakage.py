@@ -154,7 +154,9 @@ def test_a_narrow_sigmoid_is_cut_to_one_bit(client, auth, gateway):
     0 digits. The approval records it and the run enforces it: the attacker learns only
     whether income is under 8,000 yuan, an interval holding far more than 4% of
     residents, and its best guess misses the targets' true incomes by thousands."""
-    response = submit(client, auth, narrow_sigmoid(), manifest("narrow sigmoid"))
+    response = submit(
+        client, auth, narrow_sigmoid(), manifest("narrow sigmoid", kind="probability")
+    )
     assert response.status_code == 201, response.text
     model_id = response.json()["id"]
     # the operator sees what will be obliged, not the department's measurements
@@ -183,7 +185,7 @@ def test_a_narrow_sigmoid_under_bands_is_refused(client, auth, gateway):
     sigmoid's middle bands hold only residents within 14 yuan of 8,000, and bands cannot
     be made coarser by rounding, so the submission is refused."""
     start = next_entry(gateway)
-    body = manifest("narrow sigmoid, banded")
+    body = manifest("narrow sigmoid, banded", kind="probability")
     response = submit(client, auth, narrow_sigmoid(), {**body, "purpose": "underwriting"},
                       operator="demo-insurer")  # fmt: skip
     assert response.status_code == 422, response.text
