@@ -145,7 +145,7 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
         prepare(settings)
     gateway, ledger, signer = build_gateway(settings)
     models: Any = gateway.kinds["model"]
-    review = ModelReview(gateway, models.registry, settings.max_model_bytes)
+    review = ModelReview(gateway, models.registry, settings.max_model_bytes, models.domain)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -501,7 +501,8 @@ def models_show(
     token: Token = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Show a submission: manifest, the graph's summary, its review."""
+    """Show a submission: manifest, the graph's summary with every weight tensor
+    summarised, the leakage check run afresh on the department's rows, its review."""
     _echo_json(_call("GET", url, f"/v1/models/{model}", token, data_dir))
 
 
@@ -523,8 +524,18 @@ def models_approve(
     typer.echo(
         f"approved {shown['id']} until {conditions['expires']}, "
         f"max runs {conditions['max_runs'] or 'unlimited'}, "
-        f"forms {', '.join(conditions['forms'])}; audit entry {shown['audit']['entry']}"
+        f"forms {', '.join(conditions['forms'])}{_release(conditions.get('release'))}; "
+        f"audit entry {shown['audit']['entry']}"
     )
+
+
+def _release(release: dict[str, Any] | None) -> str:
+    """The score release the leakage check obliges, as the approval records it."""
+    if not release:
+        return ""
+    if "score_bands" in release:
+        return f", scores in bands {release['score_bands']['labels']}"
+    return f", scores to {release['score_digits']} digits"
 
 
 def _close_review(

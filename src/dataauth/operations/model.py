@@ -197,6 +197,17 @@ UNBOUNDED_BITS = 64.0
 """A score with no declared range at full precision could be any float: a read."""
 
 
+def released(conditions: dict[str, Any] | None, obligations: dict[str, Any]) -> dict[str, Any]:
+    """The obligations with the score release in force: the policy's, never finer than
+    the approval's ``release`` (what the leakage check at review found safe)."""
+    release = (conditions or {}).get("release") or {}
+    bands = release.get("score_bands") or obligations.get("score_bands")
+    if bands:
+        return {**obligations, "score_bands": bands}
+    digits = int(obligations.get("score_digits", 2))
+    return {**obligations, "score_digits": min(digits, int(release.get("score_digits", digits)))}
+
+
 def score_bits(output: dict[str, Any], obligations: dict[str, Any]) -> float:
     """What one released score can tell about its subject: log2 of the values it can
     take under the obligations (bands, or the range at ``score_digits``)."""
@@ -471,7 +482,7 @@ class Model:
         sensitive). The same model asked the same form again is the same question."""
         if plan.form != "score":
             return []
-        bits = score_bits(plan.row.manifest["output"], obligations)
+        bits = score_bits(plan.row.manifest["output"], released(plan.row.conditions, obligations))
         question = self.hasher.question("model", plan.row.id, plan.form)
         return [Disclosure(self.hasher.person(key), question, bits) for key in plan.keys]
 
@@ -482,8 +493,9 @@ class Model:
             bounds = output_bounds(plan.row.manifest["output"]) or (-np.inf, np.inf)
             stats = statistics(raw.values, plan.cohort, obligations, raw.noise, bounds)
             return {**model, "cohort": stats}
-        bands = obligations.get("score_bands")
-        digits = int(obligations.get("score_digits", 2))
+        form = released(plan.row.conditions, obligations)
+        bands = form.get("score_bands")
+        digits = int(form.get("score_digits", 2))
         results: list[dict[str, Any]] = []
         for index, score in enumerate(raw.values.tolist()):
             if score != score:  # NaN: the subject is unknown or a feature is missing
