@@ -97,3 +97,20 @@ def test_a_librarys_records_keep_no_message_and_ours_are_kept(monkeypatch, root_
     assert len(lines) == 2, lines  # the library's error, withheld, and ours
     assert "asyncio" in lines[0] and logs.WITHHELD in lines[0] and "RuntimeError" in lines[0]
     assert "dataauth.gateway" in lines[1] and "refused: sql_syntax" in lines[1]
+
+
+def test_an_uncaught_exception_in_a_thread_is_logged_without_its_message(
+    monkeypatch, root_restored
+):
+    read = captured(monkeypatch, "json")
+
+    def fail() -> None:
+        raise KeyError("440115195011083222 陈丽")
+
+    worker = threading.Thread(target=fail)
+    worker.start()
+    worker.join()
+    [line] = read()
+    record = json.loads(line)
+    assert record["logger"] == "dataauth.uncaught" and record["error"] == "KeyError"
+    assert "440115195011083222" not in line and "陈丽" not in line

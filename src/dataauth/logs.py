@@ -98,8 +98,8 @@ uncaught = logging.getLogger("dataauth.uncaught")
 
 def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is not SystemExit:
-        uncaught.error("uncaught exception in a thread", exc_info=(
-            args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback))  # fmt: skip
+        exc_info = (args.exc_type, args.exc_value, args.exc_traceback)
+        uncaught.error("uncaught exception in a thread", exc_info=exc_info)
 
 
 def _log_unraisable(unraisable: Any) -> None:
