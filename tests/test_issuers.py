@@ -92,6 +92,17 @@ def test_one_issuer_is_not_enough(tmp_path, issuers):
     )
 
 
+def test_an_empty_setting_is_unset(monkeypatch, tmp_path):
+    """The image names JWKS files; emptying the variables takes them back (then the demo,
+    or --development-issuers, is needed again)."""
+    for name in ("DATAAUTH_JWKS_FILE", "DATAAUTH_CONSENT_JWKS_FILE"):
+        monkeypatch.setenv(name, "")
+    settings = Settings(data_dir=tmp_path)
+    assert settings.jwks_file is None and settings.consent_jwks_file is None
+    assert "no trusted issuer is configured" in settings.issuer_refusal()
+    assert Settings(data_dir=tmp_path, demo=True).issuer_refusal() is None
+
+
 def test_the_factory_refuses_too(tmp_path):
     """``uvicorn --factory dataauth.app:create_app`` goes through prepare: same rule."""
     with pytest.raises(UntrustedIssuers, match="DATAAUTH_CONSENT_JWKS_FILE"):

@@ -14,7 +14,8 @@ PACKAGED_POLICIES = Path(__file__).resolve().parent / "_policies"
 class Settings(BaseSettings):
     """Everything the gateway reads at start. Defaults give a local development gateway."""
 
-    model_config = SettingsConfigDict(env_prefix="DATAAUTH_", extra="ignore")
+    # an empty variable is unset: `-e DATAAUTH_JWKS_FILE=` takes back what an image set
+    model_config = SettingsConfigDict(env_prefix="DATAAUTH_", extra="ignore", env_ignore_empty=True)
 
     data_dir: Path = Field(Path(".dataauth"), description="gateway database, keys, demo domain")
     database_url: str | None = Field(None, description="gateway database; SQLite in data_dir")
