@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
 # The gateway's image: built in one stage, run in a slim one as a user with no rights
-# beyond its data volume. No key is in the image: the development keys are generated in
-# the volume at first start, and a deployment mounts its issuer's JWKS and its audit
-# signing key there instead (see the README's deployment section).
+# beyond its data volume. No key is in the image: a deployment mounts its token and
+# consent issuers' JWKS files at /etc/dataauth/issuers (read only), and the gateway
+# refuses to start without them; the data volume keeps the subject-hash and audit
+# signing keys (see the README's deployment section).
 
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
@@ -22,7 +23,9 @@ ENV PATH=/opt/dataauth/bin:$PATH \
     DATAAUTH_DATA_DIR=/var/lib/dataauth \
     DATAAUTH_HOST=0.0.0.0 \
     DATAAUTH_PORT=8080 \
-    DATAAUTH_LOG_FORMAT=json
+    DATAAUTH_LOG_FORMAT=json \
+    DATAAUTH_JWKS_FILE=/etc/dataauth/issuers/operators.jwks.json \
+    DATAAUTH_CONSENT_JWKS_FILE=/etc/dataauth/issuers/consent.jwks.json
 USER dataauth
 WORKDIR /var/lib/dataauth
 VOLUME ["/var/lib/dataauth"]

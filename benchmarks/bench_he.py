@@ -157,8 +157,8 @@ def main() -> None:
     secret = make_context()
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "dataauth.cli", "serve", "--port", str(port), "--data-dir",
-         str(data_dir), "--workers", str(args.workers)],
+        [sys.executable, "-m", "dataauth.cli", "serve", "--development-issuers", "--port",
+         str(port), "--data-dir", str(data_dir), "--workers", str(args.workers)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -71,27 +71,50 @@ def test_indexes_are_consecutive_from_zero(client, auth, gateway):
         client.post(
             "/v1/verify/income-at-least",
             headers=auth(operator),
-            json={"purpose": "credit", "subjects": [{"key": "1", "claims": {"threshold": 1}}]},
+            json={"purpose": "credit", "subjects": [{"key": "1", "claims": {"threshold": 3000}}]},
         )
     with gateway.gateway_db() as db:
         indexes = [row[0] for row in db.execute(text('SELECT "index" FROM audit_entry ORDER BY 1'))]
     assert indexes == list(range(len(indexes))) and len(indexes) >= 3
 
 
-def test_bad_input_is_not_logged_as_a_decision(client, auth, gateway):
+def test_an_operators_bad_input_is_an_entry_without_its_content(client, auth, gateway):
+    """Probing shows: an operator's malformed request is a "rejected" entry naming its
+    code and committing to its bytes, never holding them; a request without a valid token
+    is no entry (an unauthenticated party must not grow the log)."""
     with gateway.gateway_db() as db:
         before = db.execute(text("SELECT COUNT(*) FROM audit_entry")).scalar()
-    client.post("/v1/verify/income-at-least", content=b"{", headers=auth())
+    secret = "440115195011083222"
+    broken = b'{"x": "' + secret.encode() + b'"'
+    malformed = client.post("/v1/verify/income-at-least", content=broken,
+                            headers={**auth(), "Content-Type": "application/json"})  # fmt: skip
+    invalid = client.post("/v1/verify/income-at-least", headers=auth(),
+                          json={"purpose": "credit", "subjects": [{"key": secret,
+                                "claims": {"threshold": 4321}}]})  # fmt: skip
     client.post("/v1/verify/income-at-least", json={"purpose": "credit"}, headers={})
+    assert malformed.status_code == 400 and invalid.status_code == 422
+    assert malformed.json()["audit"]["entry"] == before
+    assert invalid.json()["audit"]["entry"] == before + 1
     with gateway.gateway_db() as db:
-        assert db.execute(text("SELECT COUNT(*) FROM audit_entry")).scalar() == before
+        assert db.execute(text("SELECT COUNT(*) FROM audit_entry")).scalar() == before + 2
+        rows = db.execute(
+            text('SELECT canonical FROM audit_entry WHERE "index" >= :n ORDER BY 1'), {"n": before}
+        ).all()
+    entries = [json.loads(bytes(row[0]))["entry"] for row in rows]
+    assert [(e["outcome"], e["refusal"]) for e in entries] == [
+        ("rejected", "malformed_body"),
+        ("rejected", "invalid_claim"),
+    ]
+    assert all(e["decision"] is None and e["operator"] == "demo-bank" for e in entries)
+    for row in rows:
+        assert secret.encode() not in bytes(row[0]) and b"4321" not in bytes(row[0])
 
 
 def test_two_processes_write_one_gapless_log(client, auth, gateway):
     """A second gateway process on the same database: one log, no gap, no duplicate."""
     second = gateway.another("--workers", "2")
     try:
-        body = {"purpose": "credit", "subjects": [{"key": "1", "claims": {"threshold": 1}}]}
+        body = {"purpose": "credit", "subjects": [{"key": "1", "claims": {"threshold": 3000}}]}
 
         def send(n: int) -> int:
             url = (gateway.url, second.url)[n % 2]

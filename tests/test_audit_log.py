@@ -133,7 +133,10 @@ def export(gateway, tmp_path_factory) -> Path:
         http.post(
             "/v1/verify/income-at-least",
             headers={"Authorization": headers["Authorization"]},
-            json={"purpose": "marketing", "subjects": [{"key": "1", "claims": {"threshold": 1}}]},
+            json={
+                "purpose": "marketing",
+                "subjects": [{"key": "1", "claims": {"threshold": 3000}}],
+            },
         )
         covered(http, last["audit"]["entry"])
     directory = tmp_path_factory.mktemp("export") / "log"

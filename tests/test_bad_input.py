@@ -58,15 +58,16 @@ def test_bodies_off_the_schema(client, auth, body):
         ({"threshold": -5}, "at least"),
         ({"threshold": 1e12}, "at most"),
         ({"threshold": [1, 2]}, "single value"),
-        ({"threshold": 1, "name": "x"}, "not a parameter"),
+        ({"threshold": 3000, "name": "x"}, "not a parameter"),
         ({"threshold": True}, "must be a number"),
+        ({"threshold": 4321}, "must be one of 3000, 5000, 8000, 12000, 20000"),
     ],
 )
 def test_bad_claims_name_the_subject_and_claim(client, auth, claims, why):
     body = {
         "purpose": "credit",
         "subjects": [
-            {"key": SECRET_ID, "claims": {"threshold": 1}},
+            {"key": SECRET_ID, "claims": {"threshold": 3000}},
             {"key": SECRET_ID, "claims": claims},
         ],
     }

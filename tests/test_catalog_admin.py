@@ -87,7 +87,7 @@ def test_a_reclassified_column_is_enforced(own_gateway, http):
     bank = bearer(own_gateway.token("demo-bank"))
 
     def ask() -> httpx.Response:
-        body = {"purpose": "credit", "subjects": [{"key": key, "claims": {"threshold": 1}}]}
+        body = {"purpose": "credit", "subjects": [{"key": key, "claims": {"threshold": 3000}}]}
         return http.post("/v1/verify/income-at-least", json=body, headers=bank)
 
     assert ask().status_code == 200

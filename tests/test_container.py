@@ -15,6 +15,7 @@ import yaml
 
 from conftest import cluster, free_port
 from dataauth.config import Settings
+from test_issuers import Issuer
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -70,23 +71,58 @@ def test_compose_wires_postgres_and_an_opa_sidecar():
     assert "${DATAAUTH_DB_PASSWORD" in services["postgres"]["environment"]["POSTGRES_PASSWORD"]
 
 
-@pytest.mark.slow
-def test_the_entrypoint_as_the_image_runs_it(tmp_path):
-    """`dataauth serve --workers 2` with the image's settings on PostgreSQL; then the
-    health check the image runs says healthy, and unhealthy once it is stopped."""
-    port = free_port()
-    env = {
+def test_image_and_compose_trust_mounted_issuers_only():
+    env = image_env()
+    folder = "/etc/dataauth/issuers/"
+    assert env["DATAAUTH_JWKS_FILE"].startswith(folder)
+    assert env["DATAAUTH_CONSENT_JWKS_FILE"].startswith(folder)
+    gateway = COMPOSE["services"]["gateway"]
+    assert f"./issuers:{folder.rstrip('/')}:ro" in gateway["volumes"]
+    for name in ("DATAAUTH_ISSUER", "DATAAUTH_CONSENT_ISSUER"):
+        assert gateway["environment"][name].startswith("${" + name + ":?")  # the deployer's
+    named = set(env) | set(gateway["environment"])
+    assert not {"DATAAUTH_DEVELOPMENT_ISSUERS", "DATAAUTH_JWKS_URL"} & named
+
+
+def image_run(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """The environment of the image's entrypoint, on this machine."""
+    return {
         **os.environ,
         **image_env(),
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "DATAAUTH_DATA_DIR": str(tmp_path / "volume"),
         "DATAAUTH_HOST": "127.0.0.1",
-        "DATAAUTH_PORT": str(port),
-        "DATAAUTH_DATABASE_URL": cluster().new_database(),
-        "DATAAUTH_DEMO": "true",
+        **settings,
     }
-    # exec forms are JSON arrays
-    command = [*json.loads(instruction("ENTRYPOINT")[0]), *json.loads(instruction("CMD")[0])]
+
+
+# exec forms are JSON arrays
+ENTRYPOINT = [*json.loads(instruction("ENTRYPOINT")[0]), *json.loads(instruction("CMD")[0])]
+
+
+def test_the_image_without_its_issuers_mounted_refuses_to_start(tmp_path):
+    env = image_run(tmp_path, DATAAUTH_PORT=str(free_port()))
+    refused = subprocess.run(ENTRYPOINT, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2
+    assert "operators.jwks.json, which is not a readable file" in refused.stderr
+
+
+@pytest.mark.slow
+def test_the_entrypoint_as_the_image_runs_it(tmp_path):
+    """`dataauth serve --workers 2` with the image's settings on PostgreSQL; then the
+    health check the image runs says healthy, and unhealthy once it is stopped."""
+    port = free_port()
+    mounted = tmp_path / "issuers"  # what compose mounts at /etc/dataauth/issuers
+    mounted.mkdir()
+    env = image_run(
+        tmp_path,
+        DATAAUTH_PORT=str(port),
+        DATAAUTH_DATABASE_URL=cluster().new_database(),
+        DATAAUTH_DEMO="true",
+        DATAAUTH_JWKS_FILE=str(Issuer(mounted, "operators").jwks),
+        DATAAUTH_CONSENT_JWKS_FILE=str(Issuer(mounted, "consent").jwks),
+    )
+    command = ENTRYPOINT
     health = json.loads(instruction("HEALTHCHECK")[0].split("CMD ", 1)[1])
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -24,7 +24,7 @@ def gateway(request):
 def test_sigkill_loses_no_answered_entry(gateway, tmp_path):
     running = start_beside(gateway, tmp_path)
     headers = {"Authorization": f"Bearer {running.token('demo-bank')}"}
-    body = {"purpose": "credit", "subjects": [{"key": "1", "claims": {"threshold": 1}}]}
+    body = {"purpose": "credit", "subjects": [{"key": "1", "claims": {"threshold": 3000}}]}
     received: list[dict] = []
 
     def send() -> None:

@@ -19,7 +19,7 @@ def subject(gateway) -> str:
 
 
 def ask(client, auth, gateway, operator, product="income-at-least", purpose="credit", n=1):
-    claims = {"threshold": 1000} if product != "identity-match" else {"name": "张三"}
+    claims = {"threshold": 3000} if product != "identity-match" else {"name": "张三"}
     body = {"purpose": purpose, "subjects": [{"key": subject(gateway), "claims": claims}] * n}
     return client.post(f"/v1/verify/{product}", json=body, headers=auth(operator))
 

@@ -163,10 +163,14 @@ def test_submit_review_score_cohort_and_audit(client, auth, gateway, tmp_path):
     }
     assert shown["summary"]["inputs"] == [{"name": "X", "type": "FLOAT", "shape": [None, 3]}]
     assert shown["summary"]["probe"] == {"copies_feature": False}
+    # the department sees the weights and the leakage check, run afresh
+    assert len(shown["summary"]["attributes"]) == 4
+    assert shown["summary"]["leakage"]["forms"]["score"]["obliged"] == {"score_digits": 2}
     result = dataauth("models", "approve", model_id, "--expires", EXPIRES, "--max-runs", "10",
                       "--form", "score", "--form", "cohort", *url, *data)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "approved" in result.stdout
+    assert ", scores to 2 digits; audit entry" in result.stdout
 
     # scores for consented subjects: the model's own answer, rounded as obliged
     rows = residents(gateway, 3)
@@ -227,8 +231,10 @@ def test_submit_review_score_cohort_and_audit(client, auth, gateway, tmp_path):
         ("model", "denied"),
         ("model", "refused"),
     ]
+    # the leakage check found the policy's two digits safe: the approval records them
     assert log[3]["operation"]["conditions"] == {
-        "expires": EXPIRES, "max_runs": 10, "forms": ["score", "cohort"]
+        "expires": EXPIRES, "max_runs": 10, "forms": ["score", "cohort"],
+        "release": {"score_digits": 2},
     }  # fmt: skip
     assert log[4]["policy_input"]["model"]["id"] == model_id
     assert log[4]["subjects"] == [gateway.keyring.subject_hasher()("residents", r[0]) for r in rows]

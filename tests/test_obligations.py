@@ -23,7 +23,7 @@ def verify(gateway) -> Verify:
 
 def test_a_batch_over_the_obliged_limit_is_refused(verify):
     body = VerifyRequest.model_validate(
-        {"purpose": "credit", "subjects": [{"key": "1", "claims": {"threshold": 1}}] * 3}
+        {"purpose": "credit", "subjects": [{"key": "1", "claims": {"threshold": 3000}}] * 3}
     )
     plan = verify.describe(VerifyCall("income-at-least", body)).plan
     assert len(verify.execute(plan, {"batch_limit": 3})) == 3

@@ -43,7 +43,7 @@ def lowered(tmp_path: Path, limit: int) -> Path:
 
 
 def ask(http: httpx.Client, token: str, n: int) -> httpx.Response:
-    body = {"purpose": "credit", "subjects": [{"key": "1", "claims": {"threshold": 1}}] * n}
+    body = {"purpose": "credit", "subjects": [{"key": "1", "claims": {"threshold": 3000}}] * n}
     return http.post("/v1/verify/income-at-least", json=body,
                      headers={"Authorization": f"Bearer {token}"})  # fmt: skip
 

@@ -150,7 +150,7 @@ def test_hostile_sql_is_refused_with_its_reason(client, auth, sql, status, code)
         assert code in {r["code"] for r in problem["reasons"]}
     else:
         assert problem["code"] == code, problem
-        assert "audit" not in problem  # refused before a decision: not an entry
+        assert "entry" in problem["audit"]  # refused before a decision: a rejected entry
     for literal in ("440115195011083222", "陈%", "yesterday"):
         assert literal not in response.text
 

@@ -66,7 +66,9 @@ def publish_limits(running, operators: dict, where, epsilon: float | None = None
 
 
 def ask(running, operator, product, keys, purpose="credit"):
-    claims = {"identity-match": {"name": "张三"}}.get(product, {"threshold": 1})
+    claims = {"identity-match": {"name": "张三"}, "income-at-least": {"threshold": 3000}}.get(
+        product, {"threshold": 12}
+    )
     body = {"purpose": purpose, "subjects": [{"key": k, "claims": claims} for k in keys]}
     return httpx.post(f"{running.url}/v1/verify/{product}", json=body, timeout=30,
                       headers={"Authorization": f"Bearer {running.token(operator)}"})  # fmt: skip

@@ -27,8 +27,18 @@ decision := {"allow": false, "reasons": [r | some r in deny], "obligations": {}}
 reason(code, message) := {"code": code, "message": message}
 
 obligations := object.union(
-	object.union(data.dataauth.limits.defaults, {"usage": usage}),
+	object.union(data.dataauth.limits.defaults, {"usage": usage, "subject_budget": subject_budget}),
 	object.get(kind_obligations, input.operation.kind, {}),
+)
+
+# -- per-subject disclosure budgets: how many bits any answer may tell about one person -
+# within a sliding window, per operator and across all operators; the gateway charges
+# what each answer can reveal (a boolean 1 bit, a band log2 of its bands, a score log2
+# of its values) and refuses past the budget (429 subject_budget_exhausted)
+
+subject_budget := object.union(
+	data.dataauth.limits.subject_budget.defaults,
+	object.get(data.dataauth.limits.subject_budget.operators, input.operator.id, {}),
 )
 
 licence := input.operator.licence if input.operator.licence != null

@@ -10,7 +10,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from dataauth import __version__, logs
+from dataauth import __version__, files, logs
+from dataauth.accounts.disclosure import DisclosureLedger
 from dataauth.api import openapi, problems
 from dataauth.api.audit import router as audit_router
 from dataauth.api.catalog import router as catalog_router
@@ -51,6 +52,8 @@ from dataauth.usage import UsageMeter
 
 def prepare(settings: Settings, progress: demo.Progress | None = None) -> None:
     """Make what every worker needs, once, before any starts: tables, keys, the demo."""
+    refuse_untrusted_issuers(settings)
+    files.private_umask()
     storage = gateway_engine(settings.gateway_url, sqlite_synchronous=settings.sqlite_synchronous)
     keyring = Keyring(settings.keys_dir)
     keyring.subject_hasher()
@@ -70,6 +73,19 @@ def prepare(settings: Settings, progress: demo.Progress | None = None) -> None:
             demo.create_domain(path, progress)
         demo.register_catalog(storage)
     storage.dispose()
+    # the demo domain is ours to make private; a department's own database is not
+    databases = [settings.gateway_url] + ([settings.department_url] if settings.demo else [])
+    files.make_private(settings.data_dir, *databases)
+
+
+class UntrustedIssuers(RuntimeError):
+    """The settings name no issuer to trust, and development issuers were not asked for."""
+
+
+def refuse_untrusted_issuers(settings: Settings) -> None:
+    refusal = settings.issuer_refusal()
+    if refusal is not None:
+        raise UntrustedIssuers(refusal)
 
 
 def token_verifier(settings: Settings, keyring: Keyring) -> TokenVerifier:
@@ -130,6 +146,8 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
             settings.consent_issuer,
             storage,
         ),
+        disclosures=DisclosureLedger(storage),
+        rejections_per_minute=settings.rejections_per_minute,
     )
     return gateway, ledger, signer
 
@@ -138,11 +156,13 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     """The gateway as an ASGI app (``uvicorn --factory dataauth.app:create_app``)."""
     settings = settings or Settings()
     logs.configure(settings.log_format, settings.log_level)
+    refuse_untrusted_issuers(settings)
+    files.private_umask()
     if not prepared:
         prepare(settings)
     gateway, ledger, signer = build_gateway(settings)
     models: Any = gateway.kinds["model"]
-    review = ModelReview(gateway, models.registry, settings.max_model_bytes)
+    review = ModelReview(gateway, models.registry, settings.max_model_bytes, models.domain)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -24,6 +24,14 @@ DataDir = Annotated[
 ]
 
 
+@app.callback()
+def _private_files() -> None:
+    """Whatever a command writes (databases, keys, exports) is the user's alone."""
+    from dataauth.files import private_umask
+
+    private_umask()
+
+
 def _settings(data_dir: Path | None, **overrides: object) -> Settings:
     values = {k: v for k, v in overrides.items() if v is not None}
     if data_dir is not None:
@@ -37,15 +45,35 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
     data_dir: DataDir = None,
     demo: Annotated[bool, typer.Option("--demo", help="create and serve the demo domain")] = False,
+    development_issuers: Annotated[
+        bool,
+        typer.Option(
+            "--development-issuers",
+            help="trust token and consent issuers generated under the data directory where "
+            "no JWKS is configured (development only; --demo implies it) "
+            "[env DATAAUTH_DEVELOPMENT_ISSUERS]",
+        ),
+    ] = False,
     workers: Annotated[int, typer.Option(help="worker processes (one per core)", min=1)] = 1,
 ) -> None:
-    """Start the gateway."""
+    """Start the gateway. Outside --demo it needs its issuers: DATAAUTH_JWKS_FILE or
+    DATAAUTH_JWKS_URL, and DATAAUTH_CONSENT_JWKS_FILE (or --development-issuers)."""
     import shutil
 
     import uvicorn
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    settings = _settings(data_dir, host=host, port=port, demo=demo or None)
+    settings = _settings(
+        data_dir,
+        host=host,
+        port=port,
+        demo=demo or None,
+        development_issuers=development_issuers or None,
+    )
+    refusal = settings.issuer_refusal()
+    if refusal is not None:
+        typer.echo(f"dataauth will not start: {refusal}", err=True)
+        raise typer.Exit(2)
     # this process's workers write their metrics here, so a scrape of any one reports them
     # all; it must be set before prometheus_client is first imported. One folder per
     # serve process: another on the same data directory is a scrape target of its own.
@@ -72,6 +100,7 @@ def serve(
     # workers are separate processes: they read the same settings from the environment
     os.environ["DATAAUTH_DATA_DIR"] = str(settings.data_dir)
     os.environ["DATAAUTH_DEMO"] = "true" if settings.demo else "false"
+    os.environ["DATAAUTH_DEVELOPMENT_ISSUERS"] = "true" if settings.development_issuers else "false"
     typer.echo(f"dataauth listening on http://{settings.host}:{settings.port}")
     uvicorn.run(
         "dataauth.app:create_worker_app",
@@ -229,8 +258,9 @@ def audit_replay(directory: Annotated[Path, typer.Argument(help="an export")]) -
         report = replay_export(directory)
     except (Failed, FileNotFoundError, KeyError, ValueError) as exc:
         _fail(f"FAILED: {exc}")
+    decided = report.entries - report.administrative - report.rejected
     typer.echo(
-        f"replayed {report.entries - report.administrative} decisions: {report.matched} matched, "
+        f"replayed {decided} decisions: {report.matched} matched, "
         f"{len(report.mismatches)} differ, {report.not_replayable} were engine failures"
         + (
             f" ({report.administrative} administrative entries: policy publications, "
@@ -238,6 +268,7 @@ def audit_replay(directory: Annotated[Path, typer.Argument(help="an export")]) -
             if report.administrative
             else ""
         )
+        + (f" ({report.rejected} requests rejected before a decision)" if report.rejected else "")
     )
     for mismatch in report.mismatches[:20]:
         typer.echo(
@@ -499,7 +530,8 @@ def models_show(
     token: Token = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Show a submission: manifest, the graph's summary, its review."""
+    """Show a submission: manifest, the graph's summary with every weight tensor
+    summarised, the leakage check run afresh on the department's rows, its review."""
     _echo_json(_call("GET", url, f"/v1/models/{model}", token, data_dir))
 
 
@@ -521,8 +553,18 @@ def models_approve(
     typer.echo(
         f"approved {shown['id']} until {conditions['expires']}, "
         f"max runs {conditions['max_runs'] or 'unlimited'}, "
-        f"forms {', '.join(conditions['forms'])}; audit entry {shown['audit']['entry']}"
+        f"forms {', '.join(conditions['forms'])}{_release(conditions.get('release'))}; "
+        f"audit entry {shown['audit']['entry']}"
     )
+
+
+def _release(release: dict[str, Any] | None) -> str:
+    """The score release the leakage check obliges, as the approval records it."""
+    if not release:
+        return ""
+    if "score_bands" in release:
+        return f", scores in bands {release['score_bands']['labels']}"
+    return f", scores to {release['score_digits']} digits"
 
 
 def _close_review(

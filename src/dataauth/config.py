@@ -14,19 +14,29 @@ PACKAGED_POLICIES = Path(__file__).resolve().parent / "_policies"
 class Settings(BaseSettings):
     """Everything the gateway reads at start. Defaults give a local development gateway."""
 
-    model_config = SettingsConfigDict(env_prefix="DATAAUTH_", extra="ignore")
+    # an empty variable is unset: `-e DATAAUTH_JWKS_FILE=` takes back what an image set
+    model_config = SettingsConfigDict(env_prefix="DATAAUTH_", extra="ignore", env_ignore_empty=True)
 
     data_dir: Path = Field(Path(".dataauth"), description="gateway database, keys, demo domain")
     database_url: str | None = Field(None, description="gateway database; SQLite in data_dir")
     domain_url: str | None = Field(None, description="the department's database (read only)")
     policy_dir: Path | None = Field(None, description="the Rego bundle; ./policies by default")
-    demo: bool = Field(False, description="create and serve the demo domain")
+    demo: bool = Field(
+        False, description="create and serve the demo domain (implies development_issuers)"
+    )
+    development_issuers: bool = Field(
+        False,
+        description="trust the token and consent issuers generated under data_dir where no "
+        "JWKS is configured: they mint any role, so for development only",
+    )
     host: str = "127.0.0.1"
     port: int = 8080
 
     issuer: str = Field("dataauth-dev", description="the trusted token issuer (iss)")
     audience: str = Field("dataauth", description="this gateway's audience (aud)")
-    jwks_file: Path | None = Field(None, description="the issuer's JWKS; unset: development issuer")
+    jwks_file: Path | None = Field(
+        None, description="the issuer's JWKS (operators, departments, regulators)"
+    )
     jwks_url: str | None = Field(None, description="the issuer's JWKS URL")
     consent_issuer: str = Field("dataauth-consent-dev", description="trusted consent issuer")
     consent_jwks_file: Path | None = Field(None, description="its JWKS; unset: development")
@@ -44,6 +54,9 @@ class Settings(BaseSettings):
         30.0, gt=0, description="longest a request body may take to arrive (then 408)"
     )
     he_registration_days: float = Field(30.0, gt=0, description="HE contexts and models expire")
+    rejections_per_minute: int = Field(
+        60, ge=1, description="an operator's malformed requests logged a minute (then 429)"
+    )
     max_batch: int = Field(10_000, ge=1, description="hard ceiling above any policy batch limit")
     policy_timeout_ms: float = Field(250.0, gt=0)
     timezone: str = Field("Asia/Shanghai", description="the department's days and hours")
@@ -79,6 +92,38 @@ class Settings(BaseSettings):
     def development_issuer(self) -> bool:
         """True where no issuer is configured, so the generated development issuer is trusted."""
         return self.jwks_file is None and self.jwks_url is None
+
+    def issuer_refusal(self) -> str | None:
+        """Why the gateway must not start with these issuers, or None. A development issuer
+        is trusted only when asked for: its key lies in the data directory and mints
+        operator, department and regulator tokens, so trusting it by default would let
+        anyone who reads that folder be anyone."""
+        unreadable = [
+            f"{name} names {path}, which is not a readable file"
+            for name, path in (
+                ("DATAAUTH_JWKS_FILE", self.jwks_file),
+                ("DATAAUTH_CONSENT_JWKS_FILE", self.consent_jwks_file),
+            )
+            if path is not None and not path.is_file()
+        ]
+        if unreadable:
+            return "; ".join(unreadable)
+        if self.demo or self.development_issuers:
+            return None
+        missing = []
+        if self.development_issuer:
+            missing.append("DATAAUTH_JWKS_FILE or DATAAUTH_JWKS_URL (the token issuer's keys)")
+        if self.consent_jwks_file is None:
+            missing.append("DATAAUTH_CONSENT_JWKS_FILE (the consent issuer's keys)")
+        if not missing:
+            return None
+        return (
+            "no trusted issuer is configured: set "
+            + " and ".join(missing)
+            + "; or, for development only, start with --development-issuers "
+            "(DATAAUTH_DEVELOPMENT_ISSUERS=1) to trust issuers generated under the data "
+            "directory (--demo implies it)"
+        )
 
     def policies(self) -> Path:
         """Where the bundle is: the setting, ./policies, the source tree, or the packaged copy."""

@@ -15,6 +15,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
+from dataauth.accounts.disclosure import DisclosureLedger, Exhausted, subject_budget
 from dataauth.audit.log import AuditLog, Receipt, Record
 from dataauth.catalog.store import Catalog, OperatorInfo, rfc3339
 from dataauth.errors import Problem, forbidden, not_found, unavailable, unprocessable
@@ -25,7 +26,7 @@ from dataauth.operations.base import Call, OperationKind
 from dataauth.policy.bundle import Bundle, BundleError, bundle_digest
 from dataauth.policy.decision import Decision
 from dataauth.policy.store import PolicyStore
-from dataauth.usage import Refusal, UsageMeter
+from dataauth.usage import Charge, Refusal, UsageMeter
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class Gateway:
         kinds: Mapping[str, OperationKind],
         usage: UsageMeter,
         consent: ConsentVerifier,
+        disclosures: DisclosureLedger,
+        rejections_per_minute: int = 60,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.tokens = tokens
@@ -56,6 +59,8 @@ class Gateway:
         self.kinds = dict(kinds)
         self.usage = usage
         self.consent = consent
+        self.disclosures = disclosures
+        self.rejections_per_minute = rejections_per_minute
         self.clock = clock
 
     def authenticate(self, authorization: str | None) -> tuple[Caller, OperatorInfo]:
@@ -72,7 +77,12 @@ class Gateway:
         operation = self.kinds.get(kind)
         if operation is None:
             raise not_found("unknown_operation", f"this gateway runs no {kind} operations")
-        description = operation.describe(call)
+        try:
+            description = operation.describe(call)
+        except Problem as problem:
+            if problem.status >= 500:
+                raise
+            raise self.rejected(operator.id, kind, call.purpose, call.sent(), problem) from None
 
         now = self.clock()
         policy_input = {
@@ -102,6 +112,8 @@ class Gateway:
         engine = self.policy.engine()
         decision = engine.decide(policy_input)
 
+        spent: list[dict[str, Any]] = []
+
         def record(outcome: str, result: Any = None) -> Receipt:
             DECISIONS.labels(kind, outcome).inc()
             return self.audit.append(
@@ -119,6 +131,7 @@ class Gateway:
                     request=call.sent(),
                     result=result,
                     outcome=outcome,
+                    disclosure=spent,
                 )
             )
 
@@ -138,6 +151,21 @@ class Gateway:
                 raise problem from None
             if refusal is not None:
                 raise limited(refusal, now, record("limited"))
+        budget = subject_budget(decision.obligations)
+        disclosures = operation.disclosures(description.plan, decision.obligations)
+        if budget is not None and disclosures:
+            try:
+                charged = self.disclosures.charge(operator.id, disclosures, budget, now)
+            except Exception as exc:  # an answer not counted is not given
+                log.warning("disclosure could not be charged: %s", type(exc).__name__)
+                problem = unavailable(
+                    "usage_unavailable", "disclosure budgets could not be counted; try again"
+                )
+                problem.extensions["audit"] = record("failed").as_dict()
+                raise problem from None
+            if isinstance(charged, Exhausted):
+                raise overdrawn(charged, now, record("limited"))
+            spent.extend(charged.as_entry())
         try:
             raw = operation.execute(description.plan, decision.obligations)
             result = operation.disclose(raw, description.plan, decision.obligations)
@@ -166,6 +194,69 @@ class Gateway:
                 problem.extensions["audit"] = record("failed").as_dict()
             raise problem from None
         return {**result, "audit": receipt.as_dict()}
+
+    def reject(
+        self, authorization: str | None, kind: str, purpose: str, request: bytes, problem: Problem
+    ) -> Problem:
+        """A request the HTTP layer refused as malformed, before the spine saw it: if its
+        caller is an operator, the refusal is an entry like any other (see ``rejected``)."""
+        try:
+            _, operator = self.authenticate(authorization)
+        except Problem:
+            return problem  # no one to hold to account: no entry
+        return self.rejected(operator.id, kind, purpose, request, problem)
+
+    def rejected(
+        self, operator: str, kind: str, purpose: str, request: bytes, problem: Problem
+    ) -> Problem:
+        """Log an authenticated operator's malformed request before any decision: its
+        code and the commitment to its bytes, never its content, so probing shows in
+        the regulator's log. Past ``rejections_per_minute`` an operator's refusals are
+        answered 429 and not logged one by one, so the log cannot be flooded."""
+        now = self.clock()
+        minute = int(now.timestamp()) // 60
+        resets = datetime.fromtimestamp((minute + 1) * 60, tz=now.tzinfo)
+        counter = Charge(
+            f"rejected|{operator}", minute, 1, self.rejections_per_minute, "rate_per_minute", resets
+        )
+        try:
+            refusal = self.usage.charge([counter])
+            if refusal is not None:
+                throttled = Problem(
+                    429,
+                    "rejections_limited",
+                    f"more than {refusal.allowed} malformed requests this minute; "
+                    f"it resets at {rfc3339(refusal.resets)}",
+                    limit="rejections_per_minute",
+                    allowed=refusal.allowed,
+                    resets=rfc3339(refusal.resets),
+                )
+                throttled.headers["Retry-After"] = str(refusal.retry_after(now))
+                return throttled
+            receipt = self.audit.append(
+                Record(
+                    time=now,
+                    operator=operator,
+                    operation={"kind": kind},
+                    purpose=purpose,
+                    policy_input=None,
+                    decision=None,
+                    policy_bundle=self.policy.engine().digest,
+                    dataset_version=None,
+                    subjects=[],
+                    consents=[],
+                    request=request,
+                    result=None,
+                    outcome="rejected",
+                    refusal=problem.code,
+                )
+            )
+        except Exception as exc:  # the refusal stands without its entry; say so in the log
+            log.warning("a rejected request could not be logged: %s", type(exc).__name__)
+            return problem
+        DECISIONS.labels(kind, "rejected").inc()
+        problem.extensions["audit"] = receipt.as_dict()
+        return problem
 
     def department(self, authorization: str | None) -> Caller:
         """The caller, who must hold a department's role (数源部门)."""
@@ -244,6 +335,27 @@ def limited(refusal: Refusal, now: datetime, receipt: Receipt) -> Problem:
         audit=receipt.as_dict(),
     )
     problem.headers["Retry-After"] = str(refusal.retry_after(now))
+    return problem
+
+
+def overdrawn(refusal: Exhausted, now: datetime, receipt: Receipt) -> Problem:
+    """429 subject_budget_exhausted: which subject of the request, and when it renews."""
+    whose = "this operator's" if refusal.scope == "operator" else "all operators'"
+    problem = Problem(
+        429,
+        "subject_budget_exhausted",
+        f"subject {refusal.index}: the answer could tell {refusal.asked:g} bits more about "
+        f"this subject than {whose} disclosure budget has left ({refusal.remaining:g} of "
+        f"{refusal.budget:g} bits); it renews from {rfc3339(refusal.renews)}",
+        subject=refusal.index,
+        scope=refusal.scope,
+        asked=refusal.asked,
+        remaining=refusal.remaining,
+        budget=refusal.budget,
+        resets=rfc3339(refusal.renews),
+        audit=receipt.as_dict(),
+    )
+    problem.headers["Retry-After"] = str(max(1, int((refusal.renews - now).total_seconds())))
     return problem
 
 

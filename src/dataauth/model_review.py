@@ -2,9 +2,12 @@
 
 An operator submits an ONNX graph with its manifest; the gateway checks it (size,
 ONNX, opsets, operators, domains, external data, inputs against the manifest, each
-bound column against the catalog, and a probe for an output that copies a feature)
-and stores it by SHA-256 as pending. A department lists, inspects, approves with
-conditions or rejects. Every step, refusals included, is an audit entry.
+bound column against the catalog, a probe for an output that copies a feature, and the
+leakage check on the department's own rows: how finely each release form the model
+asks pins each feature) and stores it by SHA-256 as pending. A department lists,
+inspects (the weights, and the leakage check run afresh), approves with conditions (the
+release the check obliges among them) or rejects. Every step, refusals included, is an
+audit entry.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from dataauth.canonical import canonical
-from dataauth.catalog import onnx_checks
+from dataauth.catalog import leakage, onnx_checks
 from dataauth.catalog.models import (
     Conditions,
     Manifest,
@@ -27,11 +30,26 @@ from dataauth.catalog.models import (
     digest_of,
     submission_id,
 )
-from dataauth.catalog.store import rfc3339
-from dataauth.errors import Problem, not_found, unprocessable
+from dataauth.catalog.store import DatasetInfo, rfc3339
+from dataauth.domain.database import Domain
+from dataauth.errors import Problem, not_found, unavailable, unprocessable
 from dataauth.gateway import Gateway
+from dataauth.policy.store import load_stored_bundle
 
 NUMERIC = ("integer", "number")
+SAMPLE_ROWS = 20_000
+"""The most rows of the department's dataset the leakage check reads."""
+MIN_ROWS = 100
+"""Fewer rows than this measure nothing: the check refuses rather than guess."""
+PROBES = [
+    {"name": "copies_feature", "what": "random inputs at scales 1, 100, 1e4 and 1e6: "
+     "refused if the output is an affine function of one feature, or moves with one "
+     "feature only"},
+    {"name": "leakage", "what": f"up to {SAMPLE_ROWS} of the dataset's rows; for "
+     f"{leakage.SUBJECTS} of them, each feature over {leakage.GRID} grid values with "
+     f"the other features of {leakage.BACKGROUNDS} rows and of the subject itself: the "
+     "share of the department's subjects holding a value the release leaves possible"},
+]  # fmt: skip
 
 
 class SubmitRequest(BaseModel):
@@ -39,8 +57,19 @@ class SubmitRequest(BaseModel):
     onnx: str = Field(min_length=1, description="the ONNX file, base64")
 
 
-def view(row: ModelSubmission, *, graph: bool = True) -> dict[str, Any]:
-    """A submission as the API shows it (never the bytes)."""
+def outcome(report: dict[str, Any]) -> dict[str, Any]:
+    """What an operator sees of a leakage report: per form, the release obliged or
+    whether it passes, not the measurements (exact statistics of the department's rows)."""
+    forms = {}
+    for form, judged in report.get("forms", {}).items():
+        kept = {k: judged[k] for k in ("obliged", "passes", "bounded_by") if k in judged}
+        forms[form] = kept
+    return {"bound": report.get("bound"), "forms": forms}
+
+
+def view(row: ModelSubmission, *, graph: bool = True, department: bool = False) -> dict[str, Any]:
+    """A submission as the API shows it (never the bytes); the leakage measurements
+    only to a department."""
     shown: dict[str, Any] = {
         "id": row.id,
         "digest": row.digest,
@@ -50,7 +79,10 @@ def view(row: ModelSubmission, *, graph: bool = True) -> dict[str, Any]:
         "manifest": row.manifest,
     }
     if graph:
-        shown["summary"] = row.summary
+        summary = dict(row.summary)
+        if "leakage" in summary and not department:
+            summary["leakage"] = outcome(summary["leakage"])
+        shown["summary"] = summary
     if row.status != "pending":
         shown["review"] = {
             "by": row.reviewer,
@@ -62,10 +94,13 @@ def view(row: ModelSubmission, *, graph: bool = True) -> dict[str, Any]:
 
 
 class ModelReview:
-    def __init__(self, gateway: Gateway, registry: ModelRegistry, max_bytes: int) -> None:
+    def __init__(
+        self, gateway: Gateway, registry: ModelRegistry, max_bytes: int, domain: Domain
+    ) -> None:
         self.gateway = gateway
         self.registry = registry
         self.max_bytes = max_bytes
+        self.domain = domain
 
     # -- the operator's side ---------------------------------------------------------
 
@@ -99,6 +134,8 @@ class ModelReview:
 
         try:
             summary = self._check(content, manifest)
+            report = self._leakage(content, manifest, operator.id)
+            _refuse_leaks(report, manifest.forms)
         except Problem as problem:
             problem.extensions["audit"] = record("refused", code=problem.code)
             raise
@@ -107,7 +144,7 @@ class ModelReview:
             digest=digest,
             operator_id=operator.id,
             manifest=manifest.model_dump(mode="json"),
-            summary=summary,
+            summary={**summary, "leakage": report, "probes": PROBES},
             status="pending",
             submitted_at=self.gateway.clock(),
         )
@@ -155,6 +192,77 @@ class ModelReview:
             )
         return {**graph.summary, "probe": {"copies_feature": False}}
 
+    # -- the leakage check -----------------------------------------------------------
+
+    def _limits(self) -> dict[str, Any]:
+        """``limits.model`` of the policy bundle in force."""
+        store = self.gateway.policy
+        try:
+            digest = store.current_digest()
+            bundle = load_stored_bundle(store.db, digest or "")
+        except Exception:  # no bundle, or the database: the check cannot run
+            raise unavailable("policy_unavailable", "the policy in force cannot be read") from None
+        limits: dict[str, Any] = bundle.data.get("dataauth", {}).get("limits", {})
+        return limits.get("model", {})
+
+    def _sample(self, dataset: DatasetInfo, features: list[str]) -> Any:
+        import numpy as np
+
+        quoted = [self.domain.quote(c) for c in features]
+        statement = self.domain.statement(
+            f"SELECT {', '.join(quoted)} FROM {self.domain.quote(dataset.table_name)} "
+            f"WHERE {' AND '.join(f'{c} IS NOT NULL' for c in quoted)} LIMIT :n"
+        )
+        rows = self.domain.fetch(statement, {"n": SAMPLE_ROWS})
+        return np.array(rows, dtype=np.float64).reshape(len(rows), len(features))
+
+    def _leakage(self, content: bytes, manifest: Manifest, operator: str) -> dict[str, Any]:
+        """The leakage report: for each form asked, how finely its release pins each
+        feature on the department's rows, against the policy's bound."""
+        dataset = self.gateway.catalog.dataset(manifest.dataset)
+        if dataset is None:
+            raise not_found("unknown_dataset", f"there is no dataset {manifest.dataset!r}")
+        features = manifest.columns()
+        rows = self._sample(dataset, features)
+        if len(rows) < MIN_ROWS:
+            raise unprocessable(
+                "leakage_not_measurable",
+                f"dataset {dataset.id} has fewer than {MIN_ROWS} complete rows of these "
+                "features: the leakage check cannot measure the model",
+            )
+        limits = self._limits()
+        mine = {**limits, **limits.get("operators", {}).get(operator, {})}
+        bound = leakage.Bound.from_policy(limits.get("leakage", {}))
+        sess = onnx_checks.session(content)
+        widths = [len(b.columns) for b in manifest.inputs]
+        output = (manifest.output.name, manifest.output.column)
+
+        def score(matrix: Any) -> Any:
+            return onnx_checks.run(sess, onnx_checks.split(matrix, widths), output)
+
+        sample = leakage.Sample.of(rows, [dataset.columns[c].bounds for c in features])
+        try:
+            probe = leakage.Probe.run(score, sample)
+        except Exception as exc:  # onnxruntime fails on the department's values
+            raise unprocessable(
+                "model_not_runnable", f"the model does not run on the data: {type(exc).__name__}"
+            ) from None
+        report: dict[str, Any] = {
+            "rows_read": len(rows),
+            "bound": {"min_share": bound.min_share, "max_pinned_share": bound.max_pinned_share},
+            "forms": {},
+        }
+        if "score" in manifest.forms:
+            if mine.get("score_bands"):
+                policy = leakage.Release(bands=mine["score_bands"])
+            else:
+                policy = leakage.Release(digits=int(mine.get("score_digits", 2)))
+            span = _output_span(manifest, probe)
+            report["forms"]["score"] = leakage.assess_score(probe, policy, bound, features, span)
+        if "cohort" in manifest.forms:
+            report["forms"]["cohort"] = _assess_cohort(probe, bound, features, dataset, mine)
+        return report
+
     # -- reading -----------------------------------------------------------------------
 
     def _reader(self, authorization: str | None) -> str | None:
@@ -177,6 +285,15 @@ class ModelReview:
             raise not_found("unknown_model", f"there is no model {model_id!r}")
         if operator is not None:
             return view(row)
+        shown = view(row, department=True)
+        content = self.registry.content(row.digest)
+        if content is not None:  # against the data as it is now, not as it was
+            try:
+                report = self._leakage(content, Manifest.model_validate(row.manifest),
+                                       row.operator_id)  # fmt: skip
+            except Problem as problem:
+                report = {"error": problem.code, "detail": problem.detail}
+            shown["summary"] = {**shown["summary"], "leakage": report}
         # a department's inspection is a step of the review: on the record too
         reviewer = self.gateway.tokens.verify(authorization).subject
         receipt = self.gateway.record_action(
@@ -186,7 +303,7 @@ class ModelReview:
             request=canonical({"model": row.id, "digest": row.digest}),
             outcome="shown",
         )
-        return {**view(row), "audit": receipt.as_dict()}
+        return {**shown, "audit": receipt.as_dict()}
 
     # -- the department's side -------------------------------------------------------
 
@@ -215,7 +332,15 @@ class ModelReview:
             raise unprocessable(
                 "form_not_requested", f"the submission asked for {asked}; approve only those"
             )
+        content = self.registry.content(row.digest)
+        if content is None:
+            raise Problem(409, "model_bytes_missing", "the submitted bytes are not on record")
+        report = self._leakage(content, Manifest.model_validate(row.manifest), row.operator_id)
+        _refuse_leaks(report, forms)
         granted = {"expires": rfc3339(expires), "max_runs": conditions.max_runs, "forms": forms}
+        if "score" in forms:
+            # the finest release the check found safe: the run never releases finer
+            granted["release"] = report["forms"]["score"]["obliged"]
         return self._decide(
             caller.subject,
             row,
@@ -271,4 +396,61 @@ class ModelReview:
         )
         decided = self.registry.get(row.id)
         assert decided is not None
-        return {**view(decided), "audit": receipt.as_dict()}
+        return {**view(decided, department=True), "audit": receipt.as_dict()}
+
+
+def _output_span(manifest: Manifest, probe: leakage.Probe) -> float:
+    """The width of the score's range: 1 for a probability, its declared bounds, or
+    what the model gives on the sample."""
+    if manifest.output.bounds is not None:
+        return manifest.output.bounds[1] - manifest.output.bounds[0]
+    if manifest.output.kind == "probability":
+        return 1.0
+    import numpy as np
+
+    finite = probe.own[np.isfinite(probe.own)]
+    return float(np.ptp(finite)) if len(finite) else 1.0
+
+
+def _assess_cohort(
+    probe: leakage.Probe,
+    bound: leakage.Bound,
+    features: list[str],
+    dataset: DatasetInfo,
+    limits: dict[str, Any],
+) -> dict[str, Any]:
+    """A noised cohort is bounded by its ε, not measured; an exact one can be differenced
+    into one subject's score, so it is judged as the score at ``statistic_digits``."""
+    dp = limits.get("dp", {})
+    if any(dataset.columns[c].level in dp.get("levels", []) for c in features):
+        return {
+            "bounded_by": "differential_privacy",
+            "mechanism": dp.get("mechanism"),
+            "epsilon": dp.get("epsilon"),
+            "passes": True,
+        }
+    release = leakage.Release(digits=int(limits.get("statistic_digits", 3)))
+    return {"bounded_by": "differencing", **probe.judge(release, bound, features)}
+
+
+def _refuse_leaks(report: dict[str, Any], forms: list[str]) -> None:
+    """Refuse where a form asked leaves some feature pinned at every resolution tried."""
+    for form in forms:
+        judged = report["forms"].get(form)
+        if judged is None:
+            continue
+        last = judged["tried"][-1] if form == "score" else judged
+        if not last["passes"]:
+            pinned = [f["feature"] for f in last["features"] if not f["passes"]]
+            bound = report["bound"]
+            at = (f"at every resolution down to {last['release']}" if form == "score"
+                  else f"as exact statistics ({last['release']})")  # fmt: skip
+            raise unprocessable(
+                "model_reveals_feature",
+                f"the model's {form} {at} leaves {', '.join(pinned)} pinned for some of the "
+                f"department's subjects (the values it leaves possible are held by less "
+                f"than {bound['min_share']:.0%} of them): a model may not pass a feature "
+                "through",
+                form=form,
+                features=pinned,
+            )

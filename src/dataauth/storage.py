@@ -20,6 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, event, inspect, text
 from sqlmodel import create_engine
 
+from dataauth.accounts.disclosure import SubjectDisclosure as _disclosure_table  # noqa: F401
 from dataauth.audit import tables as _audit_tables  # noqa: F401  (registers the audit tables)
 from dataauth.catalog import models as _model_tables  # noqa: F401
 from dataauth.catalog import tables as _catalog_tables  # noqa: F401

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
-from dataauth.api.problems import problem_response
+from dataauth.api.problems import BODY, problem_response
 from dataauth.errors import Problem
 
 
@@ -51,6 +51,8 @@ class BodyLimit:
             await response(scope, receive, send)
             return
         seen, complete = 0, False
+        # kept for the audit entry of a body refused as malformed (api/problems.py)
+        chunks: list[bytes] = scope.setdefault(BODY, [])
         deadline = asyncio.get_running_loop().time() + self.timeout
 
         async def limited_receive() -> dict[str, Any]:
@@ -67,7 +69,8 @@ class BodyLimit:
                     408, f"the request body did not arrive within {self.timeout:g} s"
                 ) from None
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+                chunks.append(message.get("body", b""))
+                seen += len(chunks[-1])
                 complete = not message.get("more_body", False)
                 if seen > max_bytes:
                     raise HTTPException(413, detail)

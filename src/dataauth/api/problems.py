@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -27,6 +28,32 @@ HTTP_CODES = {
 }
 
 
+BODY = "dataauth.body"
+"""The scope key under which BodyLimit keeps the body's chunks as they arrived."""
+
+OPERATIONS = {
+    "/v1/verify/{product}": "verify",
+    "/v1/query": "query",
+    "/v1/models/{model}/run": "model",
+    "/v1/he/score": "he-score",
+}
+"""The operation routes, by path template: an operator's malformed request to one of
+them is an audit entry (``Gateway.reject``), so probing shows in the log."""
+
+
+async def audited(request: Request, problem: Problem) -> Problem:
+    """The refusal of a malformed operation request, logged if an operator sent it."""
+    route = request.scope.get("route")
+    kind = OPERATIONS.get(getattr(route, "path", ""))
+    if kind is None:
+        return problem
+    body = b"".join(request.scope.get(BODY, ()))
+    sent = f"{kind} {request.url.path}\n".encode() + body
+    gateway = request.app.state.gateway
+    authorization = request.headers.get("authorization")
+    return await run_in_threadpool(gateway.reject, authorization, kind, "", sent, problem)
+
+
 def problem_response(problem: Problem) -> Response:
     return Response(
         orjson.dumps(problem.body()),
@@ -44,6 +71,17 @@ def _validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def invalid(exc: RequestValidationError) -> Problem:
+    """400 malformed_body or 422 invalid_request, naming where, never what was sent."""
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return Problem(400, "malformed_body", "the body is not valid JSON")
+    details = _validation_errors(errors)
+    first = details[0] if details else {"loc": [], "message": "invalid"}
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    return Problem(422, "invalid_request", f"{where}: {first['message']}", errors=details[:20])
+
+
 def install(app: FastAPI) -> None:
     """Register the problem handlers on ``app``."""
 
@@ -52,21 +90,8 @@ def install(app: FastAPI) -> None:
         return problem_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
-        errors = list(exc.errors())
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return problem_response(Problem(400, "malformed_body", "the body is not valid JSON"))
-        details = _validation_errors(errors)
-        first = details[0] if details else {"loc": [], "message": "invalid"}
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        return problem_response(
-            Problem(
-                422,
-                "invalid_request",
-                f"{where}: {first['message']}",
-                errors=details[:20],
-            )
-        )
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return problem_response(await audited(request, invalid(exc)))
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> Response:

@@ -81,8 +81,13 @@ class Record:
     """The request as sent: the commitment covers these bytes exactly."""
     result: Any
     outcome: str
-    """released, denied, limited, refused (by the kind, after an allow) or failed; for an
-    administrative entry its own word (published, submitted, approved ...)."""
+    """released, denied, limited, refused (by the kind, after an allow), failed, or
+    rejected (malformed, before a decision); for an administrative entry its own word
+    (published, submitted, approved ...)."""
+    refusal: str | None = None
+    """A rejected request's problem code: probing shows in the log, its content does not."""
+    disclosure: list[dict[str, Any]] | None = None
+    """What the answer was charged to each subject's disclosure budget, by keyed hash."""
 
 
 def _held_lock() -> threading.Lock:
@@ -146,6 +151,11 @@ class AuditLog:
             "result_digest": None if record.result is None else commitment(nonce, record.result),
             "outcome": record.outcome,
         }
+        # only where there is one: entries of before keep their bytes and their form
+        if record.refusal is not None:
+            entry["refusal"] = record.refusal
+        if record.disclosure:
+            entry["disclosure"] = record.disclosure
         pending = _Pending(
             {
                 "time": entry["time"],

@@ -39,6 +39,8 @@ class ReplayReport:
     matched: int = 0
     not_replayable: int = 0
     administrative: int = 0
+    rejected: int = 0
+    """Requests refused as malformed before any decision: nothing to re-decide."""
     mismatches: list[Mismatch] = field(default_factory=list)
 
 
@@ -73,6 +75,9 @@ def replay_export(directory: Path, progress: Callable[[int], None] | None = None
             index, entry = leaf["index"], leaf["entry"]
             report.entries += 1
             recorded = entry["decision"]
+            if entry.get("outcome") == "rejected":
+                report.rejected += 1
+                continue
             if recorded is None:  # a policy publication: nothing was decided
                 report.administrative += 1
                 continue

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 
 from dataauth.errors import Problem, unprocessable
 
@@ -182,11 +182,82 @@ def parse(content: bytes, max_bytes: int) -> Graph:
             for o in model.graph.output
         ],
         "initializers": [
-            {"name": t.name, "type": TensorProto.DataType.Name(t.data_type), "shape": list(t.dims)}
+            {"type": TensorProto.DataType.Name(t.data_type), **weights(t.name, _array(t))}
             for t in model.graph.initializer
         ],
+        "attributes": node_weights(model),
     }
     return Graph(model, summary)
+
+
+FULL = 16
+"""An initializer of at most this many values is shown in full."""
+LARGEST = 5
+NEAR_ZERO = 1e-3
+"""A value under this share of its tensor's largest magnitude does next to nothing,
+unless it is there to nudge a copy past a check: a reviewer should see how many."""
+
+
+def _array(tensor: onnx.TensorProto) -> np.ndarray:
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception:  # a tensor the checker let through but numpy cannot hold
+        return np.zeros(0)
+
+
+def weights(name: str, array: np.ndarray) -> dict[str, Any]:
+    """What a reviewer sees of one tensor of weights: its shape and size, the spread of
+    its values, how many are near zero, its largest magnitudes and where they are, and
+    a small one in full."""
+    shown: dict[str, Any] = {"name": name, "shape": list(array.shape), "count": int(array.size)}
+    if array.size == 0 or not np.issubdtype(array.dtype, np.number):
+        return shown
+    values = array.astype(np.float64).ravel()
+    finite = np.isfinite(values)
+    if not finite.all():
+        shown["non_finite"] = int((~finite).sum())
+    if finite.any():
+        kept = values[finite]
+        largest = float(np.abs(kept).max())
+        shown |= {
+            "min": _shown(kept.min()),
+            "max": _shown(kept.max()),
+            "mean": _shown(kept.mean()),
+            "std": _shown(kept.std()),
+            "near_zero": int((np.abs(kept) <= NEAR_ZERO * largest).sum()),
+        }
+        order = np.argsort(-np.where(finite, np.abs(values), -1.0), kind="stable")[:LARGEST]
+        shown["largest"] = [
+            {"at": [int(i) for i in np.unravel_index(int(k), array.shape)],
+             "value": _shown(values[k])}
+            for k in order if finite[k]
+        ]  # fmt: skip
+    if array.size <= FULL:
+        shown["values"] = [_shown(v) if np.isfinite(v) else str(v) for v in values]
+    return shown
+
+
+def _shown(value: float) -> float:
+    """Seven significant digits: what a float32 weight holds."""
+    return float(f"{float(value):.7g}")
+
+
+def node_weights(model: onnx.ModelProto) -> list[dict[str, Any]]:
+    """Weights held in operators' attributes (a Constant's tensor, a LinearClassifier's
+    coefficients, a Scaler's offsets, a tree's thresholds), summarised as initializers."""
+    shown = []
+    for n, node in enumerate(model.graph.node):
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.TENSOR:
+                array = _array(attribute.t)
+            elif attribute.type == onnx.AttributeProto.FLOATS:
+                array = np.array(attribute.floats, dtype=np.float64)
+            else:
+                continue
+            name = f"{node.name or node.op_type + '#' + str(n)}.{attribute.name}"
+            shown.append({"operator": f"{_domain(node.domain)}.{node.op_type}",
+                          **weights(name, array)})  # fmt: skip
+    return shown
 
 
 def check_inputs(graph: Graph, inputs: list[tuple[str, int]], output: tuple[str, int]) -> None:

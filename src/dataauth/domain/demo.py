@@ -199,7 +199,10 @@ PRODUCTS: list[dict[str, Any]] = [
                     "type": "number",
                     "minimum": 0,
                     "maximum": 10_000_000,
-                    "description": "yuan per month",
+                    "description": "yuan per month: one of the department's cut points",
+                    # the department's choice: whatever is asked, income is told no
+                    # finer than these six intervals (log2 6 = 2.6 bits a resident)
+                    "one_of": [3000, 5000, 8000, 12000, 20000],
                 }
             },
             "not_found": "false",
@@ -216,7 +219,8 @@ PRODUCTS: list[dict[str, Any]] = [
                     "type": "integer",
                     "minimum": 0,
                     "maximum": 1200,
-                    "description": "months",
+                    "description": "months: one of the department's cut points",
+                    "one_of": [6, 12, 24, 36, 60, 120, 180],
                 }
             },
             "not_found": "false",

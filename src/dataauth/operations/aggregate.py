@@ -66,6 +66,7 @@ from sqlalchemy import (
     table,
 )
 
+from dataauth.accounts.disclosure import Disclosure
 from dataauth.catalog.store import Catalog
 from dataauth.domain.database import Domain
 from dataauth.errors import forbidden
@@ -326,6 +327,11 @@ class Aggregate:
         wanted = measures(plan, noise is not None)
         rows = self.domain.execute(statement(plan, wanted, noise is not None))
         return Raw(rows, wanted, noise)
+
+    def disclosures(self, plan: Shape, obligations: dict[str, Any]) -> list[Disclosure]:
+        """A query answers about groups, never about a named subject: what it can tell of
+        one is bounded by k, the noise and the ε account, not by subject budgets."""
+        return []
 
     def disclose(self, raw: Raw, plan: Shape, obligations: dict[str, Any]) -> dict[str, Any]:
         k = _min_group_size(obligations)

@@ -7,6 +7,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from dataauth.accounts.disclosure import Disclosure
+
 Purpose = Field(
     min_length=1,
     max_length=64,
@@ -41,25 +43,6 @@ class ConsentNeed:
     tokens: list[str | None]
 
 
-@dataclass(frozen=True)
-class Disclosure:
-    """What one answer can tell about one subject, charged to the subject's disclosure
-    budget (accounts/disclosure.py) before the answer is computed.
-
-    ``question`` identifies what was asked, so the very same question again costs
-    nothing; a new claim or threshold is a new question. ``bits`` bounds what the answer
-    can reveal: at most log2 of the number of answers it can take (a boolean 1, a band
-    log2(bands)); a product whose claims all come from declared cut points is one
-    question about the subject, whatever the claim, costing log2 of all its outcomes.
-    """
-
-    subject: str
-    """The subject's keyed hash (``SubjectHasher.person``): one person across datasets."""
-    question: str
-    """A keyed digest of the question (product, claims, release form): never its text."""
-    bits: float
-
-
 @dataclass
 class Description:
     """What a request touches, as metadata the policy reads; and the plan to execute it.
@@ -76,9 +59,6 @@ class Description:
     subjects: list[str] = field(default_factory=list)
     """Keyed hashes of the subjects touched, for the audit entry."""
     consent: ConsentNeed | None = None
-    disclosures: list[Disclosure] = field(default_factory=list)
-    """Per subject answered about, what the answer can reveal: the spine charges these to
-    the subjects' disclosure budgets where the decision obliges ``subject_budget``."""
 
 
 class OperationKind(Protocol):
@@ -94,4 +74,11 @@ class OperationKind(Protocol):
 
     def disclose(self, raw: Any, plan: Any, obligations: dict[str, Any]) -> dict[str, Any]:
         """Shape the raw result into exactly what the policy allows to leave."""
+        ...
+
+    def disclosures(self, plan: Any, obligations: dict[str, Any]) -> list[Disclosure]:
+        """What the answer, released under these obligations, can tell about each subject
+        it names: the spine charges it to the subjects' disclosure budgets before the
+        answer is computed, where the decision obliges ``subject_budget``. A kind whose
+        answers name no subject (groups, cohorts under noise) returns none."""
         ...

@@ -34,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
+from dataauth.accounts.disclosure import Disclosure
 from dataauth.catalog.store import Catalog, DatasetInfo
 from dataauth.domain.database import Domain
 from dataauth.errors import Problem, forbidden, not_found, unprocessable
@@ -357,6 +358,15 @@ class EncryptedScore:
         # the same noise in every slot: averaging the slots does not remove it
         flood = noise(1, bits).repeat(plan.parameters.slots)
         return Raw([self._release(plan, total, flood)], [], bits)
+
+    def disclosures(self, plan: Plan, obligations: dict[str, Any]) -> list[Disclosure]:
+        """Per subject scored, what one decrypted score can tell (placeholder until the
+        filing declares its weights' bounds): the policy's ``score_bits``."""
+        bits = obligations.get("score_bits")
+        if plan.mode != "score" or not isinstance(bits, int | float):
+            return []
+        question = self.hasher.question("he-score", plan.model.id)
+        return [Disclosure(self.hasher.person(key), question, float(bits)) for key in plan.keys]
 
     def disclose(self, raw: Raw, plan: Plan, obligations: dict[str, Any]) -> dict[str, Any]:
         slots = plan.parameters.slots

@@ -19,6 +19,7 @@ subject's score from their means.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,7 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel, Field, model_validator
 
+from dataauth.accounts.disclosure import Disclosure
 from dataauth.catalog import onnx_checks
 from dataauth.catalog.models import ModelRegistry, ModelSubmission
 from dataauth.catalog.store import Catalog, DatasetInfo
@@ -189,6 +191,34 @@ def output_bounds(output: dict[str, Any]) -> tuple[float, float] | None:
         low, high = output["bounds"]
         return float(low), float(high)
     return (0.0, 1.0) if output.get("kind") == "probability" else None
+
+
+UNBOUNDED_BITS = 64.0
+"""A score with no declared range at full precision could be any float: a read."""
+
+
+def released(conditions: dict[str, Any] | None, obligations: dict[str, Any]) -> dict[str, Any]:
+    """The obligations with the score release in force: the policy's, never finer than
+    the approval's ``release`` (what the leakage check at review found safe)."""
+    release = (conditions or {}).get("release") or {}
+    bands = release.get("score_bands") or obligations.get("score_bands")
+    if bands:
+        return {**obligations, "score_bands": bands}
+    digits = int(obligations.get("score_digits", 2))
+    return {**obligations, "score_digits": min(digits, int(release.get("score_digits", digits)))}
+
+
+def score_bits(output: dict[str, Any], obligations: dict[str, Any]) -> float:
+    """What one released score can tell about its subject: log2 of the values it can
+    take under the obligations (bands, or the range at ``score_digits``)."""
+    bands = obligations.get("score_bands")
+    if bands:
+        return math.log2(len(bands["labels"]))
+    bounds = output_bounds(output)
+    if bounds is None:
+        return UNBOUNDED_BITS
+    steps = (bounds[1] - bounds[0]) * 10 ** int(obligations.get("score_digits", 2))
+    return min(math.log2(steps + 1), UNBOUNDED_BITS)
 
 
 def statistics(
@@ -487,6 +517,16 @@ class Model:
             )
         return Scores(scores)
 
+    def disclosures(self, plan: Plan, obligations: dict[str, Any]) -> list[Disclosure]:
+        """A score tells at most log2 of the values it can take: its bands, or its range
+        at its rounding; a cohort names no subject (and is noised where features are
+        sensitive). The same model asked the same form again is the same question."""
+        if plan.form != "score":
+            return []
+        bits = score_bits(plan.row.manifest["output"], released(plan.row.conditions, obligations))
+        question = self.hasher.question("model", plan.row.id, plan.form)
+        return [Disclosure(self.hasher.person(key), question, bits) for key in plan.keys]
+
     def disclose(self, raw: Scores, plan: Plan, obligations: dict[str, Any]) -> dict[str, Any]:
         model = {"model": plan.row.id, "digest": plan.row.digest}
         if plan.form == "cohort":
@@ -494,8 +534,9 @@ class Model:
             bounds = output_bounds(plan.row.manifest["output"]) or (-np.inf, np.inf)
             stats = statistics(raw.values, plan.cohort, obligations, raw.noise, bounds)
             return {**model, "cohort": stats}
-        bands = obligations.get("score_bands")
-        digits = int(obligations.get("score_digits", 2))
+        form = released(plan.row.conditions, obligations)
+        bands = form.get("score_bands")
+        digits = int(form.get("score_digits", 2))
         results: list[dict[str, Any]] = []
         for index, score in enumerate(raw.values.tolist()):
             if score != score:  # NaN: the subject is unknown or a feature is missing

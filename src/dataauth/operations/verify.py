@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from dataauth.accounts.disclosure import Disclosure
 from dataauth.catalog.store import Catalog, DatasetInfo, ProductInfo
 from dataauth.domain.database import Domain
 from dataauth.errors import Problem, forbidden, not_found, unprocessable
@@ -40,6 +41,17 @@ class Parameter(BaseModel):
     minimum: float | None = None
     maximum: float | None = None
     max_length: int = 64
+    one_of: list[str | float] | None = Field(None, min_length=1, max_length=64)
+    """The only values a claim may take: a threshold's cut points (3000, 5000, 8000 ...),
+    fixed by the department. Whatever an operator asks, the product's answers then place
+    a subject in one of ``len(one_of) + 1`` intervals and no finer: the information a
+    subject can give away through the product is bounded by construction."""
+
+    @model_validator(mode="after")
+    def _choices(self) -> Parameter:
+        if self.one_of is not None and len(set(self.one_of)) != len(self.one_of):
+            raise ValueError("one_of lists each value once")
+        return self
 
 
 class Check(BaseModel):
@@ -103,6 +115,24 @@ class VerificationSpec(BaseModel):
         if self.answer.form == "band" and self.not_found != "explicit":
             raise ValueError("a band product answers an unknown subject explicitly")
         return self
+
+    def fixed(self) -> bool:
+        """Whether every claim comes from the product's fixed choices (or it takes none):
+        then all its questions about a subject are one question, answered once."""
+        return all(p.one_of is not None for p in self.parameters.values())
+
+    def bits(self) -> float:
+        """What a subject can give away through this product, in bits: log2 of the
+        answers it can get. A fixed product's answers, over every choice an operator may
+        ask, place the subject in one of prod(len(one_of) + 1) cells (times the band, for
+        a banded answer); a free claim gets true or false (a label, or none). An
+        unknown subject answered explicitly is one answer more."""
+        per_question = 2 if self.answer.form == "boolean" else len(self.answer.labels) + 1
+        outcomes = per_question
+        if self.fixed() and self.parameters:
+            cells = math.prod(len(p.one_of or ()) + 1 for p in self.parameters.values())
+            outcomes = cells if self.answer.form == "boolean" else cells * per_question
+        return math.log2(outcomes + (1 if self.not_found == "explicit" else 0))
 
     def columns(self, dataset: DatasetInfo) -> list[str]:
         names = [c.column for c in self.checks]
@@ -170,10 +200,10 @@ def _scalar(value: Any, parameter: Parameter, index: int, name: str) -> Any:
     if kind == "string":
         if not isinstance(value, str) or len(value) > parameter.max_length:
             raise _claim_error(index, name, f"must be a string of at most {parameter.max_length}")
-        return value
+        return _one_of(value, parameter, index, name)
     if kind == "date":
         try:
-            return dt.date.fromisoformat(value).isoformat()
+            return _one_of(dt.date.fromisoformat(value).isoformat(), parameter, index, name)
         except (TypeError, ValueError):
             raise _claim_error(index, name, "must be a date as YYYY-MM-DD") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -186,7 +216,15 @@ def _scalar(value: Any, parameter: Parameter, index: int, name: str) -> Any:
         raise _claim_error(index, name, f"must be at least {parameter.minimum:g}")
     if parameter.maximum is not None and value > parameter.maximum:
         raise _claim_error(index, name, f"must be at most {parameter.maximum:g}")
-    return int(value) if kind == "integer" else value
+    return _one_of(int(value) if kind == "integer" else value, parameter, index, name)
+
+
+def _one_of(value: Any, parameter: Parameter, index: int, name: str) -> Any:
+    """The claim, if it is one of the product's fixed choices (where it has any)."""
+    if parameter.one_of is not None and value not in parameter.one_of:
+        choices = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in parameter.one_of)
+        raise _claim_error(index, name, f"must be one of {choices}")
+    return value
 
 
 def _operands(spec: VerificationSpec, claims: dict[str, Any], index: int) -> list[Any]:
@@ -215,6 +253,13 @@ def _operands(spec: VerificationSpec, claims: dict[str, Any], index: int) -> lis
                 raise _claim_error(index, check.param, "must be a single value")
             bound.append(_scalar(value, parameter, index, check.param))
     return bound
+
+
+def _asked(operands: list[Any]) -> str:
+    """The claims as one question: numbers as floats, so that 5000 and 5000.0 are one."""
+    return repr(
+        [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in operands]
+    )
 
 
 def _predicate(check: Check, j: int, column: str, constants: dict[str, Any]) -> tuple[str, int]:
@@ -346,6 +391,19 @@ class Verify:
             if spec.consent
             else None,
         )
+
+    def disclosures(self, plan: Plan, obligations: dict[str, Any]) -> list[Disclosure]:
+        """Per subject, its question and what the answer can reveal (``VerificationSpec.bits``):
+        a fixed product is one question whatever the claim; a free claim, one question
+        per distinct claim (a number as a float: 5000 and 5000.0 ask the same)."""
+        bits, person = plan.spec.bits(), self.hasher.person
+        if plan.spec.fixed():
+            question = self.hasher.question("verify", plan.product)
+            return [Disclosure(person(key), question, bits) for key in plan.keys]
+        return [
+            Disclosure(person(key), self.hasher.question("verify", plan.product, _asked(ops)), bits)
+            for key, ops in zip(plan.keys, plan.claims, strict=True)
+        ]
 
     def execute(self, plan: Plan, obligations: dict[str, Any]) -> list[tuple[int, int, Any]]:
         size = len(plan.keys)

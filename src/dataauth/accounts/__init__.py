@@ -1,0 +1,1 @@
+"""Accounts the spine charges before an answer is computed: subjects' disclosure budgets."""

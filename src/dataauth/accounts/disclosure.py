@@ -1,0 +1,297 @@
+"""Per-subject disclosure budgets: how much any operator may learn about one person.
+
+Every answer about a subject is a release of information about it: a boolean at most
+one bit, a band log2 of its bands, a score log2 of the values its rounding allows. A
+kind states what each answer can reveal (``Disclosure``: subject, question, bits); the
+spine charges it here, where the decision obliges a ``subject_budget``:
+
+    {"window_days": 30, "bits_per_operator": 16, "bits_total": 32}
+
+- per operator: the bits of the distinct questions this operator had answered about
+  the subject within the last ``window_days`` (a sliding window, not a calendar one: a
+  window's end is no moment to spend twice);
+- across all operators: the bits of the distinct questions anyone had answered about
+  the subject in the window, so several operators pooling their answers learn no more.
+
+The very same question again (the same product and claims, the same model and form)
+tells nothing new and costs nothing; a new threshold or claim costs anew. A request is
+charged all or nothing, under the gateway database's write lock, so concurrent
+requests and several gateway processes never spend a budget twice.
+
+Rows hold keyed hashes only (of the subject and of the question): the ledger names no
+person and no claimed value.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Engine, text
+from sqlmodel import Field, SQLModel
+
+from dataauth.errors import forbidden
+from dataauth.statements import Prepared, WriteLock, prepare
+
+MILLI = 1000
+"""Bits are kept in thousandths, as integers: sums of floats would drift."""
+CHUNK = 500
+"""Subjects read per statement (far under any database's bind limit)."""
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """What one answer can tell about one subject.
+
+    ``question`` identifies what was asked, so the very same question again costs
+    nothing; a new claim or threshold is a new question. ``bits`` bounds what the answer
+    can reveal: at most log2 of the number of answers it can take (a boolean 1, a band
+    log2(bands)); a product whose claims all come from declared cut points is one
+    question about the subject, whatever the claim, costing log2 of all its outcomes.
+    """
+
+    subject: str
+    """The subject's keyed hash (``SubjectHasher.person``): one person across datasets."""
+    question: str
+    """A keyed digest of the question (product, claims, release form): never its text."""
+    bits: float
+
+
+class SubjectDisclosure(SQLModel, table=True):
+    __tablename__ = "subject_disclosure"
+
+    subject: str = Field(primary_key=True)
+    """The subject's keyed hash."""
+    question: str = Field(primary_key=True)
+    """The question's keyed digest."""
+    operator: str = Field(primary_key=True)
+    at: int = Field(index=True)
+    """When it was first answered in the current window, in Unix seconds."""
+    millibits: int
+
+
+@dataclass(frozen=True)
+class SubjectBudget:
+    """A ``subject_budget`` obligation."""
+
+    window: timedelta
+    per_operator: float
+    total: float
+
+
+def subject_budget(obligations: dict[str, Any]) -> SubjectBudget | None:
+    """The decision's ``subject_budget``, or None; a malformed one refuses (fail closed)."""
+    terms = obligations.get("subject_budget")
+    if terms is None:
+        return None
+    numbers = [terms.get(name) for name in ("window_days", "bits_per_operator", "bits_total")]
+    if not isinstance(terms, dict) or not all(_positive(n) for n in numbers):
+        raise forbidden("obligation_malformed", "the policy's subject_budget is not usable")
+    days, per_operator, total = (float(n) for n in numbers)  # type: ignore[arg-type]
+    return SubjectBudget(timedelta(days=days), per_operator, total)
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+@dataclass(frozen=True)
+class Spent:
+    """What a request was charged, per subject (in the order first named)."""
+
+    subjects: list[str]
+    bits: list[float]
+
+    def as_entry(self) -> list[dict[str, Any]]:
+        """The audit entry's record of the charge: keyed hashes and bits, nothing else."""
+        return [
+            {"subject": s, "bits": b} for s, b in zip(self.subjects, self.bits, strict=True) if b
+        ]
+
+
+@dataclass(frozen=True)
+class Exhausted:
+    """The first subject (its index in the request) whose budget the request overdraws."""
+
+    index: int
+    scope: str
+    """"operator" or "total"."""
+    asked: float
+    remaining: float
+    budget: float
+    renews: datetime
+
+
+class DisclosureLedger:
+    """The subjects' disclosure budgets, in the gateway's database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = WriteLock(engine, "subject_disclosure")
+        self._guard = threading.Lock()
+        self._connection: Any = None
+        self._upsert = prepare(
+            engine,
+            text(
+                "INSERT INTO subject_disclosure (subject, question, operator, at, millibits) "
+                "VALUES (:subject, :question, :operator, :at, :millibits) "
+                "ON CONFLICT (subject, question, operator) "
+                "DO UPDATE SET at = excluded.at, millibits = excluded.millibits"
+            ),
+        )
+
+    @lru_cache(maxsize=64)  # noqa: B019  (one ledger per gateway: the cache lives as long)
+    def _reader(self, size: int) -> Prepared:
+        names = ", ".join(f":s{i}" for i in range(size))
+        return prepare(
+            self.engine,
+            text(
+                "SELECT subject, question, operator, at, millibits FROM subject_disclosure "
+                f"WHERE subject IN ({names}) AND at > :since"
+            ),
+        )
+
+    def charge(
+        self,
+        operator: str,
+        disclosures: Sequence[Disclosure],
+        budget: SubjectBudget,
+        now: datetime,
+    ) -> Spent | Exhausted:
+        """Charge every new question, or none and name the first subject it overdraws."""
+        asked, first = _questions(disclosures)
+        since = int(now.timestamp() - budget.window.total_seconds())
+        with self._guard:
+            if self._connection is None:
+                self._connection = self._connect()
+            try:
+                # questions answered before stay answered until they leave the window:
+                # where nothing is new, a plain read settles it without the write lock
+                cursor = self._connection.cursor()
+                try:
+                    held = self._held(cursor, list(asked), since)
+                    verdict = self._price(held, asked, first, operator, budget, now)
+                finally:
+                    cursor.close()
+                    self._connection.rollback()
+                if isinstance(verdict, Exhausted) or not verdict[1]:
+                    return verdict if isinstance(verdict, Exhausted) else verdict[0]
+                with self._lock.transaction(self._connection) as cursor:
+                    held = self._held(cursor, list(asked), since)
+                    verdict = self._price(held, asked, first, operator, budget, now)
+                    if isinstance(verdict, Exhausted):
+                        return verdict
+                    spent, rows = verdict
+                    cursor.executemany(self._upsert.sql, [self._upsert.bind(r) for r in rows])
+                    return spent
+            except BaseException:
+                connection, self._connection = self._connection, None
+                connection.close()
+                raise
+
+    def _connect(self) -> Any:
+        connection = self._lock.connect()
+        if self.engine.dialect.name == "sqlite":
+            # no fsync of its own: the request's audit entry, committed with FULL on the
+            # same write-ahead log after this charge and before the answer leaves, makes
+            # the charge durable with it
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+        return connection
+
+    @staticmethod
+    def _price(
+        held: dict[str, list[tuple[str, str, int, int]]],
+        asked: dict[str, dict[str, int]],
+        first: dict[str, int],
+        operator: str,
+        budget: SubjectBudget,
+        now: datetime,
+    ) -> tuple[Spent, list[dict[str, Any]]] | Exhausted:
+        """What the request costs each subject, against what was answered before: the
+        charge and its rows, or the first subject it overdraws."""
+        stamp = int(now.timestamp())
+        rows, subjects, bits = [], [], []
+        for subject, questions in asked.items():
+            before = held.get(subject, [])
+            mine = {q: m for q, o, _, m in before if o == operator}
+            anyone: dict[str, int] = {}
+            for q, _, _, m in before:
+                anyone[q] = max(anyone.get(q, 0), m)
+            fresh = {q: m for q, m in questions.items() if m > mine.get(q, 0)}
+            cost_mine = sum(m - mine.get(q, 0) for q, m in fresh.items())
+            cost_all = sum(max(m - anyone.get(q, 0), 0) for q, m in questions.items())
+            for scope, used, cost, allowed in (
+                ("operator", sum(mine.values()), cost_mine, budget.per_operator),
+                ("total", sum(anyone.values()), cost_all, budget.total),
+            ):
+                if used + cost > _milli(allowed):
+                    counted = [at for _, o, at, _ in before if scope == "total" or o == operator]
+                    return Exhausted(
+                        first[subject],
+                        scope,
+                        asked=cost / MILLI,
+                        remaining=max(_milli(allowed) - used, 0) / MILLI,
+                        budget=allowed,
+                        renews=_renews(counted, budget, now),
+                    )
+            rows += [
+                {
+                    "subject": subject,
+                    "question": q,
+                    "operator": operator,
+                    "at": stamp,
+                    "millibits": m,
+                }
+                for q, m in fresh.items()
+            ]
+            subjects.append(subject)
+            bits.append(cost_mine / MILLI)
+        return Spent(subjects, bits), rows
+
+    def _held(
+        self, cursor: Any, subjects: list[str], since: int
+    ) -> dict[str, list[tuple[str, str, int, int]]]:
+        """Every question answered about these subjects within the window, by anyone."""
+        held: dict[str, list[tuple[str, str, int, int]]] = {}
+        for start in range(0, len(subjects), CHUNK):
+            part = subjects[start : start + CHUNK]
+            reader = self._reader(len(part))
+            values: dict[str, Any] = {f"s{i}": s for i, s in enumerate(part)}
+            values["since"] = since
+            cursor.execute(reader.sql, reader.bind(values))
+            for subject, question, who, at, millibits in cursor.fetchall():
+                held.setdefault(subject, []).append((question, who, at, millibits))
+        return held
+
+
+def _questions(
+    disclosures: Sequence[Disclosure],
+) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """Per subject, its questions and their bits, and where the request first names it.
+    A question asked twice in one batch is one question: the same answer twice tells
+    nothing more."""
+    asked: dict[str, dict[str, int]] = {}
+    first: dict[str, int] = {}
+    for index, d in enumerate(disclosures):
+        first.setdefault(d.subject, index)
+        questions = asked.setdefault(d.subject, {})
+        questions[d.question] = max(questions.get(d.question, 0), _milli(d.bits))
+    return asked, first
+
+
+def _milli(bits: float) -> int:
+    return math.ceil(bits * MILLI - 1e-6)
+
+
+def _renews(times: list[int], budget: SubjectBudget, now: datetime) -> datetime:
+    """When the oldest answer that counts leaves the window: the earliest the budget grows."""
+    if not times:
+        return now + budget.window
+    return datetime.fromtimestamp(min(times), tz=now.tzinfo) + budget.window
