@@ -151,7 +151,7 @@ def test_the_exact_capital_oracle_on_one_firm_is_noised(client, auth, gateway):
     counts, was an exact oracle on one firm's capital.
 
     Before: 16 exact queries bracket the capital to 10^8 / 2^16 (1,526 yuan), 27 to the
-    yuan. After: comparing an L2 column is above ``exact_compare_levels`` (L1), so the
+    yuan. After: comparing an L2 column is above ``exact_levels`` (L1), so the
     query is noised and its groups selected on noisy counts: the attacker keeps the
     prior, [0, 10^8]. An exact answer that compares only public columns still says
     nothing of how many groups it left out, so grouping two named firms by capital no
@@ -189,7 +189,8 @@ def test_the_exact_capital_oracle_on_one_firm_is_noised(client, auth, gateway):
     assert all(body["rows"] == [] for body in answers)
     assert not low <= capital < high and high < 1_600
 
-    # exact (only L1 compared), k-suppressed, and silent on what it left out
+    # an L2 label under a filter is noised too: grouping two named firms by capital
+    # tells nothing of whether they share one (and no count of groups left out)
     pair = ask(
         client,
         auth,
@@ -197,7 +198,8 @@ def test_the_exact_capital_oracle_on_one_firm_is_noised(client, auth, gateway):
         f"WHERE name IN ('{firm}', '{other}') GROUP BY registered_capital",
     ).json()
     assert pair["rows"] == []
-    assert pair["protections"] == {"min_group_size": K, "differential_privacy": None}
+    assert pair["protections"]["differential_privacy"]["partition_selection"]
+    assert_no_exact_count(pair)
 
 
 def test_a_noised_cohort_without_group_by_is_decided_on_its_noisy_count(client, auth, gateway):

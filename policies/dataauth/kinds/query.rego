@@ -33,17 +33,32 @@ query_noised_columns contains sprintf("%s.%s", [column.dataset, column.name]) if
 	column.level in object.get(query_limits.dp, "join_levels", [])
 }
 
-# an exact answer must not become an oracle: k-suppression decides on true counts, so a
-# WHERE that compares a column above the public levels (exact_compare_levels) could
-# single out one subject and make "is the group there?" answer a question about that
-# column (income >= T, capital >= T). Such a query is noised, and its groups selected on
-# noisy counts. Without exact_compare_levels, every compared column brings noise.
+# an exact answer must not become an oracle, nor difference into one subject's value.
+# k-suppression decides on true counts, so a WHERE that compares a column above the
+# exact levels could single out one subject and make "is the group there?" answer a
+# question about that column (income >= T, capital >= T); an exact SUM or AVG of such a
+# column, asked with and without one subject (name <> '...'), or a group's total beside
+# its released subgroups, is that subject's value; and a group label above the exact
+# levels, counted with and without one subject, names the subject's label. So an exact
+# answer compares and aggregates only columns at the exact levels, and shows a label
+# above them only over the whole dataset (no WHERE). Anything else is noised, its groups
+# selected on noisy counts. Without exact_levels, every column but a label brings noise.
+query_exact_level(column) if column.level in object.get(query_limits, "exact_levels", [])
+
 query_noised_columns contains sprintf("%s.%s", [column_dataset(column), column.name]) if {
 	input.operation.kind == "query"
 	some column in input.columns
-	column.use == "compare"
+	column.use in {"compare", "aggregate"}
 	not query_join_key(column)
-	not column.level in object.get(query_limits, "exact_compare_levels", [])
+	not query_exact_level(column)
+}
+
+query_noised_columns contains sprintf("%s.%s", [column_dataset(column), column.name]) if {
+	input.operation.kind == "query"
+	count(input.query.filters) > 0
+	some column in input.columns
+	column.use == "plaintext"
+	not query_exact_level(column)
 }
 
 query_noised if count(query_noised_columns) > 0

@@ -13,8 +13,9 @@ Disclosure, from the decision's obligations:
   and how many were is not said (a count of the groups left out would answer, for a
   filter that singles out a few subjects, how many distinct labels they have); a query
   without GROUP BY over fewer than k is refused (``cohort_too_small``). The policy keeps
-  exact only queries whose WHERE compares public columns (``exact_compare_levels``), so
-  whether a group reaches k is a fact about public data.
+  exact only queries that compare and aggregate public columns (``exact_levels``) and
+  show a label above them only over the whole dataset, so whether a group reaches k is
+  a fact about public data and no two exact answers difference into one subject.
 - ``dp`` ({mechanism: laplace | gaussian, epsilon, delta, threshold_delta, budget: {key,
   epsilon}}): the query's ε is charged to the operator's account first (refused over
   budget, with what remains). Which groups appear is then decided on noisy counts
