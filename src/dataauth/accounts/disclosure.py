@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, text
 from sqlmodel import Field, SQLModel
@@ -42,11 +42,13 @@ MILLI = 1000
 """Bits are kept in thousandths, as integers: sums of floats would drift."""
 CHUNK = 500
 """Subjects read per statement (far under any database's bind limit)."""
+KNOWN = 200_000
+"""Questions this process remembers as answered: past that it forgets them all and reads
+the database again (a bound on memory, not on correctness)."""
 
 
-@dataclass(frozen=True)
-class Disclosure:
-    """What one answer can tell about one subject.
+class Disclosure(NamedTuple):
+    """What one answer can tell about one subject (a tuple: a batch makes thousands).
 
     ``question`` identifies what was asked, so the very same question again costs
     nothing; a new claim or threshold is a new question. ``bits`` bounds what the answer
@@ -135,6 +137,9 @@ class DisclosureLedger:
         self._lock = WriteLock(engine, "subject_disclosure")
         self._guard = threading.Lock()
         self._connection: Any = None
+        # (subject, question, operator) -> when answered: rows are only ever added in a
+        # window, so a question known answered since ``since`` is free without a read
+        self._known: dict[tuple[str, str, str], int] = {}
         self._upsert = prepare(
             engine,
             text(
@@ -164,8 +169,11 @@ class DisclosureLedger:
         now: datetime,
     ) -> Spent | Exhausted:
         """Charge every new question, or none and name the first subject it overdraws."""
-        asked, first = _questions(disclosures)
         since = int(now.timestamp() - budget.window.total_seconds())
+        known = self._known
+        if all(known.get((d[0], d[1], operator), since) > since for d in disclosures):
+            return Spent([], [])  # all asked before, in the window: nothing new to tell
+        asked, first = _questions(disclosures)
         with self._guard:
             if self._connection is None:
                 self._connection = self._connect()
@@ -179,8 +187,11 @@ class DisclosureLedger:
                 finally:
                     cursor.close()
                     self._connection.rollback()
-                if isinstance(verdict, Exhausted) or not verdict[1]:
-                    return verdict if isinstance(verdict, Exhausted) else verdict[0]
+                if isinstance(verdict, Exhausted):
+                    return verdict
+                if not verdict[1]:
+                    self._remember_held(held, operator)
+                    return verdict[0]
                 with self._lock.transaction(self._connection) as cursor:
                     held = self._held(cursor, list(asked), since)
                     verdict = self._price(held, asked, first, operator, budget, now)
@@ -188,11 +199,29 @@ class DisclosureLedger:
                         return verdict
                     spent, rows = verdict
                     cursor.executemany(self._upsert.sql, [self._upsert.bind(r) for r in rows])
-                    return spent
+                self._remember(rows)
+                return spent
             except BaseException:
                 connection, self._connection = self._connection, None
                 connection.close()
                 raise
+
+    def _remember(self, rows: list[dict[str, Any]]) -> None:
+        if len(self._known) + len(rows) > KNOWN:
+            self._known = {}
+        for r in rows:
+            self._known[(r["subject"], r["question"], r["operator"])] = r["at"]
+
+    def _remember_held(
+        self, held: dict[str, list[tuple[str, str, int, int]]], operator: str
+    ) -> None:
+        rows = [
+            {"subject": s, "question": q, "operator": o, "at": at}
+            for s, answered in held.items()
+            for q, o, at, _ in answered
+            if o == operator
+        ]
+        self._remember(rows)
 
     def _connect(self) -> Any:
         connection = self._lock.connect()
