@@ -746,7 +746,9 @@ app.add_typer(he_app, name="he")
 @he_app.command("filing")
 def he_filing(
     model: Annotated[str, typer.Argument(help="the model's id (sha256:…)")],
-    url: GatewayUrl = "http://127.0.0.1:8080",
+    url: Annotated[
+        str, typer.Option("--url", envvar="DATAAUTH_URL", help="the gateway [env DATAAUTH_URL]")
+    ] = "http://127.0.0.1:8080",
     token: Annotated[str | None, typer.Option(help="a regulator's token")] = None,
     data_dir: DataDir = None,
 ) -> None:
