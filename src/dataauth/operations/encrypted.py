@@ -11,9 +11,9 @@ value:
   ``i // (degree / 2)`` and nowhere else. Per block, one ciphertext-plaintext multiply
   per feature (the feature's values over the block, zero in unused slots) and one add
   each, plus the bias: no rotations, so no Galois keys. A block of one subject multiplies
-  by scalars instead, with weights masked once per model to slot 0 (``w ⊙ e_0``): the
-  subject is still in one slot only, so weights that differ per slot read one linear
-  combination of it, not one per slot.
+  by scalars instead, with weights masked once per model to slot 0 (``w ⊙ e_0``, then
+  rescaled): the subject is still in one slot only, so weights that differ per slot read
+  one linear combination of it, not one per slot.
 - ``sum`` / ``mean``: over a cohort filter of at least ``min_cohort`` subjects, the
   database counts the cohort and sums each feature clamped to the catalog's bounds;
   where the decision obliges ``dp`` those are noised by OpenDP and charged to the
@@ -35,6 +35,7 @@ them): asking again averages nothing, and what one score can reveal is what its
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 import os
 import threading
@@ -71,8 +72,9 @@ NOISE_FLOOR_BITS = 20
 2^-20, the order of CKKS's error for one multiply at a 2^40 scale. 0 adds none."""
 EMPTY_SLOT_BITS = 16
 """A slot holding no subject gets uniform noise in ±2^16: it then decrypts to nothing but
-that (CKKS's error there, which depends on the whole block, is some 2^-36 of it). Scores
-themselves stay below 2^18 in magnitude: the one-subject path ends at scale 2^120."""
+that (CKKS's error there, which depends on the whole block, is some 2^-34 of it). Scores
+themselves stay below 2^18 in magnitude: the one-subject path ends at scale 2^80 one
+level down (a 100-bit modulus)."""
 OFFSET = 2.0**-30
 FETCH_CHUNK = 1024
 """Subject keys bound per look-up statement (SQLite allows 32,766 binds)."""
@@ -257,7 +259,7 @@ class EncryptedScore:
         self.max_batch = max_batch
         self.clock = clock
         self._lock = threading.Lock()
-        self._questions: OrderedDict[str, list[str]] = OrderedDict()
+        self._questions: OrderedDict[str, tuple[list[str], list[bytes]]] = OrderedDict()
         self._masked: OrderedDict[str, tuple[list[Any], Any]] = OrderedDict()
 
     def describe(self, call: ScoreCall) -> Description:
@@ -349,17 +351,24 @@ class EncryptedScore:
     def _slot_questions(self, model: ModelInfo, slots: int) -> list[str]:
         """Per slot, the question a score there answers: this filing's combination in that
         slot (filed weights may differ per slot, so the slot is part of the question)."""
+        return self._per_slot(model, slots)[0]
+
+    def _per_slot(self, model: ModelInfo, slots: int) -> tuple[list[str], list[bytes]]:
+        """Per slot, its question and the key of its subjects' noise (cached per model).
+        A noise key is the gateway's keyed hash of the question: the question digest may
+        be shown (disclosure records); the key never leaves."""
         with self._lock:
             cached = self._questions.get(model.id)
             if cached is not None:
                 return cached
         digest = model.weights_digest or ""
-        made = [self.hasher.question(KIND, model.id, digest, str(s)) for s in range(slots)]
+        questions = [self.hasher.question(KIND, model.id, digest, str(s)) for s in range(slots)]
+        keys = [bytes.fromhex(self.hasher("~he-noise", q)) for q in questions]
         with self._lock:
-            self._questions[model.id] = made
+            self._questions[model.id] = (questions, keys)
             while len(self._questions) > 8:
                 self._questions.popitem(last=False)
-        return made
+        return questions, keys
 
     @staticmethod
     def _check_sent(body: ScoreRequest, model: ModelInfo, parameters: Parameters) -> None:
@@ -408,28 +417,42 @@ class EncryptedScore:
         return np.nan_to_num(matrix, nan=0.0), found
 
     def _subject_noise(self, plan: Plan) -> np.ndarray:
-        """Per subject, uniform in [-1, 1): a keyed function of subject, filing and slot,
-        so the same question gets the same noise and repeating it averages nothing. The
-        key is the gateway's subject secret: the operator cannot compute it."""
-        questions = self._slot_questions(plan.model, plan.parameters.slots)
+        """Per subject, uniform in [-1, 1): a keyed function (BLAKE2b under the slot's
+        noise key) of subject, filing and slot, so the same question gets the same noise
+        and repeating it averages nothing; the operator cannot compute it."""
+        _, keys = self._per_slot(plan.model, plan.parameters.slots)
         slots = plan.parameters.slots
-        units = [
-            int(self.hasher("~he-noise", f"{questions[i % slots]}\x00{person}")[:13], 16)
+        words = b"".join(
+            hashlib.blake2b(person.encode(), key=keys[i % slots], digest_size=8).digest()
             for i, person in enumerate(plan.persons)
-        ]
-        return 2.0 * (np.array(units, dtype=np.float64) / 16.0**13) - 1.0
+        )
+        unit = np.frombuffer(words, dtype=np.uint64).astype(np.float64) / 2.0**64
+        return 2.0 * unit - 1.0
 
     def _masked_to_slot_zero(
         self, plan: Plan, weights: list[Any], bias: Any
     ) -> tuple[list[Any], Any]:
-        """The filed weights and bias times e_0 (cached per model): a one-subject block
-        then multiplies by scalars, and slot 0, the subject's, is the only one it reaches."""
+        """The filed weights and bias times e_0, rescaled (cached per model): a one-subject
+        block then multiplies by scalars, and slot 0, the subject's, is the only one it
+        reaches. The rescale (under a copy of the context that rescales) leaves them at
+        scale 2^40 one level down: the scalar products end at 2^80, with two primes
+        instead of three, which is cheaper than the unmasked product was."""
         with self._lock:
             cached = self._masked.get(plan.model.id)
             if cached is not None:
                 return cached
+        rescaling = plan.context.copy()
+        rescaling.auto_rescale = True
         unit = [1.0] + [0.0] * (plan.parameters.slots - 1)
-        made = ([w * unit for w in weights], bias * unit)
+
+        def masked(vector: Any) -> Any:
+            copy = vector.copy()
+            copy.link_context(rescaling)
+            product = copy * unit
+            product.link_context(plan.context)
+            return product
+
+        made = ([masked(w) for w in weights], masked(bias))
         with self._lock:
             self._masked[plan.model.id] = made
             while len(self._masked) > 8:
@@ -459,7 +482,7 @@ class EncryptedScore:
                 if len(part) == 1:
                     masked, masked_bias = self._masked_to_slot_zero(plan, weights, bias)
                     score = self._combine(masked, masked_bias, list(part[0]))
-                    out.append(self._release(plan, score, flood, 3 * scale_bits))
+                    out.append(self._release(plan, score, flood, 2 * scale_bits))
                     continue
                 block = np.zeros((slots, matrix.shape[1]))
                 block[: len(part)] = part
