@@ -4,18 +4,20 @@ over HTTP against the demo gateway, with real TenSEAL ciphertexts and the shippe
 The operator chooses its encrypted weights, so it can file ciphertexts whose slots hold
 different weights (slot 0 one-hot on income, slot 1 on months, a slot of zeros). Each
 test states what the attacker is left with; the figures come from the demo's bounds
-(income 0..50,000, months 0..600, properties 0..10), the product's ``score_bits`` (6)
+(income 0..50,000, months 0..600, properties 0..10), the policy's ``score_bits`` (6)
 and the policy's ε (1 per HE aggregate, split over the count and three sums).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 
 import httpx
 import numpy as np
 import pytest
 import tenseal as ts
+from sqlalchemy import text as sql
 
 from conftest import start_with_budget, stop_gateway
 from dataauth.sdk.he import GatewayError, HEClient, LinearModel, make_context
@@ -202,3 +204,38 @@ def test_repeating_an_aggregate_to_average_its_noise_runs_out_of_epsilon(gateway
         assert len(set(reads)) == 4  # each answer had noise of its own
     finally:
         stop_gateway(beside)
+
+
+def spent(gateway, answer: dict) -> list[float] | None:
+    """The bits the answer's audit entry charged, per subject (None: nothing new)."""
+    with gateway.gateway_db() as db:
+        (logged,) = db.execute(sql('SELECT canonical FROM audit_entry WHERE "index" = :i'),
+                               {"i": answer["audit"]["entry"]}).one()  # fmt: skip
+    found = json.loads(bytes(logged))["entry"].get("disclosure")
+    return None if found is None else [d["bits"] for d in found]
+
+
+def test_reading_one_subject_through_many_slots_spends_its_budget(gateway, bank, secret):
+    """Before: nothing counted what a score revealed. After: each score is charged the
+    policy's ``score_bits`` (6) under its filing and slot; the same question again is
+    free (and answers the same); the subject moved to another slot to read months asks
+    anew; with 16 bits per operator in 30 days the third question is refused (429
+    ``subject_budget_exhausted``): the attacker is left with one reading of income and one
+    of months, each to ±408 (the reader's declared range over 124), no more."""
+    client, context_id = bank
+    model_id = file_slots(client, secret, context_id, [one_hot(0), one_hot(1), one_hot(2)])
+    key, income, months, *_ = rows(gateway, 1, offset=7000)[0]
+    fillers = [consented(gateway, r[0]) for r in rows(gateway, 2, offset=7001)]
+    subject = consented(gateway, key)
+    first, slots = score_slots(client, secret, context_id, model_id, [subject])
+    assert spent(gateway, first) == [pytest.approx(6.0)]
+    assert abs(slots[0] - income) <= HALF_WIDTH + 1e-3
+    again, repeated = score_slots(client, secret, context_id, model_id, [subject])
+    assert spent(gateway, again) is None and abs(repeated[0] - slots[0]) < 1e-3
+    second, moved = score_slots(client, secret, context_id, model_id, [fillers[0], subject])
+    assert spent(gateway, second) == [pytest.approx(6.0)] * 2
+    assert abs(moved[1] - months) <= HALF_WIDTH + 1e-3
+    with pytest.raises(GatewayError) as refused:
+        score_slots(client, secret, context_id, model_id, [*fillers, subject])
+    assert refused.value.status == 429
+    assert refused.value.problem["code"] == "subject_budget_exhausted"

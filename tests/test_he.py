@@ -41,7 +41,7 @@ PRODUCT = "he-credit-score"
 FEATURES = ["monthly_income", "social_insurance_months", "properties_owned"]
 COLUMN_BOUNDS = {"monthly_income": (0, 50_000), "social_insurance_months": (0, 600),
                  "properties_owned": (0, 10)}  # fmt: skip
-SCORE_BITS = 6  # the demo product's
+SCORE_BITS = 6  # the demo bundle's
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 

@@ -2,7 +2,8 @@
 # department's data; only ciphertexts leave. Per-subject scores need consent where the
 # product says so (the spine checks it; decision.rego denies without it); aggregates
 # need a cohort of at least min_cohort; noise_bits sets the least noise added to every
-# result (a score's noise is widened further to the product's score_bits). Aggregates
+# result; score_bits widens a score's noise to its model's declared range, so that one
+# score reveals at most score_bits bits about its subject (what it is charged). Aggregates
 # over sensitive features are noised (dp) and spend the operator's ε account on the
 # dataset, the one its aggregate queries and model cohorts spend (query_budget).
 package dataauth
@@ -27,6 +28,7 @@ kind_obligations["he-score"] := object.union(
 		"batch_limit": he_limits.batch_limit,
 		"min_cohort": he_limits.min_cohort,
 		"noise_bits": object.get(he_limits.noise_bits, input.operation.mode, 0),
+		"score_bits": he_limits.score_bits,
 		"usage": object.union(usage, {"subject_per_day": he_subject_limit}),
 	},
 	he_dp,
@@ -53,17 +55,6 @@ he_dp := {"dp": {
 }} if he_noised
 
 default he_dp := {}
-
-# what one score may reveal is the product's (score_bits); the policy caps it
-deny contains reason("score_bits_too_high", msg) if {
-	input.operation.kind == "he-score"
-	input.operation.mode == "score"
-	input.he.score_bits > he_limits.max_score_bits
-	msg := sprintf(
-		"the product lets one score reveal %v bits; the policy allows at most %v",
-		[input.he.score_bits, he_limits.max_score_bits],
-	)
-}
 
 deny contains reason("batch_too_large", msg) if {
 	input.operation.kind == "he-score"

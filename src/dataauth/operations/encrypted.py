@@ -26,7 +26,7 @@ key, of independent noise per slot: the encryption re-randomises the ciphertext 
 it, the second half of the result is a known linear function of the features), and the
 noise floods CKKS's approximation error, which depends on the features too. A score's
 noise is uniform in ±a, with a the policy's floor (``noise_bits``) widened to the
-model's declared score range over ``2^score_bits - 2`` (the product's ``score_bits``),
+model's declared score range over ``2(2^score_bits - 2)`` (the policy's ``score_bits``),
 and it is the same each time for the same subject, filing and slot (a keyed function of
 them): asking again averages nothing, and what one score can reveal is what its
 ``Disclosure`` charges. A slot holding no subject decrypts to uniform noise of ±2^16.
@@ -54,7 +54,7 @@ from dataauth.catalog.store import Catalog, DatasetInfo
 from dataauth.domain.database import Domain
 from dataauth.errors import Problem, forbidden, not_found, unprocessable
 from dataauth.keyring import SubjectHasher
-from dataauth.operations.base import ConsentNeed, Description, Disclosure, Request
+from dataauth.operations.base import ConsentNeed, Description, Request
 from dataauth.operations.he_params import Parameters
 from dataauth.operations.he_registry import (
     ID,
@@ -75,6 +75,9 @@ EMPTY_SLOT_BITS = 16
 that (CKKS's error there, which depends on the whole block, is some 2^-34 of it). Scores
 themselves stay below 2^18 in magnitude: the one-subject path ends at scale 2^80 one
 level down (a 100-bit modulus)."""
+EXACT_BITS = 64.0
+"""What a score without noise (a policy with neither floor nor ``score_bits``) can tell:
+all of a float64."""
 OFFSET = 2.0**-30
 FETCH_CHUNK = 1024
 """Subject keys bound per look-up statement (SQLite allows 32,766 binds)."""
@@ -187,11 +190,14 @@ def score_range(weight_bounds: Sequence[float], bounds: Sequence[tuple[float, fl
     )
 
 
-def score_noise(range_: float, score_bits: float, noise_bits: int) -> float:
-    """A score's noise half-width: the policy's floor, widened so that over the score range
-    one score takes at most 2^score_bits - 2 distinguishable values."""
+def score_noise(range_: float, score_bits: Any, noise_bits: int) -> float:
+    """A score's noise half-width: the policy's floor, widened (where the policy obliges
+    ``score_bits``) so that over the score range one score takes at most
+    2^score_bits - 2 distinguishable values."""
     floor = 2.0 ** (noise_bits - NOISE_FLOOR_BITS) if noise_bits > 0 else 0.0
-    return max(floor, range_ / (2.0 * (2.0**score_bits - 2.0)))
+    if not isinstance(score_bits, int | float) or isinstance(score_bits, bool):
+        return floor
+    return max(floor, range_ / (2.0 * (2.0 ** max(float(score_bits), 2.0) - 2.0)))
 
 
 def score_disclosure(range_: float, half_width: float) -> float:
@@ -200,7 +206,13 @@ def score_disclosure(range_: float, half_width: float) -> float:
     outcome for "not found"."""
     if range_ <= 0:
         return 1.0
-    return math.log2(2.0 + range_ / (2.0 * half_width))
+    if half_width <= 0:
+        return EXACT_BITS
+    return min(math.log2(2.0 + range_ / (2.0 * half_width)), EXACT_BITS)
+
+
+def _noise_bits(obligations: dict[str, Any]) -> int:
+    return int(obligations.get("noise_bits") or 0)
 
 
 @lru_cache(maxsize=64)
@@ -315,16 +327,12 @@ class EncryptedScore:
                 "parameters": parameters.name,
                 "features": len(model.features),
                 "cohort_conditions": len(cohort),
-                "score_bits": model.spec.score_bits,
             },
         }
         consent = None
         if model.spec.consent and body.mode == "score":
             consent = ConsentNeed(model.product.id, [s.consent for s in body.subjects or []])
         persons = [self.hasher.person(key) for key in keys]
-        bits = score_disclosure(spread, score_noise(spread, model.spec.score_bits, 0))
-        questions = self._slot_questions(model, parameters.slots) if keys else []
-        slots = parameters.slots
         return Description(
             operation={"product": model.product.id, "mode": body.mode, "model": model.id},
             facts=facts,
@@ -343,9 +351,6 @@ class EncryptedScore:
             dataset_version=f"{dataset.id}@{dataset.version}",
             subjects=[self.hasher(dataset.id, key) for key in keys],
             consent=consent,
-            disclosures=[
-                Disclosure(person, questions[i % slots], bits) for i, person in enumerate(persons)
-            ],
         )
 
     def _slot_questions(self, model: ModelInfo, slots: int) -> list[str]:
@@ -460,7 +465,7 @@ class EncryptedScore:
         return made
 
     def execute(self, plan: Plan, obligations: dict[str, Any]) -> Raw:
-        bits = int(obligations.get("noise_bits") or 0)
+        bits = _noise_bits(obligations)
         limit = obligations.get("batch_limit")
         if plan.mode == "score" and isinstance(limit, int) and len(plan.keys) > limit:
             raise forbidden(
@@ -472,7 +477,7 @@ class EncryptedScore:
             if plan.mode != "score":
                 return self._aggregate(plan, obligations, weights, bias, bits)
             matrix, found = self._features(plan)
-            half = score_noise(plan.score_range, plan.model.spec.score_bits, bits)
+            half = score_noise(plan.score_range, obligations.get("score_bits"), bits)
             subject_noise = self._subject_noise(plan) * half
             slots, out = plan.parameters.slots, []
             for start in range(0, len(plan.keys), slots):
@@ -559,13 +564,23 @@ class EncryptedScore:
         return Raw([released], [], bits, privacy=privacy)
 
     def disclosures(self, plan: Plan, obligations: dict[str, Any]) -> list[Disclosure]:
-        """Per subject scored, what one decrypted score can tell (placeholder until the
-        filing declares its weights' bounds): the policy's ``score_bits``."""
-        bits = obligations.get("score_bits")
-        if plan.mode != "score" or not isinstance(bits, int | float):
+        """Per subject scored, what its one decrypted score can tell: log2 of its
+        distinguishable values over the declared score range at the obliged noise (the
+        policy's ``score_bits`` exactly, where the widened noise binds), under the
+        question of its filing and slot. Aggregates name no subject (they spend ε)."""
+        if plan.mode != "score":
             return []
-        question = self.hasher.question("he-score", plan.model.id)
-        return [Disclosure(self.hasher.person(key), question, float(bits)) for key in plan.keys]
+        half = score_noise(
+            plan.score_range, obligations.get("score_bits"), _noise_bits(obligations)
+        )
+        bits = score_disclosure(plan.score_range, half)
+        questions, slots = (
+            self._slot_questions(plan.model, plan.parameters.slots),
+            plan.parameters.slots,
+        )
+        return [
+            Disclosure(person, questions[i % slots], bits) for i, person in enumerate(plan.persons)
+        ]
 
     def disclose(self, raw: Raw, plan: Plan, obligations: dict[str, Any]) -> dict[str, Any]:
         slots = plan.parameters.slots

@@ -92,10 +92,6 @@ class HEProductSpec(BaseModel):
     """Columns a cohort filter may compare (each must allow ``compare``)."""
     consent: bool = True
     """Per-subject scores need each subject's consent (授权)."""
-    score_bits: float = Field(6.0, ge=2, le=32)
-    """What one decrypted score may reveal about its subject, in bits: the gateway widens
-    each score's noise to the model's declared score range over 2^score_bits - 2 (the
-    subject's disclosure budget is charged this much)."""
 
 
 class ContextRequest(BaseModel):
