@@ -35,7 +35,6 @@ them): asking again averages nothing, and what one score can reveal is what its
 from __future__ import annotations
 
 import base64
-import hashlib
 import math
 import os
 import threading
@@ -47,6 +46,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pydantic import BaseModel, Field, model_validator
 
 from dataauth.accounts.disclosure import Disclosure
@@ -271,7 +271,7 @@ class EncryptedScore:
         self.max_batch = max_batch
         self.clock = clock
         self._lock = threading.Lock()
-        self._questions: OrderedDict[str, tuple[list[str], list[bytes]]] = OrderedDict()
+        self._questions: OrderedDict[str, tuple[list[str], bytes]] = OrderedDict()
         self._masked: OrderedDict[str, tuple[list[Any], Any]] = OrderedDict()
 
     def describe(self, call: ScoreCall) -> Description:
@@ -358,22 +358,22 @@ class EncryptedScore:
         slot (filed weights may differ per slot, so the slot is part of the question)."""
         return self._per_slot(model, slots)[0]
 
-    def _per_slot(self, model: ModelInfo, slots: int) -> tuple[list[str], list[bytes]]:
-        """Per slot, its question and the key of its subjects' noise (cached per model).
-        A noise key is the gateway's keyed hash of the question: the question digest may
-        be shown (disclosure records); the key never leaves."""
+    def _per_slot(self, model: ModelInfo, slots: int) -> tuple[list[str], bytes]:
+        """Per slot, its question; and the model's noise key (cached per model). The key is
+        the gateway's keyed hash of the filing: question digests may be shown (disclosure
+        records), the key never leaves."""
         with self._lock:
             cached = self._questions.get(model.id)
             if cached is not None:
                 return cached
         digest = model.weights_digest or ""
         questions = [self.hasher.question(KIND, model.id, digest, str(s)) for s in range(slots)]
-        keys = [bytes.fromhex(self.hasher("~he-noise", q)) for q in questions]
+        key = bytes.fromhex(self.hasher("~he-noise", f"{model.id}\x00{digest}"))
         with self._lock:
-            self._questions[model.id] = (questions, keys)
+            self._questions[model.id] = (questions, key)
             while len(self._questions) > 8:
                 self._questions.popitem(last=False)
-        return questions, keys
+        return questions, key
 
     @staticmethod
     def _check_sent(body: ScoreRequest, model: ModelInfo, parameters: Parameters) -> None:
@@ -422,17 +422,19 @@ class EncryptedScore:
         return np.nan_to_num(matrix, nan=0.0), found
 
     def _subject_noise(self, plan: Plan) -> np.ndarray:
-        """Per subject, uniform in [-1, 1): a keyed function (BLAKE2b under the slot's
-        noise key) of subject, filing and slot, so the same question gets the same noise
-        and repeating it averages nothing; the operator cannot compute it."""
-        _, keys = self._per_slot(plan.model, plan.parameters.slots)
-        slots = plan.parameters.slots
-        words = b"".join(
-            hashlib.blake2b(person.encode(), key=keys[i % slots], digest_size=8).digest()
-            for i, person in enumerate(plan.persons)
-        )
-        unit = np.frombuffer(words, dtype=np.uint64).astype(np.float64) / 2.0**64
-        return 2.0 * unit - 1.0
+        """Per subject, uniform in [-1, 1): AES under the model's noise key of (subject,
+        slot), a keyed function of subject, filing and slot, so the same question gets
+        the same noise and repeating it averages nothing; the operator cannot compute
+        it. One AES-ECB call over the batch: a hash per subject would cost more."""
+        _, key = self._per_slot(plan.model, plan.parameters.slots)
+        blocks = np.zeros(len(plan.persons), dtype=[("person", "S12"), ("slot", "<u4")])
+        # 96 bits of the subject's keyed hash: distinct for any two people of a dataset
+        person = bytes.fromhex("".join(p[:24] for p in plan.persons))
+        blocks["person"] = np.frombuffer(person, dtype="S12")
+        blocks["slot"] = np.arange(len(plan.persons)) % plan.parameters.slots
+        encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+        words = np.frombuffer(encryptor.update(blocks.tobytes()), dtype=np.uint64)[::2]
+        return 2.0 * (words.astype(np.float64) / 2.0**64) - 1.0
 
     def _masked_to_slot_zero(
         self, plan: Plan, weights: list[Any], bias: Any
