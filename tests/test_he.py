@@ -39,14 +39,22 @@ def gateway(request):
 
 PRODUCT = "he-credit-score"
 FEATURES = ["monthly_income", "social_insurance_months", "properties_owned"]
-SCORE_NOISE = 2.0 ** (10 - 20)  # the demo bundle's noise_bits for scores
-MEAN_NOISE = 2.0 ** (12 - 20)
+COLUMN_BOUNDS = {"monthly_income": (0, 50_000), "social_insurance_months": (0, 600),
+                 "properties_owned": (0, 10)}  # fmt: skip
+SCORE_BITS = 6  # the demo bundle's
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def bound(rows: np.ndarray, noise: float) -> np.ndarray:
     """The documented error bound: 1e-6 per unit of sum |x_j| (CKKS), plus the noise."""
     return 1e-6 * (1 + np.abs(rows).sum(axis=1)) + noise
+
+
+def score_noise(model: LinearModel) -> float:
+    """The documented noise half-width: the declared score range over 2(2^score_bits - 2)."""
+    spread = sum(b * (COLUMN_BOUNDS[f][1] - COLUMN_BOUNDS[f][0])
+                 for f, b in zip(model.features, model.declared(), strict=True))  # fmt: skip
+    return spread / (2 * (2**SCORE_BITS - 2))
 
 
 @pytest.fixture(scope="module")
@@ -93,14 +101,15 @@ def test_scores_match_the_plaintext_model(gateway, bank, secret, model):
     features = np.array([r[1:4] for r in sample], dtype=float)
     expected = model.plain_scores(features)
     got = np.array(result.scores[:-1], dtype=float)
-    assert np.all(np.abs(got - expected) <= bound(features, SCORE_NOISE)), got - expected
-    assert result.scores[-1] is None
     body = result.response
+    assert body["noise"] == pytest.approx(score_noise(model))
+    assert np.all(np.abs(got - expected) <= bound(features, body["noise"])), got - expected
+    assert result.scores[-1] is None
     assert body["noise_bits"] == 10 and body["parameters"] == "ckks-8192"
     assert body["subjects"] == {"count": 41, "per_ciphertext": 4096, "not_found": [40]}
     # nothing in the clear: no feature value, no subject key, in the answer or the log
-    assert set(body) == {"product", "model", "mode", "parameters", "noise_bits", "ciphertexts",
-                         "subjects", "audit"}  # fmt: skip
+    assert set(body) == {"product", "model", "mode", "parameters", "noise_bits", "noise",
+                         "ciphertexts", "subjects", "audit"}  # fmt: skip
     text = json.dumps({k: v for k, v in body.items() if k != "ciphertexts"})
     assert all(r[0] not in text for r in sample)
     with gateway.gateway_db() as db:
@@ -111,30 +120,39 @@ def test_scores_match_the_plaintext_model(gateway, bank, secret, model):
     assert all(r[0] not in logged for r in sample)
 
 
-def test_weights_sent_with_the_request_or_filed_with_the_model(gateway, bank, secret, model):
+def test_the_filed_weights_score_sent_again_or_not(gateway, bank, secret, model):
     client, context_id, model_id = bank
     sample = rows(gateway, 5, offset=50)
     subjects = [consented(gateway, r[0]) for r in sample]
     features = np.array([r[1:4] for r in sample], dtype=float)
     sent = client.score(secret, context_id, model_id, model, subjects=subjects[:1],
                         purpose="credit", send_weights=True)  # fmt: skip
+    noise = sent.response["noise"]
     assert (
-        abs(sent.scores[0] - model.plain_scores(features[:1])[0])
-        <= bound(features[:1], SCORE_NOISE)[0]
+        abs(sent.scores[0] - model.plain_scores(features[:1])[0]) <= bound(features[:1], noise)[0]
     )
-    # one subject is scored with scalar multiplies; the score fills every slot
-    assert len(sent.response["ciphertexts"]) == 1
-    unfiled = client.register_model(PRODUCT, context_id, model)
-    with pytest.raises(GatewayError) as refused:
-        client.score(secret, context_id, unfiled, model, subjects=subjects, purpose="credit")
-    assert refused.value.problem["code"] == "no_weights"
-    inline = client.score(secret, context_id, unfiled, model, subjects=subjects,
-                          purpose="credit", send_weights=True)  # fmt: skip
-    got = np.array(inline.scores, dtype=float)
-    assert np.all(np.abs(got - model.plain_scores(features)) <= bound(features, SCORE_NOISE))
+    # one subject is one slot: every other slot decrypts to noise of ±2^16, not the score
+    (only,) = sent.response["ciphertexts"]
+    slots = np.array(ts.ckks_vector_from(secret, base64.b64decode(only)).decrypt())
+    assert np.abs(slots[1:]).mean() > 2.0**13
+    filed = client.score(secret, context_id, model_id, model, subjects=subjects, purpose="credit")
+    got = np.array(filed.scores, dtype=float)
+    assert np.all(np.abs(got - model.plain_scores(features)) <= bound(features, noise))
+    # the same subject in the same slot of the same filing: the same noise, again
+    again = client.score(secret, context_id, model_id, model, subjects=subjects[:1],
+                         purpose="credit")  # fmt: skip
+    assert abs(again.scores[0] - sent.scores[0]) < 1e-4
 
 
-def test_sum_and_mean_over_a_cohort(gateway, bank, secret, model):
+def mean_tolerance(weights, privacy: dict, count: int) -> float:
+    """Twelve noise scales on each sum and on the count (a Laplace tail of e^-12)."""
+    scales = privacy["noise_scale"]
+    slack = 12 * scales["count"]
+    return sum(abs(w) * (12 * scales[f"sum({f})"] + slack * COLUMN_BOUNDS[f][1])
+               for f, w in zip(FEATURES, weights, strict=True)) / (count - slack)  # fmt: skip
+
+
+def test_sum_and_mean_over_a_cohort_are_noised_under_the_budget(gateway, bank, secret, model):
     client, context_id, model_id = bank
     with gateway.domain_db() as db:
         district = db.execute("SELECT district FROM residents LIMIT 1").fetchone()[0]
@@ -146,15 +164,29 @@ def test_sum_and_mean_over_a_cohort(gateway, bank, secret, model):
         )
     scores = model.plain_scores(cohort)
     where = [{"column": "district", "op": "eq", "value": district}]
+    body = {"purpose": "credit", "context": context_id, "model": model_id, "mode": "mean",
+            "cohort": where}  # fmt: skip
+    answer = client._post("/v1/he/score", body)
+    privacy = answer["differential_privacy"]
+    assert privacy["mechanism"] == "laplace" and privacy["epsilon"] == 1.0
+    assert set(privacy["noise_scale"]) == {"count", *(f"sum({f})" for f in FEATURES)}
+    assert privacy["clamped_to"]["monthly_income"] == [0, 50_000]
+    spent = privacy["budget"]["epsilon_spent"]
     mean = client.aggregate(
         secret, context_id, model_id, model, mode="mean", cohort=where, purpose="credit"
     )
-    assert abs(mean - scores.mean()) <= 1e-6 * (1 + np.abs(cohort).mean(0).sum()) + MEAN_NOISE
+    assert abs(mean - scores.mean()) <= mean_tolerance(model.weights, privacy, len(cohort))
+    answer = client._post("/v1/he/score", {**body, "mode": "sum"})
+    assert answer["differential_privacy"]["budget"]["epsilon_spent"] == pytest.approx(spent + 2)
     total = client.aggregate(
         secret, context_id, model_id, model, mode="sum", cohort=where, purpose="credit"
     )
-    # sums reach 1e8 in income: CKKS's error is relative, about 2^-30 of the magnitude
-    assert abs(total - scores.sum()) <= 1e-6 * np.abs(cohort).sum() + 2.0 ** (20 - 20)
+    scales = privacy["noise_scale"]
+    slack = sum(
+        abs(w) * 12 * scales[f"sum({f})"] for f, w in zip(FEATURES, model.weights, strict=True)
+    )
+    slack += abs(model.bias) * 12 * scales["count"] + 1e-6 * np.abs(cohort).sum() + 1.0
+    assert abs(total - scores.sum()) <= slack
 
 
 def test_a_small_cohort_is_refused(gateway, bank, secret, model):
@@ -205,21 +237,35 @@ def test_a_subject_is_scored_at_most_the_daily_limit(gateway, secret):
     assert refused.value.problem["code"] == "subject_limit_reached"
 
 
-def test_model_filing_checks_features_and_keeps_the_commitment(gateway, bank, model):
+def test_model_filing_checks_features_and_keeps_the_commitment(gateway, bank, secret, model):
     client, context_id, _ = bank
     with pytest.raises(GatewayError) as refused:
-        client.register_model(PRODUCT, context_id, LinearModel(["name"], [1.0], 0.0))
+        client.register_model(PRODUCT, context_id, LinearModel(["name"], [1.0], 0.0), secret)
     assert refused.value.problem["code"] == "feature_not_allowed"
     with pytest.raises(GatewayError) as refused:
-        client.register_model("income-band", context_id, model)
+        client.register_model("income-band", context_id, model, secret)
     assert refused.value.status == 404
     with pytest.raises(GatewayError) as refused:
-        client.register_model(PRODUCT, "sha256:" + "0" * 64, model)
+        client.register_model(PRODUCT, "sha256:" + "0" * 64, model, secret)
     assert refused.value.problem["code"] == "unknown_context"
-    # the regulator's check: the weights shown later reproduce the filed commitment
+    shape = {"product": PRODUCT, "context": context_id, "features": model.features,
+             "commitment": model.commitment()}  # fmt: skip
+    weights, bias = model.encrypted(secret)
+    for extra, code in (({}, "bounds_required"), ({"bounds": [1, 1, 1]}, "weights_required"),
+                        ({"bounds": [1, -1, 1], "weights": weights, "bias": bias},
+                         "invalid_bounds")):  # fmt: skip
+        with pytest.raises(GatewayError) as refused:
+            client._post("/v1/he/models", {**shape, **extra})
+        assert refused.value.status == 422 and refused.value.problem["code"] == code
+    # the regulator's check: the weights shown later reproduce the filed commitment, which
+    # covers the declared bounds (each weight's magnitude rounded up to a power of two)
+    assert model.declared() == [2.0**-11, 2.0**-5, 0.5]
     filed = model.commitment()
-    assert commitment(model.features, model.weights, model.bias, model.salt) == filed
-    assert commitment(model.features, [0.0004, 0.02, 0.51], model.bias, model.salt) != filed
+    bounds = model.declared()
+    assert commitment(model.features, model.weights, model.bias, model.salt, bounds) == filed
+    assert commitment(model.features, [0.0004, 0.02, 0.51], model.bias, model.salt,
+                      bounds) != filed  # fmt: skip
+    assert commitment(model.features, model.weights, model.bias, model.salt, [1, 1, 1]) != filed
     with gateway.gateway_db() as db:
         stored = db.execute(sql("SELECT commitment FROM he_model WHERE commitment = :c"),
                             {"c": filed})  # fmt: skip
@@ -268,7 +314,16 @@ def score_raw(gateway, context_id, model_id, weights, bias, key) -> httpx.Respon
     return httpx.post(f"{gateway.url}/v1/he/score", json=body, headers=headers, timeout=60)
 
 
+def file_raw(gateway, context_id, model, weights, bias) -> httpx.Response:
+    body = {"product": PRODUCT, "context": context_id, "features": model.features,
+            "commitment": model.commitment(), "bounds": model.declared(), "weights": weights,
+            "bias": bias}  # fmt: skip
+    headers = {"Authorization": f"Bearer {gateway.token('demo-bank')}"}
+    return httpx.post(f"{gateway.url}/v1/he/models", json=body, headers=headers, timeout=60)
+
+
 def test_hostile_ciphertexts_get_a_4xx(gateway, bank, secret, model):
+    """Ciphertexts are read where they are filed; a score request's are only digested."""
     _, context_id, model_id = bank
     weights, bias = model.encrypted(secret)
     key = rows(gateway, 1, offset=300)[0][0]
@@ -276,19 +331,26 @@ def test_hostile_ciphertexts_get_a_4xx(gateway, bank, secret, model):
     short = b64(ts.ckks_vector(secret, [1.0] * 10).serialize())
     other = make_context()
     foreign = b64(ts.ckks_vector(other, [1.0] * 4096).serialize())
+    huge = b64(os.urandom(600_000))
     cases = {
         "wrong_vector_length": [short, *weights[1:]],
         "invalid_ciphertext": [b64(base64.b64decode(weights[0])[:5000]), *weights[1:]],
         "wrong_weight_count": weights[:2],
-        "ciphertext_too_large": [b64(os.urandom(600_000)), *weights[1:]],
+        "ciphertext_too_large": [huge, *weights[1:]],
     }
     for code, sent in cases.items():
-        response = score_raw(gateway, context_id, model_id, sent, bias, key)
+        response = file_raw(gateway, context_id, model, sent, bias)
         assert response.json()["code"] == code, (code, response.text)
         assert 400 <= response.status_code < 500
-    # a ciphertext under another key of the same parameters reads, and decrypts to noise
-    response = score_raw(gateway, context_id, model_id, [foreign, *weights[1:]], bias, key)
-    assert response.status_code == 200
+    # in a score request: never read, refused as not the filed ones
+    refused = {"weights_not_filed": [short, *weights[1:]], "wrong_weight_count": weights[:2],
+               "ciphertext_too_large": [huge, *weights[1:]]}  # fmt: skip
+    for code, sent in refused.items():
+        response = score_raw(gateway, context_id, model_id, sent, bias, key)
+        assert response.json()["code"] == code, (code, response.text)
+    # a ciphertext under another key of the same parameters files, and decrypts to noise
+    response = file_raw(gateway, context_id, model, [foreign, *weights[1:]], bias)
+    assert response.status_code == 201
     response = score_raw(gateway, context_id, model_id, [*weights[:2], "not base64!"], bias, key)
     assert response.status_code == 400
     assert httpx.get(f"{gateway.url}/healthz").status_code == 200
@@ -311,7 +373,8 @@ def test_the_readme_example_runs_as_written(gateway, tmp_path):
         ).fetchone()
     plain = LinearModel(FEATURES, [0.0004, 0.02, 0.5], -3.0).plain_scores(np.array([row], float))
     printed = float(re.search(r"encrypted score: (-?[\d.]+)", done.stdout).group(1))
-    assert abs(printed - plain[0]) <= bound(np.array([row], float), SCORE_NOISE)[0] + 1e-4
+    noise = score_noise(LinearModel(FEATURES, [0.0004, 0.02, 0.5], -3.0))
+    assert abs(printed - plain[0]) <= bound(np.array([row], float), noise)[0] + 1e-4
 
 
 def test_the_larger_parameter_set_scores_too(gateway, model):
@@ -329,4 +392,4 @@ def test_the_larger_parameter_set_scores_too(gateway, model):
     assert result.response["subjects"]["per_ciphertext"] == 8192
     features = np.array([r[1:4] for r in sample], dtype=float)
     got = np.array(result.scores, dtype=float)
-    assert np.all(np.abs(got - model.plain_scores(features)) <= bound(features, SCORE_NOISE))
+    assert np.all(np.abs(got - model.plain_scores(features)) <= bound(features, score_noise(model)))

@@ -122,7 +122,7 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
     ledger = Ledger(storage, Ed25519Signer.from_keys_dir(settings.keys_dir))
     signer = HeadSigner(ledger, settings.head_delay_ms / 1000)
     usage = UsageMeter(storage, settings.timezone)
-    budgets = BudgetLedger(storage)  # ε accounts: queries and model cohorts spend from one
+    budgets = BudgetLedger(storage)  # ε accounts: queries, model and HE cohorts spend from one
     models = ModelRegistry(storage)
     registry = Registry(storage, catalog, settings.he_registration_days)
     hasher = keyring.subject_hasher()
@@ -130,7 +130,7 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
         Verify(catalog, domain, hasher, settings.max_batch),
         Aggregate(catalog, domain, budgets),
         Model(catalog, domain, hasher, models, usage, budgets, settings.max_batch, utc_now),
-        EncryptedScore(catalog, domain, hasher, registry, settings.max_batch, utc_now),
+        EncryptedScore(catalog, domain, hasher, registry, budgets, settings.max_batch, utc_now),
     ]
     gateway = Gateway(
         tokens=token_verifier(settings, keyring),

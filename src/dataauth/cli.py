@@ -763,3 +763,52 @@ def db_current(data_dir: DataDir = None) -> None:
 
 if __name__ == "__main__":
     app()
+
+
+he_app = typer.Typer(
+    help="Encrypted scoring (密态计算): a regulator's check of a model filing (算法备案).",
+    no_args_is_help=True,
+)
+app.add_typer(he_app, name="he")
+
+
+@he_app.command("filing")
+def he_filing(
+    model: Annotated[str, typer.Argument(help="the model's id (sha256:…)")],
+    url: Annotated[
+        str, typer.Option("--url", envvar="DATAAUTH_URL", help="the gateway [env DATAAUTH_URL]")
+    ] = "http://127.0.0.1:8080",
+    token: Annotated[str | None, typer.Option(help="a regulator's token")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Print a filing as the gateway holds it (JSON): with a regulator's token."""
+    path = f"/v1/he/models/{model}/filing"
+    _echo_json(_call("GET", url, path, token, data_dir, subject="regulator", roles=("regulator",)))
+
+
+@he_app.command("check-filing")
+def he_check_filing(
+    filing: Annotated[Path, typer.Argument(help="the filing (JSON, from `dataauth he filing`)")],
+    reveal: Annotated[Path, typer.Argument(help="the operator's reveal bundle (JSON)")],
+) -> None:
+    """Check offline that the filed ciphertexts decrypt, with the revealed secret key, to
+    the revealed weights in every slot, that those give the filed commitment and lie
+    within the declared bounds. Exit 1 on any problem."""
+    import json
+
+    from dataauth.sdk.he import check_filing
+
+    try:
+        filed, revealed = json.loads(filing.read_text()), json.loads(reveal.read_text())
+        problems = check_filing(filed, revealed)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        _fail(f"FAILED: cannot read the filing or the bundle: {exc!r}")
+    if problems:
+        for found in problems:
+            typer.echo(f"{found['code']}: {found['detail']}")
+        _fail(f"FAILED: {len(problems)} problem(s) in filing {filed.get('id')}")
+    typer.echo(
+        f"OK: filing {filed['id']} of {filed['operator']}: {len(filed['weights'])} weights "
+        "and the bias decrypt to the revealed model, which gives the commitment and keeps "
+        "within the declared bounds"
+    )

@@ -1,7 +1,11 @@
 # Encrypted scoring (密态计算, he-score): the operator's encrypted linear model over the
 # department's data; only ciphertexts leave. Per-subject scores need consent where the
 # product says so (the spine checks it; decision.rego denies without it); aggregates
-# need a cohort of at least min_cohort; noise_bits sets the noise added to every result.
+# need a cohort of at least min_cohort; noise_bits sets the least noise added to every
+# result; score_bits widens a score's noise to its model's declared range, so that one
+# score reveals at most score_bits bits about its subject (what it is charged). Aggregates
+# over sensitive features are noised (dp) and spend the operator's ε account on the
+# dataset, the one its aggregate queries and model cohorts spend (query_budget).
 package dataauth
 
 import rego.v1
@@ -19,12 +23,38 @@ he_subject_limit := he_limits.subject_per_day if {
 	not "subject_per_day" in object.keys(usage)
 }
 
-kind_obligations["he-score"] := {
-	"batch_limit": he_limits.batch_limit,
-	"min_cohort": he_limits.min_cohort,
-	"noise_bits": object.get(he_limits.noise_bits, input.operation.mode, 0),
-	"usage": object.union(usage, {"subject_per_day": he_subject_limit}),
+kind_obligations["he-score"] := object.union(
+	{
+		"batch_limit": he_limits.batch_limit,
+		"min_cohort": he_limits.min_cohort,
+		"noise_bits": object.get(he_limits.noise_bits, input.operation.mode, 0),
+		"score_bits": he_limits.score_bits,
+		"usage": object.union(usage, {"subject_per_day": he_subject_limit}),
+	},
+	he_dp,
+)
+
+# a cohort's count and feature sums are noised before they meet the encrypted weights:
+# weights that differ per slot then read only noisy sums
+he_noised if {
+	input.operation.kind == "he-score"
+	input.operation.mode in {"sum", "mean"}
+	some column in input.columns
+	column.use == "feature"
+	column.level in he_limits.dp.levels
 }
+
+he_dp := {"dp": {
+	"mechanism": he_limits.dp.mechanism,
+	"epsilon": he_limits.dp.epsilon,
+	"delta": object.get(he_limits.dp, "delta", 0),
+	"budget": {
+		"key": sprintf("%s|%s", [input.operator.id, input.dataset.id]),
+		"epsilon": query_budget.epsilon,
+	},
+}} if he_noised
+
+default he_dp := {}
 
 deny contains reason("batch_too_large", msg) if {
 	input.operation.kind == "he-score"

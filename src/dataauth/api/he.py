@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from dataauth.api.audit import REGULATOR
 from dataauth.api.render import json_response
 from dataauth.api.routes import Authorization, GatewayDep
-from dataauth.errors import Problem
+from dataauth.errors import Problem, forbidden
 from dataauth.gateway import Gateway
 from dataauth.operations.encrypted import ScoreCall, ScoreRequest
 from dataauth.operations.he_params import ALLOWED
@@ -94,6 +95,19 @@ async def register_model(
         "model",
         lambda operator: registry.register_model(operator, body, gw.clock()),
     )
+
+
+@router.get("/models/{model_id}/filing")
+def filing(
+    model_id: str, request: Request, gw: GatewayDep, authorization: Authorization = None
+) -> Response:
+    """A filing as a regulator takes it away (算法备案): what was filed, the public context
+    and the filed ciphertexts, to check offline against the weights the operator reveals
+    (``dataauth he check-filing``)."""
+    caller = gw.tokens.verify(authorization)
+    if REGULATOR not in caller.roles:
+        raise forbidden("not_allowed", "reading a model filing needs a regulator's token")
+    return json_response(_registry(request).filing(model_id))
 
 
 @router.post("/score")

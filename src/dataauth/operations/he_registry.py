@@ -2,9 +2,12 @@
 
 A context (the operator's TenSEAL CKKS public context) is registered once, stored by
 its digest with an expiry, and referenced by id. A model filing (算法备案) names a
-product, the catalog columns it reads in order, and a commitment to the plaintext
-weights, so that a regulator can later demand the weights and check them. Both are
-administrative steps: audited with ``Gateway.record_action``, no policy decision.
+product, the catalog columns it reads in order, a bound on each weight's magnitude, a
+commitment to the plaintext weights (and those bounds), and the encrypted weights
+themselves: scoring uses only these filed ciphertexts, and the filing is bound to their
+digest, so the ciphertexts a regulator later checks against the revealed weights are
+the ones every score was computed with. Both are administrative steps: audited with
+``Gateway.record_action``, no policy decision.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -62,6 +66,11 @@ class HEModel(SQLModel, table=True):
     commitment: str
     registered: datetime
     expires: datetime
+    weights_digest: str | None = None
+    """``ciphertext_digest`` of the filed weights and bias (None: a filing from before
+    filings had to carry them, which cannot score)."""
+    bounds: list[float] | None = SQLField(default=None, sa_column=Column(JSON, nullable=True))
+    """Declared bound on each weight's magnitude, in feature order (committed to)."""
 
 
 class HEWeight(SQLModel, table=True):
@@ -94,15 +103,22 @@ class ModelRequest(BaseModel):
     context: str = Field(pattern=ID)
     features: list[str] = Field(min_length=1, max_length=64)
     commitment: str = Field(
-        pattern=ID, description="sha256 of the canonical weights, bias and salt (see the SDK)"
+        pattern=ID,
+        description="sha256 of the canonical features, weights, bias, bounds, salt (see the SDK)",
     )
     weights: list[str] | None = Field(
         None,
         max_length=64,
-        description="the encrypted weights (base64, one per feature), kept with the model so "
-        "that score requests need not carry them",
+        description="the encrypted weights (base64, one per feature, each replicated in "
+        "every slot): the only ones the model scores with",
     )
     bias: str | None = Field(None, description="the encrypted bias, with weights")
+    bounds: list[float] | None = Field(
+        None,
+        max_length=64,
+        description="per feature, a bound on the weight's magnitude (|w_j| <= bounds[j]): "
+        "it sets the noise and what a score may cost; the commitment covers it",
+    )
 
 
 @dataclass(frozen=True)
@@ -114,7 +130,10 @@ class ModelInfo:
     context: str
     features: tuple[str, ...]
     commitment: str
-    stored_weights: bool
+    weights_digest: str | None
+    """The filed ciphertexts' digest; None: nothing filed (such a model cannot score)."""
+    bounds: tuple[float, ...]
+    """Declared |w_j| bounds, in feature order ((): none declared)."""
 
 
 def b64decode(text: str, what: str) -> bytes:
@@ -122,6 +141,25 @@ def b64decode(text: str, what: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise bad_request("invalid_base64", f"{what} is not base64") from None
+
+
+def ciphertext_digest(blobs: list[bytes]) -> str:
+    """sha256 of the canonical list of each ciphertext's sha256 (weights, then the bias):
+    what a filing is bound to, and what a request carrying weights must reproduce."""
+    parts = [hashlib.sha256(blob).hexdigest() for blob in blobs]
+    return "sha256:" + hashlib.sha256(canonical(parts)).hexdigest()
+
+
+def check_bounds(bounds: list[float] | None, features: list[str]) -> list[float]:
+    """The declared weight bounds, one finite non-negative number per feature."""
+    if bounds is None or len(bounds) != len(features):
+        raise unprocessable(
+            "bounds_required",
+            "declare one bound on the weight's magnitude per feature (bounds), committed to",
+        )
+    if not all(math.isfinite(b) and b >= 0 for b in bounds):
+        raise unprocessable("invalid_bounds", "a weight bound is a finite number of at least 0")
+    return [float(b) for b in bounds]
 
 
 def he_product(catalog: Catalog, product_id: str) -> tuple[ProductInfo, HEProductSpec]:
@@ -187,14 +225,17 @@ class Registry:
                     "feature_not_allowed",
                     f"column {name!r} is not a feature of product {product.id}",
                 )
+        bounds = check_bounds(body.bounds, body.features)
         blobs = self._weight_blobs(body, parameters, context)
+        digest = ciphertext_digest(blobs)
         shape = {
             "operator": operator,
             "product": product.id,
             "context": body.context,
             "features": body.features,
             "commitment": body.commitment,
-            "weights": hashlib.sha256(b"".join(blobs)).hexdigest() if blobs else None,
+            "weights": digest,
+            "bounds": bounds,
         }
         row = HEModel(
             id="sha256:" + hashlib.sha256(canonical(shape)).hexdigest(),
@@ -205,24 +246,29 @@ class Registry:
             commitment=body.commitment,
             registered=now,
             expires=now + self.ttl,
+            weights_digest=digest,
+            bounds=bounds,
         )
+        # the ciphertexts first: a model row is never there without the ones it is bound to
+        with Session(self.engine) as session:
+            for position, data in enumerate(blobs):
+                session.merge(HEWeight(model=row.id, position=position, data=data))
+            session.commit()
         self._save(row, (row.id,))
-        if blobs:
-            with Session(self.engine) as session:
-                for position, data in enumerate(blobs):
-                    session.merge(HEWeight(model=row.id, position=position, data=data))
-                session.commit()
         return row
 
     def _weight_blobs(
         self, body: ModelRequest, parameters: Parameters, context: Any
     ) -> list[bytes]:
-        """The filed ciphertexts, checked as a score request's would be; [] if none."""
+        """The filed ciphertexts, read against the context (a malformed one is refused)."""
         if body.weights is None and body.bias is None:
-            return []
+            raise unprocessable(
+                "weights_required",
+                "file the encrypted weights and bias with the model: only filed ones score",
+            )
         if body.weights is None or body.bias is None or len(body.weights) != len(body.features):
             raise unprocessable(
-                "wrong_weight_count", "file one encrypted weight per feature and the bias, or none"
+                "wrong_weight_count", "file one encrypted weight per feature, and the bias"
             )
         limit = parameters.max_ciphertext_bytes * 4 // 3 + 4
         if any(len(text) > limit for text in [*body.weights, body.bias]):
@@ -291,8 +337,6 @@ class Registry:
             if row.expires.replace(tzinfo=UTC) <= now:
                 raise Problem(410, "model_expired", "the model's registration has expired")
             product, spec = he_product(self.catalog, row.product)
-            filed = select(HEWeight.position).where(HEWeight.model == row.id).limit(1)
-            stored = session.exec(filed).first() is not None
             return ModelInfo(
                 row.id,
                 row.operator,
@@ -301,8 +345,33 @@ class Registry:
                 row.context,
                 tuple(row.features),
                 row.commitment,
-                stored,
+                row.weights_digest,
+                tuple(row.bounds or ()),
             )
+
+    def filing(self, model_id: str) -> dict[str, Any]:
+        """A filing as a regulator takes it away: what was filed, the public context and
+        the filed ciphertexts, for ``dataauth he check-filing`` against the revealed weights."""
+        with Session(self.engine) as session:
+            row = session.get(HEModel, model_id)
+            if row is None:
+                raise not_found("unknown_model", "no such model is filed")
+            context = session.exec(
+                select(HEContext.data).where(
+                    HEContext.id == row.context, HEContext.operator == row.operator
+                )
+            ).first()
+            blobs = session.exec(
+                select(HEWeight.data).where(HEWeight.model == row.id).order_by(HEWeight.position)
+            ).all()
+        encoded = [base64.b64encode(b).decode() for b in blobs]
+        return {
+            **registration(row),
+            "operator": row.operator,
+            "context_data": None if context is None else base64.b64encode(context).decode(),
+            "weights": encoded[:-1],
+            "bias": encoded[-1] if encoded else None,
+        }
 
 
 def registration(row: HEContext | HEModel) -> dict[str, Any]:
@@ -316,4 +385,6 @@ def registration(row: HEContext | HEModel) -> dict[str, Any]:
         "context": row.context,
         "features": row.features,
         "commitment": row.commitment,
+        "bounds": row.bounds,
+        "weights_digest": row.weights_digest,
     }
