@@ -24,12 +24,9 @@ def upgrade() -> None:
         sa.Column("at", sa.Integer(), nullable=False),
         sa.Column("millibits", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("subject", "question", "operator"),
+        sqlite_with_rowid=False,
     )
-    with op.batch_alter_table("subject_disclosure", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_subject_disclosure_at"), ["at"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("subject_disclosure", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_subject_disclosure_at"))
     op.drop_table("subject_disclosure")
