@@ -193,10 +193,27 @@ def stop_gateway(running: Running) -> None:
         running.process.kill()
 
 
+def roomy_policies(where: Path) -> Path:
+    """The shipped policies with subject budgets no suite of tests exhausts.
+
+    The session's gateways answer hundreds of tests about the same few hundred
+    residents, each with its own questions: under the shipped 16 bits a subject they
+    would run out in an order-dependent way. Every test of the budgets themselves (and
+    of attacks they bound) starts a gateway of its own on the shipped policies."""
+    shutil.copytree(SOURCE_POLICIES, where)
+    path = where / "dataauth" / "limits" / "data.json"
+    limits = json.loads(path.read_text())
+    limits["subject_budget"]["defaults"].update(bits_per_operator=10**9, bits_total=10**9)
+    path.write_text(json.dumps(limits, indent=2))
+    return where
+
+
 @pytest.fixture(scope="session")
 def sqlite_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """The gateway with the demo domain, started once for the whole session."""
-    running = start_gateway(tmp_path_factory.mktemp("gw") / "data", "--demo")
+    where = tmp_path_factory.mktemp("gw")
+    env = {"DATAAUTH_POLICY_DIR": str(roomy_policies(where / "policies"))}
+    running = start_gateway(where / "data", "--demo", env=env)
     yield running
     stop_gateway(running)
 
@@ -211,6 +228,7 @@ def pg_gateway(
     env = {
         "DATAAUTH_DATABASE_URL": cluster().new_database(),
         "DATAAUTH_DOMAIN_URL": cluster().copy_domain(str(domain)),
+        "DATAAUTH_POLICY_DIR": sqlite_gateway.env["DATAAUTH_POLICY_DIR"],
     }
     running = start_beside(sqlite_gateway, tmp_path_factory.mktemp("pg"), env=env)
     yield running

@@ -19,7 +19,7 @@ import pytest
 import tenseal as ts
 from sqlalchemy import text as sql
 
-from conftest import start_with_budget, stop_gateway
+from conftest import start_beside, start_with_budget, stop_gateway
 from dataauth.sdk.he import GatewayError, HEClient, LinearModel, make_context
 from test_he import FEATURES, PRODUCT, consented, rows
 
@@ -31,6 +31,15 @@ READER = LinearModel(FEATURES, [1.0, 1.0, 1.0], 0.0)
 one-hot reader), so the gateway knows the score range it must noise."""
 HALF_WIDTH = (50_000 + 600 + 10) / (2 * (2**6 - 2))
 """The noise half-width of one score of the reader: its declared range over 2(2^6 - 2)."""
+
+
+@pytest.fixture(scope="module")
+def gateway(sqlite_gateway, tmp_path_factory):
+    """A gateway of its own on the shipped policies: the subject budgets bound the
+    attacks, and the session's gateway has roomy ones."""
+    running = start_beside(sqlite_gateway, tmp_path_factory.mktemp("he-attacks"))
+    yield running
+    stop_gateway(running)
 
 
 @pytest.fixture(scope="module")

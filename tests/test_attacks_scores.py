@@ -15,9 +15,18 @@ import math
 
 import pytest
 
+from conftest import start_beside, stop_gateway
 from test_models import approve, consent, entries, run, submit, variant
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def gateway(sqlite_gateway, tmp_path_factory):
+    """A gateway of its own on the shipped policies: its subject budgets are the test."""
+    running = start_beside(sqlite_gateway, tmp_path_factory.mktemp("scores"))
+    yield running
+    stop_gateway(running)
 
 
 def resident(gateway, offset: int) -> str:

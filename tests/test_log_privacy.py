@@ -78,7 +78,7 @@ def he_registration(url: str, token: str) -> tuple[str, str]:
     """A real context and encrypted model, so that bad ciphertexts reach deserialization."""
     with HEClient(url, token) as client:
         context = client.register_context(SECRET)
-        return context, client.register_model("he-credit-score", context, HE_MODEL)
+        return context, client.register_model("he-credit-score", context, HE_MODEL, SECRET)
 
 
 def probe(url: str, token: str) -> list[int]:
