@@ -761,10 +761,6 @@ def db_current(data_dir: DataDir = None) -> None:
     typer.echo(schema_revision(create_engine(_settings(data_dir).gateway_url)) or "none")
 
 
-if __name__ == "__main__":
-    app()
-
-
 he_app = typer.Typer(
     help="Encrypted scoring (密态计算): a regulator's check of a model filing (算法备案).",
     no_args_is_help=True,
@@ -812,3 +808,7 @@ def he_check_filing(
         "and the bias decrypt to the revealed model, which gives the commitment and keeps "
         "within the declared bounds"
     )
+
+
+if __name__ == "__main__":
+    app()

@@ -217,39 +217,24 @@ class Gateway:
         minute = int(now.timestamp()) // 60
         resets = datetime.fromtimestamp((minute + 1) * 60, tz=now.tzinfo)
         counter = Charge(
-            f"rejected|{operator}", minute, 1, self.rejections_per_minute, "rate_per_minute", resets
+            f"rejected|{operator}",
+            minute,
+            1,
+            self.rejections_per_minute,
+            "rejections_per_minute",
+            resets,
         )
         try:
             refusal = self.usage.charge([counter])
             if refusal is not None:
-                throttled = Problem(
-                    429,
-                    "rejections_limited",
-                    f"more than {refusal.allowed} malformed requests this minute; "
-                    f"it resets at {rfc3339(refusal.resets)}",
-                    limit="rejections_per_minute",
-                    allowed=refusal.allowed,
-                    resets=rfc3339(refusal.resets),
-                )
-                throttled.headers["Retry-After"] = str(refusal.retry_after(now))
-                return throttled
-            receipt = self.audit.append(
-                Record(
-                    time=now,
-                    operator=operator,
-                    operation={"kind": kind},
-                    purpose=purpose,
-                    policy_input=None,
-                    decision=None,
-                    policy_bundle=self.policy.engine().digest,
-                    dataset_version=None,
-                    subjects=[],
-                    consents=[],
-                    request=request,
-                    result=None,
-                    outcome="rejected",
-                    refusal=problem.code,
-                )
+                return limited(refusal, now, None)
+            receipt = self.record_action(
+                operator,
+                {"kind": kind},
+                purpose=purpose,
+                request=request,
+                outcome="rejected",
+                refusal=problem.code,
             )
         except Exception as exc:  # the refusal stands without its entry; say so in the log
             log.warning("a rejected request could not be logged: %s", type(exc).__name__)
@@ -273,9 +258,11 @@ class Gateway:
         purpose: str,
         request: bytes,
         outcome: str,
+        refusal: str | None = None,
     ) -> Receipt:
-        """Log an administrative step (a publication, a review, a registration): it has
-        no policy input or decision of its own, but the bundle in force is named."""
+        """Log an administrative step (a publication, a review, a registration), or a
+        request rejected before any decision (with its ``refusal`` code): it has no
+        policy input or decision of its own, but the bundle in force is named."""
         return self.audit.append(
             Record(
                 time=self.clock(),
@@ -291,6 +278,7 @@ class Gateway:
                 request=request,
                 result=None,
                 outcome=outcome,
+                refusal=refusal,
             )
         )
 
@@ -320,10 +308,13 @@ LIMIT_CODES = {
     "rate_per_minute": "rate_limited",
     "daily_quota": "quota_exceeded",
     "subject_per_day": "subject_limit_reached",
+    "rejections_per_minute": "rejections_limited",
 }
 
 
-def limited(refusal: Refusal, now: datetime, receipt: Receipt) -> Problem:
+def limited(refusal: Refusal, now: datetime, receipt: Receipt | None) -> Problem:
+    """429 for a limit reached: which, its size, when it resets; with the refusal's
+    entry, except for a throttled rejection (not logged one by one)."""
     problem = Problem(
         429,
         LIMIT_CODES.get(refusal.limit, "usage_limited"),
@@ -332,8 +323,9 @@ def limited(refusal: Refusal, now: datetime, receipt: Receipt) -> Problem:
         limit=refusal.limit,
         allowed=refusal.allowed,
         resets=rfc3339(refusal.resets),
-        audit=receipt.as_dict(),
     )
+    if receipt is not None:
+        problem.extensions["audit"] = receipt.as_dict()
     problem.headers["Retry-After"] = str(refusal.retry_after(now))
     return problem
 
