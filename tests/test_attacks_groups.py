@@ -55,6 +55,23 @@ def assert_no_exact_count(body: dict) -> None:
     assert all(s["delta"] == DELTA and s["threshold"] >= K for s in selection.values())
 
 
+def bisect_on_presence(client, auth, query, high: float) -> tuple[list[dict], float, float]:
+    """The attacker's bisection on whether any group of ``query(threshold)`` appears:
+    every answer (none carrying an exact count), and the interval it ends in."""
+    answers: list[dict] = []
+
+    def after(threshold: float) -> bool:
+        response = ask(client, auth, query(threshold))
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert_no_exact_count(body)
+        answers.append(body)
+        return present(body)
+
+    low, top = bisect(after, 0, high)
+    return answers, low, top
+
+
 def resident(gateway) -> tuple[str, str, int]:
     """A resident singled out by name and birth date, with an income well inside the
     range (so the bisection's corner, [0, 50,000 / 2^16], is far from it)."""
@@ -85,18 +102,12 @@ def test_income_bisection_through_group_presence_gets_nothing(client, auth, gate
     low, high = bisect(before, 0, 50_000)
     assert low <= income < high and high - low < 1
 
-    answers = []
-
-    def after(threshold: float) -> bool:
-        sql = f"SELECT district, COUNT(*) FROM residents WHERE {where}{threshold} GROUP BY district"
-        response = ask(client, auth, sql)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert_no_exact_count(body)
-        answers.append(body)
-        return present(body)
-
-    low, high = bisect(after, 0, 50_000)
+    answers, low, high = bisect_on_presence(
+        client,
+        auth,
+        lambda t: f"SELECT district, COUNT(*) FROM residents WHERE {where}{t} GROUP BY district",
+        50_000,
+    )
     assert all(body["rows"] == [] for body in answers)
     assert not low <= income < high and high < 1  # the corner: the answers said nothing
     assert name not in json.dumps(answers, ensure_ascii=False)
@@ -125,19 +136,14 @@ def test_income_bisection_through_the_join_gets_nothing(client, auth, gateway):
     low, high = bisect(before, 0, 50_000)
     assert low <= income < high and high - low < 1
 
-    answers = []
-
-    def after(threshold: float) -> bool:
-        sql = f"SELECT r.district, COUNT(*) {JOIN} WHERE {where}{threshold} GROUP BY r.district"
-        response = ask(client, auth, sql)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert_no_exact_count(body)
-        assert body["protections"]["differential_privacy"]["contributions_bounded_to"] == 5
-        answers.append(body)
-        return present(body)
-
-    low, high = bisect(after, 0, 50_000)
+    answers, low, high = bisect_on_presence(
+        client,
+        auth,
+        lambda t: f"SELECT r.district, COUNT(*) {JOIN} WHERE {where}{t} GROUP BY r.district",
+        50_000,
+    )
+    assert all(b["protections"]["differential_privacy"]["contributions_bounded_to"] == 5
+               for b in answers)  # fmt: skip
     assert all(body["rows"] == [] for body in answers)
     assert not low <= income < high and high < 1
     # the threshold is set for a person who moves five rows: far above five
@@ -172,20 +178,12 @@ def test_the_exact_capital_oracle_on_one_firm_is_noised(client, auth, gateway):
     low, high = bisect(before, 0, 100_000_000)
     assert low <= capital < high and high - low < 1_600
 
-    answers = []
-
-    def after(threshold: float) -> bool:
-        sql = (
-            f"SELECT district, COUNT(*) FROM enterprises WHERE {where}{threshold} GROUP BY district"
-        )
-        response = ask(client, auth, sql)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert_no_exact_count(body)
-        answers.append(body)
-        return present(body)
-
-    low, high = bisect(after, 0, 100_000_000)
+    answers, low, high = bisect_on_presence(
+        client,
+        auth,
+        lambda t: f"SELECT district, COUNT(*) FROM enterprises WHERE {where}{t} GROUP BY district",
+        100_000_000,
+    )
     assert all(body["rows"] == [] for body in answers)
     assert not low <= capital < high and high < 1_600
 
