@@ -29,7 +29,6 @@ from pathlib import Path
 
 from sqlalchemy import insert as sql_insert
 
-from dataauth.audit.bundles import record_bundle
 from dataauth.audit.export import export_log
 from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import LEAF_PREFIX, AuditLog, Record, leaf_data
@@ -39,8 +38,9 @@ from dataauth.audit.verify import verify_export
 from dataauth.canonical import canonical
 from dataauth.config import SOURCE_POLICIES
 from dataauth.policy.bundle import load_bundle
-from dataauth.statements import prepare
-from dataauth.storage import gateway_engine
+from dataauth.policy.store import record_bundle
+from dataauth.store.engine import gateway_engine
+from dataauth.store.statements import prepare
 
 TARGETS = {
     "appends_per_second_min": 20_000,

@@ -36,9 +36,9 @@ from sqlmodel import Session
 
 from dataauth.catalog.tables import Dataset, DatasetColumn, Licence, Operator, Product
 from dataauth.identity.dev_issuer import issue_token
-from dataauth.keyring import Keyring
+from dataauth.identity.keys import Keyring
 from dataauth.sdk.he import HEClient, LinearModel, decrypt_scores, make_context
-from dataauth.storage import gateway_engine
+from dataauth.store.engine import gateway_engine
 from harness import drive, free_port, wait_ready
 
 TARGETS = {"batch_subjects_per_second_min": 50_000, "single_latency_ms_p50_max": 50}

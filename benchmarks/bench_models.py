@@ -33,6 +33,8 @@ import numpy as np
 from onnx import TensorProto, helper
 from sqlmodel import Session
 
+from dataauth.accounts.privacy import BudgetLedger
+from dataauth.accounts.usage import UsageMeter
 from dataauth.catalog import onnx_checks
 from dataauth.catalog.models import ModelRegistry, ModelSubmission, digest_of
 from dataauth.catalog.store import ColumnInfo, DatasetInfo
@@ -40,11 +42,9 @@ from dataauth.catalog.tables import Dataset, DatasetColumn
 from dataauth.domain.database import Domain, open_domain
 from dataauth.identity.consent import issue_consent
 from dataauth.identity.dev_issuer import issue_token
-from dataauth.keyring import Keyring, SubjectHasher
+from dataauth.identity.keys import Keyring, SubjectHasher
 from dataauth.operations.model import Cohort, Model, Plan
-from dataauth.operations.privacy import BudgetLedger
-from dataauth.storage import gateway_engine
-from dataauth.usage import UsageMeter
+from dataauth.store.engine import gateway_engine
 from harness import free_port
 
 FEATURES = [f"f{i:02d}" for i in range(20)]

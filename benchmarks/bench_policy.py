@@ -25,7 +25,7 @@ from pathlib import Path
 from dataauth.app import build_gateway, prepare
 from dataauth.config import SOURCE_POLICIES, Settings
 from dataauth.identity.dev_issuer import issue_token
-from dataauth.keyring import Keyring
+from dataauth.identity.keys import Keyring
 from dataauth.operations.verify import VerifyCall, VerifyRequest
 from dataauth.policy.bundle import load_bundle
 from dataauth.policy.cases import load_cases

@@ -30,10 +30,10 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine
 
-from dataauth.domain.demo import metadata
-from dataauth.domain.demo_data import GUANGZHOU_DISTRICTS
+from dataauth.demo.data import GUANGZHOU_DISTRICTS
+from dataauth.demo.domain import metadata
 from dataauth.identity.dev_issuer import issue_token
-from dataauth.keyring import Keyring
+from dataauth.identity.keys import Keyring
 from harness import free_port, wait_ready
 
 TARGETS = {"gateway_seconds_max": 0.5}

@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from dataauth.identity.dev_issuer import issue_token
-from dataauth.keyring import Keyring
+from dataauth.identity.keys import Keyring
 from dataauth.operations.verify import VerifyRequest
 from harness import drive, free_port, wait_ready
 

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, create_engine
 import postgres
 from dataauth.config import SOURCE_POLICIES
 from dataauth.identity.dev_issuer import issue_token
-from dataauth.keyring import Keyring
+from dataauth.identity.keys import Keyring
 from dataauth.policy.bundle import load_bundle
 
 ISSUER, AUDIENCE = "dataauth-dev", "dataauth"

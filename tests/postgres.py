@@ -35,7 +35,7 @@ class Postgres:
     def copy_domain(self, sqlite_file: str) -> str:
         """A new database holding the demo domain's tables and rows, copied from the
         SQLite file: the department's database as a deployment has it."""
-        from dataauth.domain import demo
+        from dataauth.demo import domain as demo
 
         url = self.new_database()
         source, target = create_engine(f"sqlite:///{sqlite_file}"), create_engine(url)

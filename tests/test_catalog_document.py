@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
+from dataauth.admin.catalog import database_problems
 from dataauth.catalog.document import parse, problems
-from dataauth.catalog.publish import as_json, database_problems, export
-from dataauth.domain import demo
+from dataauth.catalog.publish import as_json, export
+from dataauth.demo import domain as demo
 from dataauth.domain.database import open_domain
 from test_audit_log import dataauth
 

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dataauth.domain import demo
-from dataauth.domain.demo_data import (
+from dataauth.demo import domain as demo
+from dataauth.demo.data import (
     AS_OF,
     ENTERPRISE_STATUSES,
     GUANGZHOU_DISTRICTS,
@@ -159,7 +159,7 @@ def test_the_same_seed_gives_the_same_rows_and_another_seed_others():
 
 DIGEST = """
 import hashlib
-from dataauth.domain.demo_data import generate_enterprises, generate_residents
+from dataauth.demo.data import generate_enterprises, generate_residents
 rows = [*generate_residents(300, 7), *generate_enterprises(300, 7)]
 print(hashlib.sha256(repr(rows).encode()).hexdigest())
 """

@@ -13,8 +13,8 @@ import tenseal as ts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dataauth.ckks import ALLOWED, check_context, load_vector
 from dataauth.errors import Problem
-from dataauth.operations.he_params import ALLOWED, check_context, load_vector
 from dataauth.sdk.he import HEClient, LinearModel, make_context, public_context
 
 pytestmark = pytest.mark.slow

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from conftest import AUDIENCE, free_port, start_beside, start_gateway, stop_gateway
 from dataauth.app import UntrustedIssuers, prepare
 from dataauth.config import Settings
-from dataauth.keyring import public_jwk
+from dataauth.identity.keys import public_jwk
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import hmac
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dataauth.keyring import SubjectHasher
+from dataauth.identity.keys import SubjectHasher
 
 
 @given(secret=st.binary(min_size=1, max_size=200), dataset=st.text(), key=st.text())

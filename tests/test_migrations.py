@@ -12,8 +12,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
+import dataauth.app  # noqa: F401  (every package's tables, for the comparison)
 from conftest import DATABASES, cluster
-from dataauth.storage import FIRST, alembic_config, gateway_engine, migrate, schema_revision
+from dataauth.store.engine import FIRST, alembic_config, gateway_engine, migrate, schema_revision
 
 
 @pytest.fixture(params=DATABASES)

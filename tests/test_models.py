@@ -548,8 +548,8 @@ def test_statistics_suppress_round_and_band():
 def test_noise_hides_one_subject_from_a_differencing_pair():
     """Two cohorts that differ by one subject: without noise their means and counts give
     away that subject's score; with the dp obligation's noise they do not."""
+    from dataauth.accounts.privacy import Noise, NoiseTerms, Spend
     from dataauth.operations.model import Cohort, statistics
-    from dataauth.operations.privacy import Noise, NoiseTerms, Spend
 
     # large enough that its noisy count clears the selection's threshold (72 here)
     others = np.random.default_rng(1).uniform(0, 1, 400)

@@ -7,9 +7,9 @@ import pytest
 from dataauth.catalog.store import Catalog
 from dataauth.domain.database import Domain, open_domain
 from dataauth.errors import Problem
-from dataauth.keyring import Keyring
+from dataauth.identity.keys import Keyring
 from dataauth.operations.verify import Verify, VerifyCall, VerifyRequest
-from dataauth.storage import gateway_engine
+from dataauth.store.engine import gateway_engine
 
 pytestmark = pytest.mark.slow
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import opendp.prelude as dp
 import pytest
 
+from dataauth.accounts.privacy import Noise, NoiseTerms, Release, Spend, noise_terms, release
 from dataauth.errors import Problem
-from dataauth.operations.privacy import Noise, NoiseTerms, Release, Spend, noise_terms, release
 
 BUDGET = {"key": "demo-bank|residents", "epsilon": 10}
 FIRMS = {"key": "demo-bank|enterprises", "epsilon": 10}

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from dataauth.keyring import public_jwk
+from dataauth.identity.keys import public_jwk
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from dataauth.domain.demo_data import national_id_check_digit
+from dataauth.demo.data import national_id_check_digit
 
 pytestmark = pytest.mark.slow
 

@@ -12,6 +12,13 @@ from fastapi import FastAPI
 
 from dataauth import __version__, files, logs
 from dataauth.accounts.disclosure import DisclosureLedger
+from dataauth.accounts.privacy import BudgetLedger
+from dataauth.accounts.usage import UsageMeter
+from dataauth.admin.catalog import CatalogAdmin
+from dataauth.admin.he import HEAdmin
+from dataauth.admin.models import ModelReview
+from dataauth.admin.policy import PolicyAdmin
+from dataauth.admin.steps import Steps
 from dataauth.api import openapi, problems
 from dataauth.api.audit import router as audit_router
 from dataauth.api.catalog import router as catalog_router
@@ -24,30 +31,28 @@ from dataauth.api.routes import router
 from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import AuditLog
 from dataauth.audit.signing import Ed25519Signer
+from dataauth.canonical import utc_now
+from dataauth.catalog.he import Registry
 from dataauth.catalog.models import ModelRegistry
 from dataauth.catalog.store import Catalog
-from dataauth.catalog_admin import CatalogAdmin
 from dataauth.config import Settings
-from dataauth.domain import demo
+from dataauth.demo import domain as demo
 from dataauth.domain.database import Domain, open_domain
-from dataauth.gateway import Gateway, utc_now
+from dataauth.gateway import Gateway
+from dataauth.identity.access import Access
 from dataauth.identity.consent import ConsentVerifier
+from dataauth.identity.keys import Keyring
 from dataauth.identity.tokens import TokenVerifier, jwks_from_file, jwks_from_url
-from dataauth.keyring import Keyring
-from dataauth.model_review import ModelReview
 from dataauth.operations.aggregate import Aggregate
 from dataauth.operations.encrypted import EncryptedScore
-from dataauth.operations.he_registry import Registry
 from dataauth.operations.model import Model
-from dataauth.operations.privacy import BudgetLedger
 from dataauth.operations.verify import Verify
 from dataauth.policy.bundle import Bundle, load_bundle
 from dataauth.policy.decision import PolicyEngine
 from dataauth.policy.embedded import EmbeddedEngine
 from dataauth.policy.opa import OpaServerEngine
 from dataauth.policy.store import PolicyStore
-from dataauth.storage import gateway_engine
-from dataauth.usage import UsageMeter
+from dataauth.store.engine import gateway_engine
 
 
 def prepare(settings: Settings, progress: demo.Progress | None = None) -> None:
@@ -133,8 +138,7 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
         EncryptedScore(catalog, domain, hasher, registry, budgets, settings.max_batch, utc_now),
     ]
     gateway = Gateway(
-        tokens=token_verifier(settings, keyring),
-        catalog=catalog,
+        access=Access(token_verifier(settings, keyring), catalog),
         policy=policy,
         audit=AuditLog(storage, on_commit=signer.notify),
         kinds={kind.name: kind for kind in kinds},
@@ -162,7 +166,8 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
         prepare(settings)
     gateway, ledger, signer = build_gateway(settings)
     models: Any = gateway.kinds["model"]
-    review = ModelReview(gateway, models.registry, settings.max_model_bytes, models.domain)
+    steps = Steps(gateway.access, gateway.audit, gateway.policy, gateway.clock)
+    review = ModelReview(steps, models.registry, settings.max_model_bytes, models.domain)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -180,9 +185,10 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     app.state.ledger = ledger
     app.state.model_review = review
     app.state.settings = settings
-    app.state.he_registry = gateway.kinds[EncryptedScore.name].registry
+    app.state.he_admin = HEAdmin(steps, gateway.kinds[EncryptedScore.name].registry)
+    app.state.policy_admin = PolicyAdmin(steps)
     verify: Any = gateway.kinds[Verify.name]
-    app.state.catalog_admin = CatalogAdmin(gateway, verify.domain.engine)
+    app.state.catalog_admin = CatalogAdmin(steps, verify.domain.engine)
     problems.install(app)
     openapi.install(app)
     app.add_middleware(

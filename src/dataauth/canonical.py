@@ -9,6 +9,7 @@ test suite checks the two agree over generated values.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -55,3 +56,19 @@ def canonical(value: Any) -> bytes:
         except orjson.JSONEncodeError:
             pass  # e.g. a lone surrogate: let the reference say what is wrong
     return rfc8785.dumps(value)
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC time as ``YYYY-MM-DDTHH:MM:SSZ``: policies compare these as strings."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utc_stamp() -> str:
+    """Now, in UTC to the microsecond: when a row was written."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

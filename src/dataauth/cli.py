@@ -150,7 +150,7 @@ def token(
 ) -> None:
     """Print a token from the development issuer (development and demo only)."""
     from dataauth.identity.dev_issuer import issue_token
-    from dataauth.keyring import Keyring
+    from dataauth.identity.keys import Keyring
 
     settings = _settings(data_dir)
     if not settings.development_issuer:
@@ -213,7 +213,7 @@ def audit_export(
 ) -> None:
     """Export entries, signed tree heads, keys and policy bundles for offline checks."""
     from dataauth.audit.export import ExportError, export_log
-    from dataauth.storage import gateway_engine
+    from dataauth.store.engine import gateway_engine
 
     settings = _settings(data_dir)
     with _progress("exporting") as progress:
@@ -355,7 +355,7 @@ def policy_whatif(
     import json
 
     from dataauth.policy.whatif import whatif
-    from dataauth.storage import gateway_engine
+    from dataauth.store.engine import gateway_engine
 
     report = whatif(gateway_engine(_settings(data_dir).gateway_url), _load(candidate), since, until)
     if as_json:
@@ -386,7 +386,7 @@ def _token(
     """The token given, or a short one from the development issuer (a department's by
     default); with a real issuer configured, a token must be given."""
     from dataauth.identity.dev_issuer import issue_token
-    from dataauth.keyring import Keyring
+    from dataauth.identity.keys import Keyring
 
     if token is not None:
         return token
@@ -620,7 +620,7 @@ def consent_issue(
     """Print a consent token (development and demo only: a real one comes from the
     department's consent platform)."""
     from dataauth.identity.consent import issue_consent
-    from dataauth.keyring import Keyring
+    from dataauth.identity.keys import Keyring
 
     settings = _settings(data_dir)
     if settings.consent_jwks_file is not None:
@@ -648,7 +648,7 @@ def consent_revoke(
 ) -> None:
     """Revoke a consent: the gateway refuses it from the next request on."""
     from dataauth.identity.consent import ConsentVerifier
-    from dataauth.storage import gateway_engine
+    from dataauth.store.engine import gateway_engine
 
     settings = _settings(data_dir)
     verifier = ConsentVerifier(dict, settings.consent_issuer, gateway_engine(settings.gateway_url))
@@ -682,8 +682,8 @@ def catalog_check(
     ] = None,
 ) -> None:
     """Check a catalog document offline, and against the department's database if given."""
+    from dataauth.admin.catalog import check
     from dataauth.catalog.publish import digest
-    from dataauth.catalog_admin import check
     from dataauth.domain.database import open_domain
     from dataauth.errors import Problem
 
@@ -741,7 +741,7 @@ def db_upgrade(
     this itself, so a deployment runs it only to migrate ahead of a rollout."""
     from sqlalchemy import create_engine
 
-    from dataauth.storage import migrate, schema_revision
+    from dataauth.store.engine import migrate, schema_revision
 
     engine = create_engine(_settings(data_dir).gateway_url)
     try:
@@ -756,7 +756,7 @@ def db_current(data_dir: DataDir = None) -> None:
     """Print the gateway database's schema revision (none for an empty database)."""
     from sqlalchemy import create_engine
 
-    from dataauth.storage import schema_revision
+    from dataauth.store.engine import schema_revision
 
     typer.echo(schema_revision(create_engine(_settings(data_dir).gateway_url)) or "none")
 

@@ -12,37 +12,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import suppress
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from dataauth.accounts.disclosure import DisclosureLedger, Exhausted, subject_budget
+from dataauth.accounts.usage import Charge, Refusal, UsageMeter
 from dataauth.audit.log import AuditLog, Receipt, Record
-from dataauth.catalog.store import Catalog, OperatorInfo, rfc3339
-from dataauth.errors import Problem, forbidden, not_found, unavailable, unprocessable
+from dataauth.canonical import rfc3339, utc_now
+from dataauth.errors import Problem, forbidden, not_found, unavailable
+from dataauth.identity.access import Access
 from dataauth.identity.consent import ConsentVerifier, consent_digest
-from dataauth.identity.tokens import Caller, TokenVerifier
 from dataauth.metrics import DECISIONS
 from dataauth.operations.base import Call, OperationKind
-from dataauth.policy.bundle import Bundle, BundleError, bundle_digest
 from dataauth.policy.decision import Decision
 from dataauth.policy.store import PolicyStore
-from dataauth.usage import Charge, Refusal, UsageMeter
 
 log = logging.getLogger(__name__)
-
-DEPARTMENT = "department"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Gateway:
     def __init__(
         self,
         *,
-        tokens: TokenVerifier,
-        catalog: Catalog,
+        access: Access,
         policy: PolicyStore,
         audit: AuditLog,
         kinds: Mapping[str, OperationKind],
@@ -52,8 +44,8 @@ class Gateway:
         rejections_per_minute: int = 60,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.tokens = tokens
-        self.catalog = catalog
+        self.access = access
+        self.catalog = access.catalog
         self.policy = policy
         self.audit = audit
         self.kinds = dict(kinds)
@@ -63,17 +55,9 @@ class Gateway:
         self.rejections_per_minute = rejections_per_minute
         self.clock = clock
 
-    def authenticate(self, authorization: str | None) -> tuple[Caller, OperatorInfo]:
-        """The caller, from its token, and the operator it is in the catalog."""
-        caller = self.tokens.verify(authorization)
-        operator = self.catalog.operator(caller.subject)
-        if operator is None:
-            raise forbidden("unknown_operator", "the token's subject is not a known operator")
-        return caller, operator
-
     def handle(self, authorization: str | None, kind: str, call: Call) -> dict[str, Any]:
         """Take one request down the spine; return the disclosed result and its receipt."""
-        _, operator = self.authenticate(authorization)
+        _, operator = self.access.operator(authorization)
         operation = self.kinds.get(kind)
         if operation is None:
             raise not_found("unknown_operation", f"this gateway runs no {kind} operations")
@@ -201,7 +185,7 @@ class Gateway:
         """A request the HTTP layer refused as malformed, before the spine saw it: if its
         caller is an operator, the refusal is an entry like any other (see ``rejected``)."""
         try:
-            _, operator = self.authenticate(authorization)
+            _, operator = self.access.operator(authorization)
         except Problem:
             return problem  # no one to hold to account: no entry
         return self.rejected(operator.id, kind, purpose, request, problem)
@@ -228,13 +212,17 @@ class Gateway:
             refusal = self.usage.charge([counter])
             if refusal is not None:
                 return limited(refusal, now, None)
-            receipt = self.record_action(
-                operator,
-                {"kind": kind},
-                purpose=purpose,
-                request=request,
-                outcome="rejected",
-                refusal=problem.code,
+            receipt = self.audit.append(
+                Record.action(
+                    now,
+                    operator,
+                    {"kind": kind},
+                    self.policy.engine().digest,
+                    purpose=purpose,
+                    request=request,
+                    outcome="rejected",
+                    refusal=problem.code,
+                )
             )
         except Exception as exc:  # the refusal stands without its entry; say so in the log
             log.warning("a rejected request could not be logged: %s", type(exc).__name__)
@@ -242,66 +230,6 @@ class Gateway:
         DECISIONS.labels(kind, "rejected").inc()
         problem.extensions["audit"] = receipt.as_dict()
         return problem
-
-    def department(self, authorization: str | None) -> Caller:
-        """The caller, who must hold a department's role (数源部门)."""
-        caller = self.tokens.verify(authorization)
-        if DEPARTMENT not in caller.roles:
-            raise forbidden("not_allowed", "this needs a department's token")
-        return caller
-
-    def record_action(
-        self,
-        actor: str,
-        operation: dict[str, Any],
-        *,
-        purpose: str,
-        request: bytes,
-        outcome: str,
-        refusal: str | None = None,
-    ) -> Receipt:
-        """Log an administrative step (a publication, a review, a registration), or a
-        request rejected before any decision (with its ``refusal`` code): it has no
-        policy input or decision of its own, but the bundle in force is named."""
-        return self.audit.append(
-            Record(
-                time=self.clock(),
-                operator=actor,
-                operation=operation,
-                purpose=purpose,
-                policy_input=None,
-                decision=None,
-                policy_bundle=self.policy.engine().digest,
-                dataset_version=None,
-                subjects=[],
-                consents=[],
-                request=request,
-                result=None,
-                outcome=outcome,
-                refusal=refusal,
-            )
-        )
-
-    def publish(self, authorization: str | None, content: dict[str, Any]) -> dict[str, Any]:
-        """Put a new policy bundle in force, for a department; the publication is audited."""
-        caller = self.department(authorization)
-        modules, data = content.get("modules"), content.get("data", {})
-        if not isinstance(modules, dict) or not modules or not isinstance(data, dict):
-            raise unprocessable("invalid_bundle", "a bundle is {modules: {path: rego}, data: {}}")
-        bundle = Bundle(modules, data, bundle_digest(modules, data))
-        try:
-            self.policy.make_engine(bundle)  # it must compile before it may be in force
-        except BundleError as exc:
-            raise unprocessable("invalid_bundle", str(exc)) from None
-        previous = self.policy.publish(bundle, caller.subject)
-        receipt = self.record_action(
-            caller.subject,
-            {"kind": "policy-publish", "previous": previous, "new": bundle.digest},
-            purpose="policy-administration",
-            request=bundle.digest.encode(),
-            outcome="published",
-        )
-        return {"previous": previous, "digest": bundle.digest, "audit": receipt.as_dict()}
 
 
 LIMIT_CODES = {

@@ -36,7 +36,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Field, SQLModel
 
 from dataauth.errors import forbidden
-from dataauth.statements import Prepared, WriteLock, prepare
+from dataauth.store.statements import Prepared, WriteLock, prepare
 
 MILLI = 1000
 """Bits are kept in thousandths, as integers: sums of floats would drift."""

@@ -17,10 +17,9 @@ from dataauth.api.render import json_response
 from dataauth.audit.ledger import Ledger
 from dataauth.errors import Problem, forbidden, not_found
 from dataauth.gateway import Gateway
+from dataauth.identity.access import REGULATOR
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-
-REGULATOR = "regulator"
 
 
 async def ledger(request: Request) -> Ledger:
@@ -117,7 +116,7 @@ def entries(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """Entries from ``from`` on: all of them for a regulator, its own for an operator."""
-    caller = gw.tokens.verify(authorization)
+    caller = gw.access.caller(authorization)
     if REGULATOR in caller.roles:
         operator = None
     else:

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request
 from starlette.responses import Response
 
+from dataauth.admin.catalog import CatalogAdmin
 from dataauth.api.render import json_response
 from dataauth.api.routes import Authorization
-from dataauth.catalog_admin import CatalogAdmin
 
 router = APIRouter(prefix="/v1/admin/catalog", tags=["catalog"])
 

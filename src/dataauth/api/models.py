@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from dataauth.admin.models import ModelReview, SubmitRequest
 from dataauth.api.render import json_response
 from dataauth.api.routes import Authorization, GatewayDep
 from dataauth.catalog.models import Conditions, Rejection
-from dataauth.model_review import ModelReview, SubmitRequest
 from dataauth.operations.model import RunCall, RunRequest
 
 router = APIRouter(prefix="/v1/models", tags=["models (模型)"])

@@ -29,7 +29,7 @@ async def query(
 def datasets(gw: GatewayDep, authorization: Authorization = None) -> Response:
     """The datasets the caller's licence lets it query, with each column's uses and bounds,
     and the joins declared between them."""
-    _, operator = gw.authenticate(authorization)
+    _, operator = gw.access.operator(authorization)
     licensed = set(operator.licence.products) if operator.licence else set()
     snapshot = gw.catalog.snapshot()
     listing = []

@@ -51,16 +51,16 @@ def metrics(request: Request, authorization: Authorization = None) -> Response:
 @router.get("/v1/products", tags=["catalog"])
 def products(gw: GatewayDep, authorization: Authorization = None) -> Response:
     """The products the calling operator's licence covers, each with its parameters."""
-    _, operator = gw.authenticate(authorization)
+    _, operator = gw.access.operator(authorization)
     return json_response(gw.catalog.listing(operator, gw.clock()))
 
 
 @router.post("/v1/admin/policy", tags=["policy"])
 def publish_policy(
-    content: dict[str, Any], gw: GatewayDep, authorization: Authorization = None
+    content: dict[str, Any], request: Request, authorization: Authorization = None
 ) -> Response:
     """Publish a policy bundle ({modules, data}); a department's token; audited."""
-    return json_response(gw.publish(authorization, content))
+    return json_response(request.app.state.policy_admin.publish(authorization, content))
 
 
 @router.get("/v1/admin/policy", tags=["policy"])

@@ -21,8 +21,9 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from dataauth.audit.bundles import stored_bundles
-from dataauth.audit.ledger import Ledger, utc_stamp
+from dataauth.audit.ledger import Ledger
+from dataauth.canonical import utc_stamp
+from dataauth.policy.store import stored_bundles
 
 FORMAT = "dataauth-audit-export/1"
 BUNDLE_REF = re.compile(rb'"policy_bundle":"(sha256:[0-9a-f]{64})"')

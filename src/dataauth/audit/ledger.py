@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -20,7 +19,8 @@ from sqlalchemy import Engine, text
 from dataauth.audit.heads import TreeHead, sign_head
 from dataauth.audit.merkle import MerkleTree
 from dataauth.audit.signing import Signer
-from dataauth.statements import WriteLock, insert_once, prepare
+from dataauth.canonical import utc_stamp
+from dataauth.store.statements import WriteLock, insert_once, prepare
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +30,6 @@ HEAD_COLUMNS = "size, root, time, key_id, algorithm, prev, signature"
 def _head(row: Any) -> TreeHead:
     size, root, time, key_id, algorithm, prev, signature = row
     return TreeHead(int(size), bytes(root), time, key_id, algorithm, prev, bytes(signature))
-
-
-def utc_stamp() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class Ledger:

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, insert, text
 
 from dataauth.audit.tables import AuditEntry
 from dataauth.canonical import canonical
-from dataauth.statements import WriteLock, prepare
+from dataauth.store.statements import WriteLock, prepare
 
 LEAF_PREFIX = b"\x00"
 
@@ -88,6 +88,39 @@ class Record:
     """A rejected request's problem code: probing shows in the log, its content does not."""
     disclosure: list[dict[str, Any]] | None = None
     """What the answer was charged to each subject's disclosure budget, by keyed hash."""
+
+    @classmethod
+    def action(
+        cls,
+        time: datetime,
+        actor: str,
+        operation: dict[str, Any],
+        policy_bundle: str,
+        *,
+        purpose: str,
+        request: bytes,
+        outcome: str,
+        refusal: str | None = None,
+    ) -> Record:
+        """An administrative step (a publication, a review, a registration), or a request
+        rejected before any decision (with its ``refusal`` code): no policy input or
+        decision of its own, but the bundle in force is named."""
+        return cls(
+            time=time,
+            operator=actor,
+            operation=operation,
+            purpose=purpose,
+            policy_input=None,
+            decision=None,
+            policy_bundle=policy_bundle,
+            dataset_version=None,
+            subjects=[],
+            consents=[],
+            request=request,
+            result=None,
+            outcome=outcome,
+            refusal=refusal,
+        )
 
 
 def _held_lock() -> threading.Lock:

@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from dataauth.keyring import load_or_create_ed25519
+from dataauth.identity.keys import load_or_create_ed25519
 
 
 class Signer(Protocol):

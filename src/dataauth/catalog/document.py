@@ -17,18 +17,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from dataauth.catalog.specs import SPECS  # kinds with a Product row; queries are
 from dataauth.catalog.tables import LEVELS, USES
-from dataauth.operations.he_registry import KIND as HE_KIND
-from dataauth.operations.he_registry import HEProductSpec
-from dataauth.operations.verify import VerificationSpec
+
+# licensed per dataset (query:<dataset>) and models go through review: neither is a product
 
 TYPES = ("string", "integer", "number", "date")
 """A column's declared type; a numeric type's bounds and a literal's form follow from it."""
-
-SPECS: dict[str, type[BaseModel]] = {"verify": VerificationSpec, HE_KIND: HEProductSpec}
-"""Product kinds with a Product row, and the model of each one's spec. Aggregate queries
-are licensed per dataset (``query:<dataset>``) and models go through review: neither is
-a product here."""
 
 LIMITS = ("rate_per_minute", "daily_quota", "subject_per_day")
 """The usage limits a licence may set."""
@@ -248,19 +243,6 @@ def _column(column: ColumnDoc, at: str) -> list[dict[str, str]]:
     return found
 
 
-def _uses_of(kind: str, spec: BaseModel) -> list[tuple[str, str]]:
-    """(column, use) pairs a product's spec makes, as its kind describes them to policy."""
-    if isinstance(spec, VerificationSpec):
-        names = [c.column for c in spec.checks]
-        names += [spec.answer.column] if spec.answer.column else []
-        return [(n, "compare") for n in names]
-    if isinstance(spec, HEProductSpec):
-        return [(f, "feature") for f in spec.features] + [
-            (c, "compare") for c in spec.cohort_columns
-        ]
-    return []
-
-
 def _product(product: ProductDoc, datasets: dict[str, DatasetDoc]) -> list[dict[str, str]]:
     at = f"products/{product.id}"
     found = []
@@ -284,7 +266,7 @@ def _product(product: ProductDoc, datasets: dict[str, DatasetDoc]) -> list[dict[
     if dataset is None:
         return found
     columns = {c.name: c for c in dataset.columns}
-    for name, use in dict.fromkeys(_uses_of(product.kind, spec)):
+    for name, use in dict.fromkeys(spec.column_uses()):
         column = columns.get(name)
         if column is None:
             found.append(problem(f"{at}/spec", f"no column {name!r} in dataset {dataset.id}"))

@@ -18,7 +18,6 @@ from dataauth.catalog.document import (
     LicenceDoc,
     OperatorDoc,
     ProductDoc,
-    problem,
 )
 from dataauth.catalog.tables import (
     Dataset,
@@ -28,7 +27,6 @@ from dataauth.catalog.tables import (
     Operator,
     Product,
 )
-from dataauth.domain.schema import agrees, tables
 
 
 def export(engine: Engine) -> CatalogDocument:
@@ -68,33 +66,6 @@ def export(engine: Engine) -> CatalogDocument:
         ]
     return CatalogDocument(datasets=datasets, products=products, joins=joins,
                            operators=operators, licences=licences)  # fmt: skip
-
-
-def database_problems(document: CatalogDocument, domain: Engine) -> list[dict[str, str]]:
-    """Each dataset's table and columns must be in the department's database, of a type
-    that agrees with the one declared."""
-    held = tables(domain)
-    sqlite = domain.dialect.name == "sqlite"
-    found = []
-    for dataset in document.datasets:
-        at = f"datasets/{dataset.id}"
-        columns = held.get(dataset.table)
-        if columns is None:
-            found.append(problem(f"{at}/table", f"no table {dataset.table!r} in the database"))
-            continue
-        for column in dataset.columns:
-            if column.name not in columns:
-                found.append(
-                    problem(f"{at}/columns/{column.name}", f"no such column in {dataset.table}")
-                )
-            elif not agrees(column.type, columns[column.name], sqlite):
-                found.append(
-                    problem(
-                        f"{at}/columns/{column.name}/type",
-                        f"declared {column.type}, the database holds {columns[column.name]}",
-                    )
-                )
-    return found
 
 
 def apply(engine: Engine, document: CatalogDocument, department: str) -> None:

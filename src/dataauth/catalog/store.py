@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from dataauth.canonical import rfc3339
 from dataauth.catalog.tables import (
     Dataset,
     DatasetColumn,
@@ -28,13 +29,6 @@ from dataauth.catalog.tables import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def rfc3339(moment: datetime) -> str:
-    """UTC time as ``YYYY-MM-DDTHH:MM:SSZ``: policies compare these as strings."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

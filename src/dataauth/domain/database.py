@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, Executable, create_engine, event, text
 
 from dataauth.errors import Problem
-from dataauth.statements import Prepared, prepare
+from dataauth.store.statements import Prepared, prepare
 
 STEPS = 10_000
 """SQLite virtual-machine steps between deadline checks: a few microseconds of work."""

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Field, SQLModel
 
 from dataauth.identity.dev_issuer import sign_dev_jwt
-from dataauth.keyring import Keyring
+from dataauth.identity.keys import Keyring
 
 CONSENT_ALGORITHMS = ("EdDSA", "ES256")
 MAX_TOKEN = 4096
@@ -100,7 +100,7 @@ class ConsentVerifier:
         ]
 
     def revoke(self, jti: str, by: str) -> None:
-        from dataauth.statements import insert_once
+        from dataauth.store.statements import insert_once
 
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         insert_once(

@@ -13,7 +13,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from dataauth.keyring import Keyring, public_jwk
+from dataauth.identity.keys import Keyring, public_jwk
 
 
 def issue_token(

@@ -68,11 +68,7 @@ from sqlalchemy import (
 )
 
 from dataauth.accounts.disclosure import Disclosure
-from dataauth.catalog.store import Catalog
-from dataauth.domain.database import Domain
-from dataauth.errors import forbidden
-from dataauth.operations.base import Description, Request
-from dataauth.operations.privacy import (
+from dataauth.accounts.privacy import (
     BudgetLedger,
     Noise,
     Release,
@@ -80,6 +76,10 @@ from dataauth.operations.privacy import (
     dataset_of,
     noise_terms,
 )
+from dataauth.catalog.store import Catalog
+from dataauth.domain.database import Domain
+from dataauth.errors import forbidden
+from dataauth.operations.base import Description, Request
 from dataauth.operations.query_sql import Col, Condition, Shape, parse
 
 MAX_SQL = 4000

@@ -1,6 +1,6 @@
 """Encrypted scoring (he-score): an operator's secret linear model on the department's data.
 
-The operator registers a CKKS public context and files its model (he_registry.py): the
+The operator registers a CKKS public context and files its model (``catalog.he``): the
 features, a bound on each weight, a commitment, and per feature a ciphertext whose every
 slot holds that feature's weight (replicated), and the bias likewise. Only those filed
 ciphertexts are used: a request may repeat them (their digest must match the filing's)
@@ -50,13 +50,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pydantic import BaseModel, Field, model_validator
 
 from dataauth.accounts.disclosure import Disclosure
-from dataauth.catalog.store import Catalog, DatasetInfo
-from dataauth.domain.database import Domain
-from dataauth.errors import Problem, forbidden, not_found, unprocessable
-from dataauth.keyring import SubjectHasher
-from dataauth.operations.base import ConsentNeed, Description, Request
-from dataauth.operations.he_params import Parameters
-from dataauth.operations.he_registry import (
+from dataauth.accounts.privacy import BudgetLedger, charge, noise_terms, release
+from dataauth.catalog.he import (
     ID,
     KIND,
     ModelInfo,
@@ -64,8 +59,13 @@ from dataauth.operations.he_registry import (
     b64decode,
     ciphertext_digest,
 )
-from dataauth.operations.privacy import BudgetLedger, charge, noise_terms, release
-from dataauth.statements import Prepared
+from dataauth.catalog.store import Catalog, DatasetInfo
+from dataauth.ckks import Parameters
+from dataauth.domain.database import Domain
+from dataauth.errors import Problem, forbidden, not_found, unprocessable
+from dataauth.identity.keys import SubjectHasher
+from dataauth.operations.base import ConsentNeed, Description, Request
+from dataauth.store.statements import Prepared
 
 NOISE_FLOOR_BITS = 20
 """``noise_bits: n`` adds uniform noise in [-2^(n-20), 2^(n-20)] per score: n bits above

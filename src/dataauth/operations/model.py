@@ -31,16 +31,16 @@ import onnxruntime as ort
 from pydantic import BaseModel, Field, model_validator
 
 from dataauth.accounts.disclosure import Disclosure
+from dataauth.accounts.privacy import BudgetLedger, Noise, Release, charge, noise_terms
+from dataauth.accounts.usage import Charge, UsageMeter
 from dataauth.catalog import onnx_checks
 from dataauth.catalog.models import ModelRegistry, ModelSubmission
 from dataauth.catalog.store import Catalog, DatasetInfo
 from dataauth.domain.database import Domain
 from dataauth.errors import Problem, forbidden, not_found, unprocessable
-from dataauth.keyring import SubjectHasher
+from dataauth.identity.keys import SubjectHasher
 from dataauth.operations.base import ConsentNeed, Description, Request
-from dataauth.operations.privacy import BudgetLedger, Noise, Release, charge, noise_terms
-from dataauth.statements import Prepared
-from dataauth.usage import Charge, UsageMeter
+from dataauth.store.statements import Prepared
 
 CHUNK = 500
 """Subjects per look-up statement: two bound values each, well under SQLite's limit."""

@@ -31,8 +31,7 @@ import numpy as np
 import tenseal as ts
 
 from dataauth.canonical import canonical
-from dataauth.operations.he_params import ALLOWED
-from dataauth.operations.he_registry import ciphertext_digest
+from dataauth.ckks import ALLOWED, ciphertext_digest
 
 
 class GatewayError(Exception):

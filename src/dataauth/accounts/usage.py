@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, text
 from sqlmodel import Field, SQLModel
 
-from dataauth.statements import Prepared, WriteLock, prepare
+from dataauth.store.statements import Prepared, WriteLock, prepare
 
 
 class UsageCounter(SQLModel, table=True):

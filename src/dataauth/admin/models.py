@@ -19,7 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from dataauth.canonical import canonical
+from dataauth.admin.steps import Steps
+from dataauth.canonical import canonical, rfc3339
 from dataauth.catalog import leakage, onnx_checks
 from dataauth.catalog.models import (
     Conditions,
@@ -30,10 +31,9 @@ from dataauth.catalog.models import (
     digest_of,
     submission_id,
 )
-from dataauth.catalog.store import DatasetInfo, rfc3339
+from dataauth.catalog.store import DatasetInfo
 from dataauth.domain.database import Domain
 from dataauth.errors import Problem, not_found, unavailable, unprocessable
-from dataauth.gateway import Gateway
 from dataauth.policy.store import load_stored_bundle
 
 NUMERIC = ("integer", "number")
@@ -95,9 +95,10 @@ def view(row: ModelSubmission, *, graph: bool = True, department: bool = False) 
 
 class ModelReview:
     def __init__(
-        self, gateway: Gateway, registry: ModelRegistry, max_bytes: int, domain: Domain
+        self, steps: Steps, registry: ModelRegistry, max_bytes: int, domain: Domain
     ) -> None:
-        self.gateway = gateway
+        self.steps = steps
+        self.catalog = steps.access.catalog
         self.registry = registry
         self.max_bytes = max_bytes
         self.domain = domain
@@ -105,7 +106,7 @@ class ModelReview:
     # -- the operator's side ---------------------------------------------------------
 
     def submit(self, authorization: str | None, body: SubmitRequest) -> dict[str, Any]:
-        _, operator = self.gateway.authenticate(authorization)
+        _, operator = self.steps.access.operator(authorization)
         manifest = body.manifest
         if len(body.onnx) > (self.max_bytes * 4) // 3 + 4:  # before decoding, too
             raise Problem(413, "model_too_large", f"a model is at most {self.max_bytes} bytes")
@@ -123,7 +124,7 @@ class ModelReview:
         request = canonical({"digest": digest, "manifest": manifest.model_dump()})
 
         def record(outcome: str, **more: str) -> dict[str, Any]:
-            receipt = self.gateway.record_action(
+            receipt = self.steps.record(
                 operator.id,
                 {**operation, **more},
                 purpose=manifest.purpose,
@@ -146,7 +147,7 @@ class ModelReview:
             manifest=manifest.model_dump(mode="json"),
             summary={**summary, "leakage": report, "probes": PROBES},
             status="pending",
-            submitted_at=self.gateway.clock(),
+            submitted_at=self.steps.clock(),
         )
         row = self.registry.add(row, content)
         return {**view(row), "audit": record("submitted", model=row.id)}
@@ -156,7 +157,7 @@ class ModelReview:
         output = (manifest.output.name, manifest.output.column)
         widths = [len(b.columns) for b in manifest.inputs]
         onnx_checks.check_inputs(graph, [(b.name, len(b.columns)) for b in manifest.inputs], output)
-        dataset = self.gateway.catalog.dataset(manifest.dataset)
+        dataset = self.catalog.dataset(manifest.dataset)
         if dataset is None:
             raise not_found("unknown_dataset", f"there is no dataset {manifest.dataset!r}")
         for name in manifest.columns():
@@ -196,7 +197,7 @@ class ModelReview:
 
     def _limits(self) -> dict[str, Any]:
         """``limits.model`` of the policy bundle in force."""
-        store = self.gateway.policy
+        store = self.steps.policy
         try:
             digest = store.current_digest()
             bundle = load_stored_bundle(store.db, digest or "")
@@ -219,7 +220,7 @@ class ModelReview:
     def _leakage(self, content: bytes, manifest: Manifest, operator: str) -> dict[str, Any]:
         """The leakage report: for each form asked, how finely its release pins each
         feature on the department's rows, against the policy's bound."""
-        dataset = self.gateway.catalog.dataset(manifest.dataset)
+        dataset = self.catalog.dataset(manifest.dataset)
         if dataset is None:
             raise not_found("unknown_dataset", f"there is no dataset {manifest.dataset!r}")
         features = manifest.columns()
@@ -267,10 +268,10 @@ class ModelReview:
 
     def _reader(self, authorization: str | None) -> str | None:
         """None for a department (sees every submission), else the operator's id."""
-        caller = self.gateway.tokens.verify(authorization)
+        caller = self.steps.access.caller(authorization)
         if "department" in caller.roles:
             return None
-        _, operator = self.gateway.authenticate(authorization)
+        _, operator = self.steps.access.operator(authorization)
         return operator.id
 
     def listing(self, authorization: str | None, status: str | None) -> dict[str, Any]:
@@ -295,8 +296,8 @@ class ModelReview:
                 report = {"error": problem.code, "detail": problem.detail}
             shown["summary"] = {**shown["summary"], "leakage": report}
         # a department's inspection is a step of the review: on the record too
-        reviewer = self.gateway.tokens.verify(authorization).subject
-        receipt = self.gateway.record_action(
+        reviewer = self.steps.access.caller(authorization).subject
+        receipt = self.steps.record(
             reviewer,
             {"kind": "model-inspect", "model": row.id, "digest": row.digest},
             purpose="model-review",
@@ -318,9 +319,9 @@ class ModelReview:
     def approve(
         self, authorization: str | None, model_id: str, conditions: Conditions
     ) -> dict[str, Any]:
-        caller = self.gateway.department(authorization)
+        caller = self.steps.access.department(authorization)
         row = self._pending(model_id)
-        now = self.gateway.clock()
+        now = self.steps.clock()
         expires = conditions.expires
         if expires.tzinfo is None:
             expires = expires.replace(tzinfo=UTC)
@@ -351,7 +352,7 @@ class ModelReview:
     def reject(
         self, authorization: str | None, model_id: str, rejection: Rejection
     ) -> dict[str, Any]:
-        caller = self.gateway.department(authorization)
+        caller = self.steps.access.department(authorization)
         row = self._pending(model_id)
         return self._decide(caller.subject, row, "rejected", {"reason": rejection.reason})
 
@@ -359,7 +360,7 @@ class ModelReview:
         self, authorization: str | None, model_id: str, rejection: Rejection
     ) -> dict[str, Any]:
         """Withdraw an approval: the model runs no more, from the next request on."""
-        caller = self.gateway.department(authorization)
+        caller = self.steps.access.department(authorization)
         row = self.registry.get(model_id)
         if row is None:
             raise not_found("unknown_model", f"there is no model {model_id!r}")
@@ -377,7 +378,7 @@ class ModelReview:
         was: str = "pending",
     ) -> dict[str, Any]:
         values = {**values, "status": status, "reviewer": reviewer,
-                  "reviewed_at": self.gateway.clock()}  # fmt: skip
+                  "reviewed_at": self.steps.clock()}  # fmt: skip
         if not self.registry.review(row.id, values, was):
             raise Problem(409, "already_reviewed", f"model {row.id} was reviewed meanwhile")
         operation = {
@@ -387,7 +388,7 @@ class ModelReview:
             "decision": status,
             **({"conditions": values["conditions"]} if "conditions" in values else {}),
         }
-        receipt = self.gateway.record_action(
+        receipt = self.steps.record(
             reviewer,
             operation,
             purpose="model-review",

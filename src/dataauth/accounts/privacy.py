@@ -46,7 +46,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Field, SQLModel
 
 from dataauth.errors import Problem, forbidden
-from dataauth.statements import WriteLock, prepare
+from dataauth.store.statements import WriteLock, prepare
 
 dp.enable_features("contrib")
 

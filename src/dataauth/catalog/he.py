@@ -7,7 +7,7 @@ commitment to the plaintext weights (and those bounds), and the encrypted weight
 themselves: scoring uses only these filed ciphertexts, and the filing is bound to their
 digest, so the ciphertexts a regulator later checks against the revealed weights are
 the ones every score was computed with. Both are administrative steps: audited with
-``Gateway.record_action``, no policy decision.
+``admin.he``, no policy decision.
 """
 
 from __future__ import annotations
@@ -28,18 +28,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field as SQLField
 from sqlmodel import Session, SQLModel, select
 
-from dataauth.canonical import canonical
-from dataauth.catalog.store import Catalog, ProductInfo, rfc3339
-from dataauth.errors import Problem, bad_request, not_found, unprocessable
-from dataauth.operations.he_params import (
+from dataauth.canonical import canonical, rfc3339
+from dataauth.catalog.specs import HE_SCORE as KIND
+from dataauth.catalog.specs import HEProductSpec
+from dataauth.catalog.store import Catalog, ProductInfo
+from dataauth.ckks import (
     ALLOWED,
     Parameters,
     check_context,
+    ciphertext_digest,
     load_context,
     load_vector,
 )
+from dataauth.errors import Problem, bad_request, not_found, unprocessable
 
-KIND = "he-score"
 ID = r"^sha256:[0-9a-f]{64}$"
 
 
@@ -81,17 +83,6 @@ class HEWeight(SQLModel, table=True):
     model: str = SQLField(primary_key=True)
     position: int = SQLField(primary_key=True)
     data: bytes = SQLField(sa_column=Column(LargeBinary, nullable=False))
-
-
-class HEProductSpec(BaseModel):
-    """An encrypted-scoring product (Product.spec): what a model may read."""
-
-    features: list[str] = Field(min_length=1, max_length=64)
-    """Columns a model may use as features (each must allow the ``feature`` use)."""
-    cohort_columns: list[str] = Field(default_factory=list)
-    """Columns a cohort filter may compare (each must allow ``compare``)."""
-    consent: bool = True
-    """Per-subject scores need each subject's consent (授权)."""
 
 
 class ContextRequest(BaseModel):
@@ -141,13 +132,6 @@ def b64decode(text: str, what: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise bad_request("invalid_base64", f"{what} is not base64") from None
-
-
-def ciphertext_digest(blobs: list[bytes]) -> str:
-    """sha256 of the canonical list of each ciphertext's sha256 (weights, then the bias):
-    what a filing is bound to, and what a request carrying weights must reproduce."""
-    parts = [hashlib.sha256(blob).hexdigest() for blob in blobs]
-    return "sha256:" + hashlib.sha256(canonical(parts)).hexdigest()
 
 
 def check_bounds(bounds: list[float] | None, features: list[str]) -> list[float]:

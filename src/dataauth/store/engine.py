@@ -1,6 +1,6 @@
 """The gateway's own database: catalog, audit entries, counters and budgets.
 
-Its schema is Alembic's (``dataauth/migrations``): every engine is brought to the newest
+Its schema is Alembic's (``dataauth/store/migrations``): every engine is brought to the newest
 revision before use, once per database at a time, so several workers starting together
 do not race to create the same table.
 """
@@ -18,16 +18,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, event, inspect, text
-from sqlmodel import create_engine
-
-from dataauth.accounts.disclosure import SubjectDisclosure as _disclosure_table  # noqa: F401
-from dataauth.audit import tables as _audit_tables  # noqa: F401  (registers the audit tables)
-from dataauth.catalog import models as _model_tables  # noqa: F401
-from dataauth.catalog import tables as _catalog_tables  # noqa: F401
-from dataauth.identity.consent import ConsentRevocation as _consent_table  # noqa: F401
-from dataauth.operations import he_registry as _he_tables  # noqa: F401
-from dataauth.operations.privacy import PrivacyBudget as _budget_table  # noqa: F401
-from dataauth.usage import UsageCounter as _usage_table  # noqa: F401
+from sqlmodel import SQLModel, create_engine
 
 
 def gateway_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
@@ -58,8 +49,11 @@ FIRST = "0001"
 
 def alembic_config(connection: Connection) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(files("dataauth") / "migrations"))
+    config.set_main_option("script_location", str(files("dataauth.store") / "migrations"))
     config.attributes["connection"] = connection
+    # the tables each package defines, as far as they are imported: autogenerate compares
+    # them; an upgrade runs the revisions alone
+    config.attributes["metadata"] = SQLModel.metadata
     return config
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Session
 
+from dataauth.catalog.specs import SPECS
 from dataauth.catalog.tables import (
     Dataset,
     DatasetColumn,
@@ -39,13 +40,11 @@ from dataauth.catalog.tables import (
     Operator,
     Product,
 )
-from dataauth.domain.demo_data import (
+from dataauth.demo.data import (
     assign_representatives,
     generate_enterprises,
     generate_residents,
 )
-from dataauth.operations.he_registry import HEProductSpec
-from dataauth.operations.verify import VerificationSpec
 
 SEED = 20261125
 RESIDENTS = 100_000
@@ -408,8 +407,7 @@ def register_catalog(engine: Engine) -> None:
             session.merge(DatasetJoin(**join))
         for product in PRODUCTS:
             kind = product.get("kind", "verify")
-            spec_model = HEProductSpec if kind == "he-score" else VerificationSpec
-            spec_model.model_validate(product["spec"])  # a bad demo product fails here
+            SPECS[kind].model_validate(product["spec"])  # a bad demo product fails here
             session.merge(
                 Product(
                     id=product["id"],

@@ -12,11 +12,12 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from dataauth.catalog.document import CatalogDocument, parse, problems
-from dataauth.catalog.publish import apply, as_json, database_problems, digest, export
+from dataauth.admin.steps import Steps
+from dataauth.catalog.document import CatalogDocument, parse, problem, problems
+from dataauth.catalog.publish import apply, as_json, digest, export
 from dataauth.domain.database import domain_problem
+from dataauth.domain.schema import agrees, tables
 from dataauth.errors import Problem, unprocessable
-from dataauth.gateway import Gateway
 
 
 def invalid(found: list[dict[str, str]]) -> Problem:
@@ -41,6 +42,33 @@ def check(content: Any, current: CatalogDocument | None, domain: Engine | None) 
     return document
 
 
+def database_problems(document: CatalogDocument, domain: Engine) -> list[dict[str, str]]:
+    """Each dataset's table and columns must be in the department's database, of a type
+    that agrees with the one declared."""
+    held = tables(domain)
+    sqlite = domain.dialect.name == "sqlite"
+    found = []
+    for dataset in document.datasets:
+        at = f"datasets/{dataset.id}"
+        columns = held.get(dataset.table)
+        if columns is None:
+            found.append(problem(f"{at}/table", f"no table {dataset.table!r} in the database"))
+            continue
+        for column in dataset.columns:
+            if column.name not in columns:
+                found.append(
+                    problem(f"{at}/columns/{column.name}", f"no such column in {dataset.table}")
+                )
+            elif not agrees(column.type, columns[column.name], sqlite):
+                found.append(
+                    problem(
+                        f"{at}/columns/{column.name}/type",
+                        f"declared {column.type}, the database holds {columns[column.name]}",
+                    )
+                )
+    return found
+
+
 def stale_products(document: CatalogDocument, current: CatalogDocument) -> list[dict[str, str]]:
     """Products the document leaves alone whose columns, as it reclassifies them, no longer
     allow what they do: accepted (a department may mean it), and policy denies them."""
@@ -53,17 +81,18 @@ def stale_products(document: CatalogDocument, current: CatalogDocument) -> list[
 
 
 class CatalogAdmin:
-    def __init__(self, gateway: Gateway, domain: Engine) -> None:
-        self.gateway = gateway
+    def __init__(self, steps: Steps, domain: Engine) -> None:
+        self.steps = steps
+        self.catalog = steps.access.catalog
         self.domain = domain
-        self.engine = gateway.catalog.engine
+        self.engine = self.catalog.engine
 
     def show(self, authorization: str | None) -> dict[str, Any]:
-        self.gateway.department(authorization)
+        self.steps.access.department(authorization)
         return as_json(export(self.engine))
 
     def publish(self, authorization: str | None, content: Any) -> dict[str, Any]:
-        caller = self.gateway.department(authorization)
+        caller = self.steps.access.department(authorization)
         current = export(self.engine)
         document = check(content, current, self.domain)
         try:
@@ -74,9 +103,9 @@ class CatalogAdmin:
             apply(self.engine, document, caller.subject)
         except (IntegrityError, OperationalError):  # another publication at the same moment
             raise Problem(409, "catalog_conflict", "the catalog changed; try again") from None
-        self.gateway.catalog.refresh()  # this worker now; the others within one TTL
+        self.catalog.refresh()  # this worker now; the others within one TTL
         counts = document.counts()
-        receipt = self.gateway.record_action(
+        receipt = self.steps.record(
             caller.subject,
             {"kind": "catalog-publish", "digest": name, "counts": counts},
             purpose="catalog-administration",

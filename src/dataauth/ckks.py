@@ -17,6 +17,7 @@ parameter sets before TenSEAL does anything with it:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import resource
 import subprocess
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from dataauth.canonical import canonical
 from dataauth.errors import Problem, unprocessable
 
 PROBE_MEMORY_BYTES = 1024 * 1024 * 1024
@@ -122,7 +124,7 @@ def probe(data: bytes) -> dict[str, Any]:
     """Read a context in a child process under a memory limit; its facts, or a 422."""
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "dataauth.operations.he_params"],
+            [sys.executable, "-m", "dataauth.ckks"],
             input=data,
             capture_output=True,
             timeout=PROBE_TIMEOUT_SECONDS,
@@ -208,3 +210,10 @@ def load_vector(context: Any, parameters: Parameters, data: bytes, what: str) ->
 
 if __name__ == "__main__":
     _probe_main()
+
+
+def ciphertext_digest(blobs: list[bytes]) -> str:
+    """sha256 of the canonical list of each ciphertext's sha256 (weights, then the bias):
+    what a filing is bound to, and what a request carrying weights must reproduce."""
+    parts = [hashlib.sha256(blob).hexdigest() for blob in blobs]
+    return "sha256:" + hashlib.sha256(canonical(parts)).hexdigest()

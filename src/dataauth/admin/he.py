@@ -1,0 +1,76 @@
+"""An operator's encrypted-scoring filings (算法备案): its public contexts and its models.
+
+Each registration is the operator's own step, audited like a department's: the entry
+names what was registered; a refused registration is on the record too, with its code.
+A regulator takes a filing away to check it offline (``dataauth he check-filing``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from dataauth.admin.steps import Steps
+from dataauth.catalog.he import (
+    KIND,
+    ContextRequest,
+    HEContext,
+    HEModel,
+    ModelRequest,
+    Registry,
+    registration,
+)
+from dataauth.errors import Problem, forbidden
+from dataauth.identity.access import REGULATOR
+
+
+class HEAdmin:
+    def __init__(self, steps: Steps, registry: Registry) -> None:
+        self.steps = steps
+        self.registry = registry
+
+    def register_context(
+        self, authorization: str | None, body: ContextRequest, raw: bytes
+    ) -> dict[str, Any]:
+        """Register a public CKKS context (no secret key)."""
+        return self._register(authorization, raw, "context", self.registry.register_context, body)
+
+    def register_model(
+        self, authorization: str | None, body: ModelRequest, raw: bytes
+    ) -> dict[str, Any]:
+        """File a model: product, features in order, commitment to its weights."""
+        return self._register(authorization, raw, "model", self.registry.register_model, body)
+
+    def filing(self, authorization: str | None, model_id: str) -> dict[str, Any]:
+        """A filing as a regulator takes it away."""
+        caller = self.steps.access.caller(authorization)
+        if REGULATOR not in caller.roles:
+            raise forbidden("not_allowed", "reading a model filing needs a regulator's token")
+        return self.registry.filing(model_id)
+
+    def _register(
+        self,
+        authorization: str | None,
+        raw: bytes,
+        what: str,
+        make: Callable[[str, Any, datetime], HEContext | HEModel],
+        body: Any,
+    ) -> dict[str, Any]:
+        _, operator = self.steps.access.operator(authorization)
+
+        def record(outcome: str, **operation: str) -> dict[str, Any]:
+            return self.steps.record(
+                operator.id,
+                {"kind": f"{KIND}-{what}", **operation},
+                purpose="he-registration",
+                request=raw,
+                outcome=outcome,
+            ).as_dict()
+
+        try:
+            row = make(operator.id, body, self.steps.clock())
+        except Problem as problem:
+            problem.extensions["audit"] = record("refused", code=problem.code)
+            raise
+        return {**registration(row), "audit": record("registered", id=row.id)}
