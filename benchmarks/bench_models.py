@@ -49,7 +49,7 @@ from harness import free_port
 
 FEATURES = [f"f{i:02d}" for i in range(20)]
 TARGETS = {"score_subjects_per_second_min": 50_000}
-OBLIGATIONS = {"batch_limit": 100_000, "min_cohort": 20, "score_digits": 2}
+OBLIGATIONS = {"batch_limit": 100_000, "min_group_size": 20, "score_digits": 2}
 
 
 def make_model(width: int, seed: int = 7) -> bytes:

@@ -26,7 +26,8 @@ from dataauth.app import build_gateway, prepare
 from dataauth.config import SOURCE_POLICIES, Settings
 from dataauth.identity.dev_issuer import issue_token
 from dataauth.identity.keys import Keyring
-from dataauth.operations.verify import VerifyCall, VerifyRequest
+from dataauth.operations.base import Call
+from dataauth.operations.verify import VerifyRequest
 from dataauth.policy.bundle import load_bundle
 from dataauth.policy.cases import load_cases
 from dataauth.policy.embedded import EmbeddedEngine
@@ -76,8 +77,9 @@ def spine(settings: Settings, memo: bool, seconds: float) -> float:
     with sqlite3.connect(settings.data_dir / "demo-domain.sqlite") as db:
         rows = db.execute("SELECT resident_id, name FROM residents LIMIT 500").fetchall()
     calls = [
-        VerifyCall("identity-match", VerifyRequest.model_validate(
-            {"purpose": "credit", "subjects": [{"key": k, "claims": {"name": v}}]}))
+        Call("verify", VerifyRequest.model_validate(
+            {"purpose": "credit", "subjects": [{"key": k, "claims": {"name": v}}]}),
+            target="identity-match")
         for k, v in rows
     ]  # fmt: skip
     done, deadline = 0, time.perf_counter() + seconds

@@ -215,7 +215,7 @@ def test_submit_review_score_cohort_and_audit(client, auth, gateway, tmp_path):
     response = run(client, auth, model_id, cohort=small)
     assert response.status_code == 403
     assert response.json()["code"] == "cohort_too_small"
-    assert set(response.json()) == {"type", "title", "status", "code", "detail", "min_cohort",
+    assert set(response.json()) == {"type", "title", "status", "code", "detail", "min_group_size",
                                     "audit"}  # fmt: skip
 
     # every step is in the audit log, and no raw key or value
@@ -532,14 +532,16 @@ def test_statistics_suppress_round_and_band():
 
     scores = np.array([0.05] * 30 + [0.55] * 3 + [0.95] * 27)
     cohort = Cohort(statistics=["count", "mean", "histogram"], bins=[0, 0.5, 1])
-    out = statistics(scores, cohort, {"min_cohort": 20, "count_multiple": 5, "statistic_digits": 2})
+    out = statistics(
+        scores, cohort, {"min_group_size": 20, "count_multiple": 5, "statistic_digits": 2}
+    )
     assert out["count"] == 60 and out["mean"] == 0.48
     assert out["histogram"]["counts"] == [30, 30]
     out = statistics(scores, Cohort(statistics=["histogram"], bins=[0, 0.5, 0.9, 1]),
-                     {"min_cohort": 20})  # fmt: skip
+                     {"min_group_size": 20})  # fmt: skip
     assert out["histogram"]["counts"] == [30, None, 27]  # 3 in the middle bin: suppressed
     with pytest.raises(Exception, match="fewer than 100"):
-        statistics(scores, cohort, {"min_cohort": 100})
+        statistics(scores, cohort, {"min_group_size": 100})
     bands = {"cuts": [0.2, 0.5, 0.8], "labels": ["low", "medium", "high", "very high"]}
     assert [band(s, bands) for s in (0.1, 0.2, 0.79, 0.99)] == ["low", "medium", "high",
                                                                "very high"]  # fmt: skip
@@ -555,7 +557,7 @@ def test_noise_hides_one_subject_from_a_differencing_pair():
     others = np.random.default_rng(1).uniform(0, 1, 400)
     target = 0.9137
     cohort = Cohort(statistics=["count", "mean"])
-    plain = {"min_cohort": 20, "statistic_digits": 6}
+    plain = {"min_group_size": 20, "statistic_digits": 6}
 
     def revealed(noise):
         without = statistics(others, cohort, plain, noise)

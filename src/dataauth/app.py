@@ -26,6 +26,7 @@ from dataauth.api.he import router as he_router
 from dataauth.api.limits import BodyLimit
 from dataauth.api.models import router as models_router
 from dataauth.api.observe import Observe
+from dataauth.api.operations import operation_routes
 from dataauth.api.query import router as query_router
 from dataauth.api.routes import router
 from dataauth.audit.ledger import HeadSigner, Ledger
@@ -132,10 +133,10 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
     registry = Registry(storage, catalog, settings.he_registration_days)
     hasher = keyring.subject_hasher()
     kinds = [
-        Verify(catalog, domain, hasher, settings.max_batch),
+        Verify(catalog, domain, hasher),
         Aggregate(catalog, domain, budgets),
-        Model(catalog, domain, hasher, models, usage, budgets, settings.max_batch, utc_now),
-        EncryptedScore(catalog, domain, hasher, registry, budgets, settings.max_batch, utc_now),
+        Model(catalog, domain, hasher, models, usage, budgets, utc_now),
+        EncryptedScore(catalog, domain, hasher, registry, budgets, utc_now),
     ]
     gateway = Gateway(
         access=Access(token_verifier(settings, keyring), catalog),
@@ -151,6 +152,7 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
             storage,
         ),
         disclosures=DisclosureLedger(storage),
+        max_batch=settings.max_batch,
         rejections_per_minute=settings.rejections_per_minute,
     )
     return gateway, ledger, signer
@@ -198,7 +200,9 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
         timeout=settings.body_timeout_seconds,
     )
     app.add_middleware(Observe)  # added last: outermost, it sees every response
+    operations, app.state.operations = operation_routes(gateway.kinds.values())
     app.include_router(router)
+    app.include_router(operations)
     app.include_router(he_router)
     app.include_router(audit_router)
     app.include_router(query_router)

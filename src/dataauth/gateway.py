@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,15 +20,51 @@ from dataauth.accounts.disclosure import DisclosureLedger, Exhausted, subject_bu
 from dataauth.accounts.usage import Charge, Refusal, UsageMeter
 from dataauth.audit.log import AuditLog, Receipt, Record
 from dataauth.canonical import rfc3339, utc_now
+from dataauth.catalog.store import OperatorInfo
 from dataauth.errors import Problem, forbidden, not_found, unavailable
 from dataauth.identity.access import Access
 from dataauth.identity.consent import ConsentVerifier, consent_digest
 from dataauth.metrics import DECISIONS
-from dataauth.operations.base import Call, OperationKind
-from dataauth.policy.decision import Decision
+from dataauth.operations.base import Call, Description, OperationKind
+from dataauth.policy.decision import Decision, PolicyEngine
 from dataauth.policy.store import PolicyStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Decided:
+    """A request once decided: all its audit entry needs, whatever the outcome."""
+
+    time: datetime
+    kind: str
+    operator: str
+    call: Call[Any]
+    description: Description
+    policy_input: dict[str, Any]
+    consents: list[str | None]
+    engine: PolicyEngine
+    decision: Decision
+    spent: list[dict[str, Any]] = field(default_factory=list)
+    """What the answer was charged to each subject's disclosure budget."""
+
+    def entry(self, outcome: str, result: Any) -> Record:
+        return Record(
+            time=self.time,
+            operator=self.operator,
+            operation=self.policy_input["operation"],
+            purpose=self.call.purpose,
+            policy_input=self.policy_input,
+            decision=self.decision.as_dict(),
+            policy_bundle=self.engine.digest,
+            dataset_version=self.description.dataset_version,
+            subjects=self.description.subjects,
+            consents=self.consents,
+            request=self.call.sent(),
+            result=result,
+            outcome=outcome,
+            disclosure=self.spent,
+        )
 
 
 class Gateway:
@@ -41,6 +78,7 @@ class Gateway:
         usage: UsageMeter,
         consent: ConsentVerifier,
         disclosures: DisclosureLedger,
+        max_batch: int = 10_000,
         rejections_per_minute: int = 60,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -52,22 +90,45 @@ class Gateway:
         self.usage = usage
         self.consent = consent
         self.disclosures = disclosures
+        self.max_batch = max_batch
         self.rejections_per_minute = rejections_per_minute
         self.clock = clock
 
-    def handle(self, authorization: str | None, kind: str, call: Call) -> dict[str, Any]:
+    def handle(self, authorization: str | None, kind: str, call: Call[Any]) -> dict[str, Any]:
         """Take one request down the spine; return the disclosed result and its receipt."""
         _, operator = self.access.operator(authorization)
         operation = self.kinds.get(kind)
         if operation is None:
             raise not_found("unknown_operation", f"this gateway runs no {kind} operations")
+        description = self.describe(operation, call, operator)
+        decided = self.decide(kind, call, operator, description)
+        self.admit(decided)
+        result = self.execute(operation, decided)
+        receipt = self.record(decided, result)
+        return {**result, "audit": receipt.as_dict()}
+
+    def describe(
+        self, operation: OperationKind, call: Call[Any], operator: OperatorInfo
+    ) -> Description:
+        """The kind's description of the request; a malformed one is refused, on the record."""
         try:
-            description = operation.describe(call)
+            description = operation.describe(call, operator)
+            if len(description.subjects) > self.max_batch:
+                raise Problem(
+                    413, "batch_too_large", f"a batch holds at most {self.max_batch} subjects"
+                )
         except Problem as problem:
             if problem.status >= 500:
                 raise
-            raise self.rejected(operator.id, kind, call.purpose, call.sent(), problem) from None
+            raise self.rejected(
+                operator.id, operation.name, call.purpose, call.sent(), problem
+            ) from None
+        return description
 
+    def decide(
+        self, kind: str, call: Call[Any], operator: OperatorInfo, description: Description
+    ) -> Decided:
+        """The policy input (metadata only), the consent it needs, and the decision."""
         now = self.clock()
         policy_input = {
             "time": rfc3339(now),
@@ -95,71 +156,66 @@ class Gateway:
             consents = [consent_digest(t) if t else None for t in need.tokens]
         engine = self.policy.engine()
         decision = engine.decide(policy_input)
+        return Decided(
+            now, kind, operator.id, call, description, policy_input, consents, engine, decision
+        )
 
-        spent: list[dict[str, Any]] = []
-
-        def record(outcome: str, result: Any = None) -> Receipt:
-            DECISIONS.labels(kind, outcome).inc()
-            return self.audit.append(
-                Record(
-                    time=now,
-                    operator=operator.id,
-                    operation=policy_input["operation"],
-                    purpose=call.purpose,
-                    policy_input=policy_input,
-                    decision=decision.as_dict(),
-                    policy_bundle=engine.digest,
-                    dataset_version=description.dataset_version,
-                    subjects=description.subjects,
-                    consents=consents,
-                    request=call.sent(),
-                    result=result,
-                    outcome=outcome,
-                    disclosure=spent,
-                )
-            )
-
+    def admit(self, decided: Decided) -> None:
+        """Deny, or hold the request to the obligations that come before any work: the
+        batch limit, the usage counters, the subjects' disclosure budgets."""
+        decision, description, now = decided.decision, decided.description, decided.time
         if not decision.allow:
-            raise denied(decision, record("denied"))
+            raise denied(decision, self.record(decided, outcome="denied"))
+        limit = decision.obligations.get("batch_limit")
+        size = len(description.subjects)
+        if isinstance(limit, int) and size > limit:
+            # a policy may oblige a limit without a rule that denies past it
+            problem = forbidden(
+                "batch_over_obligation",
+                f"the policy obliges batches of at most {limit} subjects; this one has {size}",
+            )
+            problem.extensions["audit"] = self.record(decided, outcome="refused").as_dict()
+            raise problem
         limits = decision.obligations.get("usage") or {}
         if limits:
-            scope = f"{operator.id}|{description.operation.get('product', kind)}|{call.purpose}"
+            product = description.operation.get("product", decided.kind)
+            scope = f"{decided.operator}|{product}|{decided.call.purpose}"
             try:
-                refusal = self.usage.charge(
-                    self.usage.charges(now, scope, description.subjects, limits)
-                )
+                charges = self.usage.charges(now, scope, description.subjects, limits)
+                refusal = self.usage.charge(charges)
             except Exception as exc:  # uncounted is unanswered: a broken meter denies
                 log.warning("usage could not be charged: %s", type(exc).__name__)
-                problem = unavailable("usage_unavailable", "usage could not be counted; try again")
-                problem.extensions["audit"] = record("failed").as_dict()
-                raise problem from None
+                raise self.unavailable(decided, "usage could not be counted; try again") from None
             if refusal is not None:
-                raise limited(refusal, now, record("limited"))
+                raise limited(refusal, now, self.record(decided, outcome="limited"))
         budget = subject_budget(decision.obligations)
+        operation = self.kinds[decided.kind]
         disclosures = operation.disclosures(description.plan, decision.obligations)
         if budget is not None and disclosures:
             try:
-                charged = self.disclosures.charge(operator.id, disclosures, budget, now)
+                charged = self.disclosures.charge(decided.operator, disclosures, budget, now)
             except Exception as exc:  # an answer not counted is not given
                 log.warning("disclosure could not be charged: %s", type(exc).__name__)
-                problem = unavailable(
-                    "usage_unavailable", "disclosure budgets could not be counted; try again"
-                )
-                problem.extensions["audit"] = record("failed").as_dict()
-                raise problem from None
+                raise self.unavailable(
+                    decided, "disclosure budgets could not be counted; try again"
+                ) from None
             if isinstance(charged, Exhausted):
-                raise overdrawn(charged, now, record("limited"))
-            spent.extend(charged.as_entry())
+                raise overdrawn(charged, now, self.record(decided, outcome="limited"))
+            decided.spent.extend(charged.as_entry())
+
+    def execute(self, operation: OperationKind, decided: Decided) -> dict[str, Any]:
+        """Compute in the domain and shape the answer, as the obligations say."""
+        plan, obligations = decided.description.plan, decided.decision.obligations
         try:
-            raw = operation.execute(description.plan, decision.obligations)
-            result = operation.disclose(raw, description.plan, decision.obligations)
+            raw = operation.execute(plan, obligations)
+            return operation.disclose(raw, plan, obligations)
         except Exception as exc:
             # a kind's own refusal after the allow (a cohort too small, a budget spent) is
             # "refused"; anything else, the domain failing included, is "failed"
             refused = isinstance(exc, Problem) and exc.status < 500
-            receipt = record("refused" if refused else "failed")
+            receipt = self.record(decided, outcome="refused" if refused else "failed")
             if not refused:
-                log.warning("%s operation failed after allow: %s", kind, type(exc).__name__)
+                log.warning("%s operation failed after allow: %s", decided.kind, type(exc).__name__)
             problem = (
                 exc
                 if isinstance(exc, Problem)
@@ -167,17 +223,34 @@ class Gateway:
             )
             problem.extensions["audit"] = receipt.as_dict()
             raise problem from None
+
+    def record(
+        self, decided: Decided, result: dict[str, Any] | None = None, *, outcome: str = "released"
+    ) -> Receipt:
+        """The request's entry, committed before anything leaves. Without a durable entry
+        for a released answer there is no answer: say so, and try to log that."""
         try:
-            receipt = record("released", result)
-        except Exception as exc:  # no durable entry, no answer: say so, and try to log that
-            log.warning("%s answer could not be logged: %s", kind, type(exc).__name__)
+            receipt = self.audit.append(decided.entry(outcome, result))
+        except Exception as exc:
+            if outcome != "released":
+                raise
+            log.warning("%s answer could not be logged: %s", decided.kind, type(exc).__name__)
             problem = unavailable(
                 "audit_unavailable", "the answer could not be logged, so none was released"
             )
             with suppress(Exception):
-                problem.extensions["audit"] = record("failed").as_dict()
+                problem.extensions["audit"] = self.audit.append(
+                    decided.entry("failed", None)
+                ).as_dict()
             raise problem from None
-        return {**result, "audit": receipt.as_dict()}
+        DECISIONS.labels(decided.kind, outcome).inc()
+        return receipt
+
+    def unavailable(self, decided: Decided, detail: str) -> Problem:
+        """503 when a counter cannot be charged: the request is on the record as failed."""
+        problem = unavailable("usage_unavailable", detail)
+        problem.extensions["audit"] = self.record(decided, outcome="failed").as_dict()
+        return problem
 
     def reject(
         self, authorization: str | None, kind: str, purpose: str, request: bytes, problem: Problem

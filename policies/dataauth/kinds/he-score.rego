@@ -1,7 +1,7 @@
 # Encrypted scoring (密态计算, he-score): the operator's encrypted linear model over the
 # department's data; only ciphertexts leave. Per-subject scores need consent where the
 # product says so (the spine checks it; decision.rego denies without it); aggregates
-# need a cohort of at least min_cohort; noise_bits sets the least noise added to every
+# need a cohort of at least min_group_size; noise_bits sets the least noise added to every
 # result; score_bits widens a score's noise to its model's declared range, so that one
 # score reveals at most score_bits bits about its subject (what it is charged). Aggregates
 # over sensitive features are noised (dp) and spend the operator's ε account on the
@@ -26,7 +26,7 @@ he_subject_limit := he_limits.subject_per_day if {
 kind_obligations["he-score"] := object.union(
 	{
 		"batch_limit": he_limits.batch_limit,
-		"min_cohort": he_limits.min_cohort,
+		"min_group_size": he_limits.min_group_size,
 		"noise_bits": object.get(he_limits.noise_bits, input.operation.mode, 0),
 		"score_bits": he_limits.score_bits,
 		"usage": object.union(usage, {"subject_per_day": he_subject_limit}),

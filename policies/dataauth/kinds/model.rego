@@ -13,7 +13,7 @@ kind_obligations["model"] := object.union(
 	object.union(
 		{
 			"batch_limit": model_limits.batch_limit,
-			"min_cohort": model_limits.min_cohort,
+			"min_group_size": model_limits.min_group_size,
 			"score_digits": model_limits.score_digits,
 			"statistic_digits": model_limits.statistic_digits,
 			"count_multiple": model_limits.count_multiple,

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from dataauth.admin.he import HEAdmin
 from dataauth.api.render import json_response
-from dataauth.api.routes import Authorization, GatewayDep
-from dataauth.catalog.he import KIND, ContextRequest, ModelRequest
+from dataauth.api.routes import Authorization
+from dataauth.catalog.he import ContextRequest, ModelRequest
 from dataauth.ckks import ALLOWED
-from dataauth.operations.encrypted import ScoreCall, ScoreRequest
 
 router = APIRouter(prefix="/v1/he", tags=["encrypted scoring (密态计算)"])
 
@@ -56,17 +53,3 @@ def filing(model_id: str, request: Request, authorization: Authorization = None)
     and the filed ciphertexts, to check offline against the weights the operator reveals
     (``dataauth he check-filing``)."""
     return json_response(_admin(request).filing(authorization, model_id))
-
-
-@router.post("/score")
-async def score(
-    body: ScoreRequest, request: Request, gw: GatewayDep, authorization: Authorization = None
-) -> Response:
-    """Score subjects (or aggregate a cohort) under encrypted weights; ciphertexts back."""
-    raw = await request.body()
-
-    def run() -> dict[str, Any]:
-        _, operator = gw.access.operator(authorization)
-        return gw.handle(authorization, KIND, ScoreCall(operator.id, body, raw))
-
-    return json_response(await run_in_threadpool(run))

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from dataauth.admin.models import ModelReview, SubmitRequest
 from dataauth.api.render import json_response
-from dataauth.api.routes import Authorization, GatewayDep
+from dataauth.api.routes import Authorization
 from dataauth.catalog.models import Conditions, Rejection
-from dataauth.operations.model import RunCall, RunRequest
 
 router = APIRouter(prefix="/v1/models", tags=["models (模型)"])
 
@@ -71,17 +69,3 @@ def revoke(
     """Withdraw an approval with a reason (a department's token); audited. The model
     runs no more from the next request on."""
     return json_response(models.revoke(authorization, model, body))
-
-
-@router.post("/{model}/run")
-async def run(
-    model: ModelId,
-    body: RunRequest,
-    request: Request,
-    gw: GatewayDep,
-    authorization: Authorization = None,
-) -> Response:
-    """Run an approved model: scores for consented subjects, or a cohort's statistics."""
-    call = RunCall(model, body, await request.body())
-    result: dict[str, Any] = await run_in_threadpool(gw.handle, authorization, "model", call)
-    return json_response(result)

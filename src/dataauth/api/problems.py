@@ -31,20 +31,13 @@ HTTP_CODES = {
 BODY = "dataauth.body"
 """The scope key under which BodyLimit keeps the body's chunks as they arrived."""
 
-OPERATIONS = {
-    "/v1/verify/{product}": "verify",
-    "/v1/query": "query",
-    "/v1/models/{model}/run": "model",
-    "/v1/he/score": "he-score",
-}
-"""The operation routes, by path template: an operator's malformed request to one of
-them is an audit entry (``Gateway.reject``), so probing shows in the log."""
-
 
 async def audited(request: Request, problem: Problem) -> Problem:
     """The refusal of a malformed operation request, logged if an operator sent it."""
     route = request.scope.get("route")
-    kind = OPERATIONS.get(getattr(route, "path", ""))
+    # the operation routes, by path template (``app.state.operations``): an operator's
+    # malformed request to one of them is an audit entry, so probing shows in the log
+    kind = request.app.state.operations.get(getattr(route, "path", ""))
     if kind is None:
         return problem
     body = b"".join(request.scope.get(BODY, ()))

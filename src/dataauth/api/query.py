@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from dataauth.api.render import json_response
 from dataauth.api.routes import Authorization, GatewayDep
-from dataauth.operations.aggregate import QueryCall, QueryRequest
 
 router = APIRouter(tags=["aggregate queries (聚合查询)"])
-
-
-@router.post("/v1/query")
-async def query(
-    body: QueryRequest, request: Request, gw: GatewayDep, authorization: Authorization = None
-) -> Response:
-    """Run one checked aggregate query: groups of at least k, with noise where policy asks."""
-    call = QueryCall(body, await request.body())
-    result: dict[str, Any] = await run_in_threadpool(gw.handle, authorization, "query", call)
-    return json_response(result)
 
 
 @router.get("/v1/query/datasets")

@@ -7,14 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
 from dataauth.api.render import json_response
 from dataauth.errors import unauthorized
 from dataauth.gateway import Gateway
 from dataauth.metrics import exposition
-from dataauth.operations.verify import VerifyCall, VerifyRequest
 
 router = APIRouter()
 
@@ -67,17 +65,3 @@ def publish_policy(
 def current_policy(gw: GatewayDep) -> Response:
     """The digest of the bundle in force."""
     return json_response({"digest": gw.policy.engine().digest})
-
-
-@router.post("/v1/verify/{product}", tags=["verification (核验)"])
-async def verify(
-    product: ProductId,
-    body: VerifyRequest,
-    request: Request,
-    gw: GatewayDep,
-    authorization: Authorization = None,
-) -> Response:
-    """Verify claims about one subject or a batch: true/false or a band, never a value."""
-    call = VerifyCall(product, body, await request.body())  # the body is cached: no re-read
-    result: dict[str, Any] = await run_in_threadpool(gw.handle, authorization, "verify", call)
-    return json_response(result)

@@ -76,10 +76,10 @@ from dataauth.accounts.privacy import (
     dataset_of,
     noise_terms,
 )
-from dataauth.catalog.store import Catalog
+from dataauth.catalog.store import Catalog, OperatorInfo
 from dataauth.domain.database import Domain
 from dataauth.errors import forbidden
-from dataauth.operations.base import Description, Request
+from dataauth.operations.base import Call, Description, Request, Route, min_group_size
 from dataauth.operations.query_sql import Col, Condition, Shape, parse
 
 MAX_SQL = 4000
@@ -98,32 +98,11 @@ class QueryRequest(Request):
     )
 
 
-@dataclass(frozen=True)
-class QueryCall:
-    body: QueryRequest
-    raw: bytes = b""
-
-    @property
-    def purpose(self) -> str:
-        return self.body.purpose
-
-    def sent(self) -> bytes:
-        return b"query\n" + self.raw
-
-
 @dataclass
 class Raw:
     rows: list[Any]
     measures: list[Measure]
     noise: Noise | None
-
-
-def _min_group_size(obligations: dict[str, Any]) -> int:
-    k = obligations.get("min_group_size")
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        # fail closed: a bundle that forgets k must not release groups of one
-        raise forbidden("obligation_missing", "the policy sets no minimum group size")
-    return k
 
 
 def subjects(shape: Shape, noisy: bool) -> Measure | None:
@@ -258,13 +237,19 @@ class Aggregate:
     """The aggregate-query kind."""
 
     name = "query"
+    route = Route(
+        "/v1/query",
+        QueryRequest,
+        "Run one checked aggregate query: groups of at least k, with noise where policy asks.",
+        "aggregate queries (聚合查询)",
+    )
 
     def __init__(self, catalog: Catalog, domain: Domain, ledger: BudgetLedger) -> None:
         self.catalog = catalog
         self.domain = domain
         self.ledger = ledger
 
-    def describe(self, call: QueryCall) -> Description:
+    def describe(self, call: Call[QueryRequest], operator: OperatorInfo) -> Description:
         snapshot = self.catalog.snapshot()
         shape = parse(call.body.sql, snapshot.datasets, snapshot.joins)
         dataset, join = shape.dataset, shape.join
@@ -295,7 +280,7 @@ class Aggregate:
         )
 
     def execute(self, plan: Shape, obligations: dict[str, Any]) -> Raw:
-        _min_group_size(obligations)
+        min_group_size(obligations)
         terms = noise_terms(obligations)
         noise = None
         if terms is not None:
@@ -335,7 +320,7 @@ class Aggregate:
         return []
 
     def disclose(self, raw: Raw, plan: Shape, obligations: dict[str, Any]) -> dict[str, Any]:
-        k = _min_group_size(obligations)
+        k = min_group_size(obligations)
         protections: dict[str, Any] = {"min_group_size": k, "differential_privacy": None}
         detail = f"the cohort holds fewer than {k} subjects; answers cover at least {k}"
         if raw.noise is not None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
 from dataauth.accounts.disclosure import Disclosure
+from dataauth.catalog.store import OperatorInfo
+from dataauth.errors import forbidden
 
 Purpose = Field(
     min_length=1,
@@ -17,22 +19,48 @@ Purpose = Field(
 )
 
 
-class Call(Protocol):
-    """A request as a kind receives it: it always names its purpose."""
-
-    @property
-    def purpose(self) -> str: ...
-
-    def sent(self) -> bytes:
-        """The request as the operator sent it (operation, target, body bytes): what the
-        audit entry's commitment covers, so the operator can recompute it exactly."""
-        ...
-
-
 class Request(BaseModel):
     """Base of every operation body."""
 
     purpose: str = Purpose
+
+
+Body = TypeVar("Body", bound=Request)
+
+
+@dataclass(frozen=True)
+class Call(Generic[Body]):
+    """A request as a kind receives it: its body, parsed, and the bytes it came in."""
+
+    kind: str
+    body: Body
+    raw: bytes = b""
+    """The body's bytes as received."""
+    target: str | None = None
+    """What the route names, where it names one (a product, a model)."""
+
+    @property
+    def purpose(self) -> str:
+        return self.body.purpose
+
+    def sent(self) -> bytes:
+        """The request as the operator sent it (operation, target, body bytes): what the
+        audit entry's commitment covers, so the operator can recompute it exactly."""
+        head = self.kind if self.target is None else f"{self.kind} {self.target}"
+        return head.encode() + b"\n" + self.raw
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a kind is asked over HTTP; the HTTP layer makes the route from this."""
+
+    path: str
+    """``/v1/...``; ``{target}`` in it is handed to the kind as ``Call.target``."""
+    body: type[Request]
+    summary: str
+    tag: str
+    target: str | None = None
+    """The pattern a target must match, where the path names one."""
 
 
 @dataclass(frozen=True)
@@ -57,14 +85,16 @@ class Description:
     plan: Any
     dataset_version: str | None = None
     subjects: list[str] = field(default_factory=list)
-    """Keyed hashes of the subjects touched, for the audit entry."""
+    """Keyed hashes of the subjects named, for the audit entry: the spine holds a batch
+    to its size (``max_batch``, and the ``batch_limit`` a decision obliges)."""
     consent: ConsentNeed | None = None
 
 
 class OperationKind(Protocol):
     name: str
+    route: Route
 
-    def describe(self, call: Any) -> Description:
+    def describe(self, call: Call[Any], operator: OperatorInfo) -> Description:
         """Turn a request into metadata, or raise a 4xx Problem for a malformed one."""
         ...
 
@@ -82,3 +112,12 @@ class OperationKind(Protocol):
         answer is computed, where the decision obliges ``subject_budget``. A kind whose
         answers name no subject (groups, cohorts under noise) returns none."""
         ...
+
+
+def min_group_size(obligations: dict[str, Any]) -> int:
+    """k, the fewest subjects a group, a cohort or a bin may hold to be answered. Fail
+    closed: a bundle that forgets k must not release groups of one."""
+    k = obligations.get("min_group_size")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise forbidden("obligation_missing", "the policy sets no minimum group size")
+    return k

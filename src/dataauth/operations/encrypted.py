@@ -14,7 +14,7 @@ value:
   by scalars instead, with weights masked once per model to slot 0 (``w ⊙ e_0``, then
   rescaled): the subject is still in one slot only, so weights that differ per slot read
   one linear combination of it, not one per slot.
-- ``sum`` / ``mean``: over a cohort filter of at least ``min_cohort`` subjects, the
+- ``sum`` / ``mean``: over a cohort filter of at least ``min_group_size`` subjects, the
   database counts the cohort and sums each feature clamped to the catalog's bounds;
   where the decision obliges ``dp`` those are noised by OpenDP and charged to the
   operator's ε account on the dataset (the one its aggregate queries spend) before they
@@ -59,12 +59,19 @@ from dataauth.catalog.he import (
     b64decode,
     ciphertext_digest,
 )
-from dataauth.catalog.store import Catalog, DatasetInfo
+from dataauth.catalog.store import Catalog, DatasetInfo, OperatorInfo
 from dataauth.ckks import Parameters
 from dataauth.domain.database import Domain
 from dataauth.errors import Problem, forbidden, not_found, unprocessable
 from dataauth.identity.keys import SubjectHasher
-from dataauth.operations.base import ConsentNeed, Description, Request
+from dataauth.operations.base import (
+    Call,
+    ConsentNeed,
+    Description,
+    Request,
+    Route,
+    min_group_size,
+)
 from dataauth.store.statements import Prepared
 
 NOISE_FLOOR_BITS = 20
@@ -125,21 +132,6 @@ class ScoreRequest(Request):
         if (self.weights is None) != (self.bias is None):
             raise ValueError("send weights and bias together, or neither (the filed ones)")
         return self
-
-
-@dataclass(frozen=True)
-class ScoreCall:
-    operator: str
-    """The authenticated operator: contexts and models are looked up as its own."""
-    body: ScoreRequest
-    raw: bytes = b""
-
-    @property
-    def purpose(self) -> str:
-        return self.body.purpose
-
-    def sent(self) -> bytes:
-        return b"he-score\n" + self.raw
 
 
 @dataclass(frozen=True)
@@ -252,6 +244,12 @@ class EncryptedScore:
     """The encrypted-scoring kind."""
 
     name = KIND
+    route = Route(
+        "/v1/he/score",
+        ScoreRequest,
+        "Score subjects (or aggregate a cohort) under encrypted weights; ciphertexts back.",
+        "encrypted scoring (密态计算)",
+    )
 
     def __init__(
         self,
@@ -260,7 +258,6 @@ class EncryptedScore:
         hasher: SubjectHasher,
         registry: Registry,
         ledger: BudgetLedger,
-        max_batch: int,
         clock: Callable[[], datetime],
     ) -> None:
         self.catalog = catalog
@@ -268,18 +265,17 @@ class EncryptedScore:
         self.hasher = hasher
         self.registry = registry
         self.ledger = ledger
-        self.max_batch = max_batch
         self.clock = clock
         self._lock = threading.Lock()
         self._questions: OrderedDict[str, tuple[list[str], bytes]] = OrderedDict()
         self._masked: OrderedDict[str, tuple[list[Any], Any]] = OrderedDict()
 
-    def describe(self, call: ScoreCall) -> Description:
+    def describe(self, call: Call[ScoreRequest], operator: OperatorInfo) -> Description:
         body, now = call.body, self.clock()
-        model = self.registry.model(call.operator, body.model, now)
+        model = self.registry.model(operator.id, body.model, now)
         if body.context != model.context:
             raise unprocessable("context_mismatch", "the model was filed under another context")
-        parameters, context = self.registry.context(call.operator, body.context, now)
+        parameters, context = self.registry.context(operator.id, body.context, now)
         self._check_sent(body, model, parameters)
         dataset = self.catalog.dataset(model.product.dataset_id)
         if dataset is None:
@@ -299,8 +295,6 @@ class EncryptedScore:
             )
 
         keys = [s.key for s in body.subjects or []]
-        if len(keys) > self.max_batch:
-            raise Problem(413, "batch_too_large", f"a batch holds at most {self.max_batch}")
         if len(set(keys)) != len(keys):
             # a subject named twice would be read through two slots' weights
             raise unprocessable("duplicate_subject", "a request names each subject once")
@@ -468,11 +462,6 @@ class EncryptedScore:
 
     def execute(self, plan: Plan, obligations: dict[str, Any]) -> Raw:
         bits = _noise_bits(obligations)
-        limit = obligations.get("batch_limit")
-        if plan.mode == "score" and isinstance(limit, int) and len(plan.keys) > limit:
-            raise forbidden(
-                "batch_over_obligation", f"the policy obliges batches of at most {limit} subjects"
-            )
         weights, bias = self.registry.weights(plan.model, plan.parameters, plan.context)
         scale_bits = plan.parameters.scale_bits
         try:
@@ -534,7 +523,7 @@ class EncryptedScore:
         params = {f"c{i}": c.value for i, c in enumerate(plan.cohort)}
         row = self.domain.fetch(statement, params)[0]
         count, sums = float(row[0]), [float(v or 0) for v in row[1:]]
-        k = int(obligations.get("min_cohort") or 1)
+        k = min_group_size(obligations)
         if count < max(k, 1):
             raise forbidden(
                 "cohort_too_small", f"the cohort has fewer than {k} subjects (the policy's k)"

@@ -4,7 +4,7 @@ subjects, or statistics of the scores over a cohort of at least k subjects.
 Features are read by parameterised SQL in batches (subjects go in as a VALUES list
 joined on the key, as verification does), scored by onnxruntime in the gateway's
 process, and only the declared output column is read. Scores leave rounded or banded
-as the obligations say; cohort statistics leave only over at least ``min_cohort``
+as the obligations say; cohort statistics leave only over at least ``min_group_size``
 subjects, with histogram bins under k suppressed.
 
 Where the decision obliges differential privacy (``dp``, as for aggregate queries: the
@@ -35,11 +35,18 @@ from dataauth.accounts.privacy import BudgetLedger, Noise, Release, charge, nois
 from dataauth.accounts.usage import Charge, UsageMeter
 from dataauth.catalog import onnx_checks
 from dataauth.catalog.models import ModelRegistry, ModelSubmission
-from dataauth.catalog.store import Catalog, DatasetInfo
+from dataauth.catalog.store import Catalog, DatasetInfo, OperatorInfo
 from dataauth.domain.database import Domain
 from dataauth.errors import Problem, forbidden, not_found, unprocessable
 from dataauth.identity.keys import SubjectHasher
-from dataauth.operations.base import ConsentNeed, Description, Request
+from dataauth.operations.base import (
+    Call,
+    ConsentNeed,
+    Description,
+    Request,
+    Route,
+    min_group_size,
+)
 from dataauth.store.statements import Prepared
 
 CHUNK = 500
@@ -100,20 +107,6 @@ class RunRequest(Request):
         if (self.subjects is None) == (self.cohort is None):
             raise ValueError("give either subjects (scores) or a cohort (statistics)")
         return self
-
-
-@dataclass(frozen=True)
-class RunCall:
-    model: str
-    body: RunRequest
-    raw: bytes = b""
-
-    @property
-    def purpose(self) -> str:
-        return self.body.purpose
-
-    def sent(self) -> bytes:
-        return b"model " + self.model.encode() + b"\n" + self.raw
 
 
 @dataclass(frozen=True)
@@ -236,12 +229,12 @@ def statistics(
     reaches the selection's threshold (at least k, and high enough that a cohort of one
     passes with probability at most the policy's ``threshold_delta``), and each bin
     likewise on its own noisy count; the count shown is that noisy count."""
-    k = int(obligations.get("min_cohort", 10))
+    k = min_group_size(obligations)
     if noise is None and len(scores) < k:
         raise forbidden(
             "cohort_too_small",
             f"the cohort has fewer than {k} subjects: no statistic of it may leave",
-            min_cohort=k,
+            min_group_size=k,
         )
     digits = int(obligations.get("statistic_digits", 3))
     multiple = int(obligations.get("count_multiple", 1))
@@ -250,7 +243,7 @@ def statistics(
     if "histogram" in asked:
         counts = [float(c) for c in np.histogram(scores, bins=cohort.bins)[0]]
     n, total = float(len(scores)), float(np.clip(scores, *bounds).sum()) if len(scores) else 0.0
-    protections: dict[str, Any] = {"min_cohort": k, "differential_privacy": None}
+    protections: dict[str, Any] = {"min_group_size": k, "differential_privacy": None}
     suppressed_under = k
     if noise is not None:
         n, total, counts, report = _noised(noise, asked, n, total, counts, k, bounds)
@@ -303,7 +296,7 @@ def _noised(
         raise forbidden(
             "cohort_too_small",
             f"the cohort's noisy count is under {threshold}: no statistic of it may leave",
-            min_cohort=k,
+            min_group_size=k,
         )
     n = float(selected["cohort"])
     if "mean" in asked:
@@ -323,6 +316,13 @@ class Model:
     """The model kind: an approved model's scores or cohort statistics."""
 
     name = "model"
+    route = Route(
+        "/v1/models/{target}/run",
+        RunRequest,
+        "Run an approved model: scores for consented subjects, or a cohort's statistics.",
+        "models (模型)",
+        target=r"^m-[0-9a-f]{16}$",
+    )
 
     def __init__(
         self,
@@ -332,7 +332,6 @@ class Model:
         registry: ModelRegistry,
         usage: UsageMeter,
         ledger: BudgetLedger,
-        max_batch: int,
         clock: Any,
     ) -> None:
         self.catalog = catalog
@@ -341,7 +340,6 @@ class Model:
         self.registry = registry
         self.usage = usage
         self.ledger = ledger
-        self.max_batch = max_batch
         self.clock = clock
         self._sessions: dict[str, ort.InferenceSession] = {}
         self._lock = threading.Lock()
@@ -358,10 +356,10 @@ class Model:
                 sess = self._sessions.setdefault(digest, sess)
         return sess
 
-    def describe(self, call: RunCall) -> Description:
-        row = self.registry.get(call.model)
+    def describe(self, call: Call[RunRequest], operator: OperatorInfo) -> Description:
+        row = self.registry.get(call.target or "")
         if row is None:
-            raise not_found("unknown_model", f"there is no model {call.model!r}")
+            raise not_found("unknown_model", f"there is no model {call.target!r}")
         manifest = row.manifest
         dataset = self.catalog.dataset(manifest["dataset"])
         if dataset is None:
@@ -369,8 +367,6 @@ class Model:
         body = call.body
         form = "score" if body.subjects is not None else "cohort"
         subjects = body.subjects or []
-        if len(subjects) > self.max_batch:
-            raise Problem(413, "batch_too_large", f"a batch holds at most {self.max_batch}")
         features = [c for binding in manifest["inputs"] for c in binding["columns"]]
         used = [(dataset.key_column, "key")] if form == "score" else []
         used += [(c, "feature") for c in features]
@@ -435,12 +431,6 @@ class Model:
             raise forbidden("model_expired", f"the approval of model {row.id} has expired")
         if plan.form not in conditions.get("forms", []):
             raise forbidden("form_not_approved", f"model {row.id} is not approved for {plan.form}")
-        limit = obligations.get("batch_limit")
-        if plan.form == "score" and isinstance(limit, int) and len(plan.keys) > limit:
-            raise forbidden(
-                "batch_over_obligation",
-                f"the policy obliges batches of at most {limit} subjects",
-            )
         if conditions.get("max_runs"):
             charge = Charge(
                 f"model-runs|{row.id}", 0, 1, conditions["max_runs"], "model_runs", expires

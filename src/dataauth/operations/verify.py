@@ -18,11 +18,11 @@ from pydantic import BaseModel, Field
 
 from dataauth.accounts.disclosure import Disclosure
 from dataauth.catalog.specs import IN_SLOTS, Check, ClaimValue, Parameter, VerificationSpec
-from dataauth.catalog.store import Catalog, DatasetInfo, ProductInfo
+from dataauth.catalog.store import Catalog, DatasetInfo, OperatorInfo, ProductInfo
 from dataauth.domain.database import Domain
-from dataauth.errors import Problem, forbidden, not_found, unprocessable
+from dataauth.errors import Problem, not_found, unprocessable
 from dataauth.identity.keys import SubjectHasher
-from dataauth.operations.base import ConsentNeed, Description, Request
+from dataauth.operations.base import Call, ConsentNeed, Description, Request, Route
 from dataauth.store.statements import Prepared
 
 # -- requests ------------------------------------------------------------------------
@@ -36,21 +36,6 @@ class Subject(BaseModel):
 
 class VerifyRequest(Request):
     subjects: list[Subject] = Field(min_length=1, description="one subject, or a batch")
-
-
-@dataclass(frozen=True)
-class VerifyCall:
-    product: str
-    body: VerifyRequest
-    raw: bytes = b""
-    """The body's bytes as received."""
-
-    @property
-    def purpose(self) -> str:
-        return self.body.purpose
-
-    def sent(self) -> bytes:
-        return b"verify " + self.product.encode() + b"\n" + self.raw
 
 
 @dataclass(frozen=True)
@@ -215,12 +200,18 @@ class Verify:
     """The verification kind."""
 
     name = "verify"
+    route = Route(
+        "/v1/verify/{target}",
+        VerifyRequest,
+        "Verify claims about one subject or a batch: true/false or a band, never a value.",
+        "verification (核验)",
+        target=r"^[a-z0-9][a-z0-9-]{0,63}$",
+    )
 
-    def __init__(self, catalog: Catalog, domain: Domain, hasher: SubjectHasher, max_batch: int):
+    def __init__(self, catalog: Catalog, domain: Domain, hasher: SubjectHasher):
         self.catalog = catalog
         self.domain = domain
         self.hasher = hasher
-        self.max_batch = max_batch
         self._specs: dict[str, tuple[ProductInfo, VerificationSpec, str]] = {}
 
     def _spec(self, product: ProductInfo) -> tuple[VerificationSpec, str]:
@@ -232,21 +223,15 @@ class Verify:
             self._specs[product.id] = cached
         return cached[1], cached[2]
 
-    def describe(self, call: VerifyCall) -> Description:
-        product = self.catalog.product(call.product)
+    def describe(self, call: Call[VerifyRequest], operator: OperatorInfo) -> Description:
+        product = self.catalog.product(call.target or "")
         if product is None or product.kind != self.name:
-            raise not_found("unknown_product", f"there is no verification product {call.product!r}")
+            raise not_found("unknown_product", f"there is no verification product {call.target!r}")
         dataset = self.catalog.dataset(product.dataset_id)
         if dataset is None:
             raise not_found("unknown_dataset", f"product {product.id} names no known dataset")
         spec, spec_json = self._spec(product)
         subjects = call.body.subjects
-        if len(subjects) > self.max_batch:
-            raise Problem(
-                413,
-                "batch_too_large",
-                f"a batch holds at most {self.max_batch} subjects",
-            )
         claims = [_operands(spec, s.claims, i) for i, s in enumerate(subjects)]
         keys = [s.key for s in subjects]
 
@@ -292,13 +277,6 @@ class Verify:
 
     def execute(self, plan: Plan, obligations: dict[str, Any]) -> list[tuple[int, int, Any]]:
         size = len(plan.keys)
-        limit = obligations.get("batch_limit")
-        if isinstance(limit, int) and size > limit:
-            # a policy may oblige a limit without a rule that denies past it
-            raise forbidden(
-                "batch_over_obligation",
-                f"the policy obliges batches of at most {limit} subjects; this one has {size}",
-            )
         sql, constants, slots = _statement(
             self.domain, plan.spec_json, plan.dataset.table_name, plan.dataset.key_column, size
         )

@@ -1,0 +1,69 @@
+"""The operation routes: one per kind, made from the route the kind declares.
+
+Every route does the same: parse the body as the kind's request, keep its bytes for the
+commitment, and hand the call to the spine in a worker thread. A new kind gets its route
+from its own module; nothing here names one.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from dataauth.api.render import json_response
+from dataauth.api.routes import Authorization, GatewayDep
+from dataauth.operations.base import Call, OperationKind
+
+
+def operation_routes(kinds: Iterable[OperationKind]) -> tuple[APIRouter, dict[str, str]]:
+    """A router with each kind's route, and each route's path template -> its kind."""
+    router = APIRouter()
+    paths = {}
+    for kind in kinds:
+        route = kind.route
+        router.add_api_route(
+            route.path,
+            endpoint(kind),
+            methods=["POST"],
+            tags=[route.tag],
+            summary=route.summary,
+            description=route.summary,
+            name=kind.name,
+        )
+        paths[route.path] = kind.name
+    return router, paths
+
+
+def endpoint(kind: OperationKind) -> Callable[..., Any]:
+    name, route = kind.name, kind.route
+
+    async def answer(
+        request: Request,
+        body: Any,
+        gw: Any,
+        authorization: str | None = None,
+        target: str | None = None,
+    ) -> Response:
+        call = Call(name, body, await request.body(), target)  # the body is cached
+        result: dict[str, Any] = await run_in_threadpool(gw.handle, authorization, name, call)
+        return json_response(result)
+
+    # FastAPI reads the endpoint's signature: the kind's body model, and the target's
+    # pattern where the path names one
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = [
+        inspect.Parameter("request", keyword, annotation=Request),
+        inspect.Parameter("body", keyword, annotation=route.body),
+        inspect.Parameter("gw", keyword, annotation=GatewayDep),
+        inspect.Parameter("authorization", keyword, annotation=Authorization, default=None),
+    ]
+    if route.target is not None:
+        target = Annotated[str, Path(pattern=route.target)]
+        parameters.append(inspect.Parameter("target", keyword, annotation=target))
+    answer.__signature__ = inspect.Signature(parameters, return_annotation=Response)  # type: ignore[attr-defined]
+    return answer
