@@ -10,6 +10,7 @@ real one, on a database of its own, with the shipped policies and a real Rego en
 
 from __future__ import annotations
 
+import inspect
 import shutil
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,15 @@ def test_the_kind_brings_its_own_route(spine) -> None:
     assert paths == {"/v1/echo": "echo"}
     [route] = router.routes
     assert route.path == "/v1/echo" and route.methods == {"POST"}
+
+
+def test_the_architecture_page_shows_this_very_kind() -> None:
+    """docs/architecture.md shows the echo kind and its Rego module: these, to the letter."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "architecture.md").read_text()
+    blocks = [block.split("\n", 1)[1] for block in page.split("```")[1::2]]
+    module = inspect.getsource(EchoRequest) + "\n\n" + inspect.getsource(Echo)
+    assert module in blocks
+    assert ECHO_REGO.lstrip("\n") in blocks
 
 
 def test_the_kind_module_is_all_there_is(tmp_path: Path) -> None:
