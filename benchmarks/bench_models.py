@@ -33,11 +33,11 @@ import numpy as np
 from onnx import TensorProto, helper
 from sqlmodel import Session
 
-from dataauth.accounts.privacy import BudgetLedger
+from dataauth.accounts.privacy import PrivacyBudgets
 from dataauth.accounts.usage import UsageMeter
 from dataauth.catalog import onnx_checks
-from dataauth.catalog.models import ModelRegistry, ModelSubmission, digest_of
 from dataauth.catalog.store import ColumnInfo, DatasetInfo
+from dataauth.catalog.submissions import ModelSubmission, Submissions, digest_of
 from dataauth.catalog.tables import Dataset, DatasetColumn
 from dataauth.domain.database import Domain, open_domain
 from dataauth.identity.consent import issue_consent
@@ -151,7 +151,7 @@ def in_process(args, storage, domain_file: Path, content: bytes, keys: list[str]
             "forms": ["score", "cohort"],
         },
     )
-    registry = ModelRegistry(storage)
+    registry = Submissions(storage)
     registry.add(row, content)
     columns = {c: ColumnInfo(c, c, "number", "L3", ("feature",)) for c in FEATURES}
     dataset = DatasetInfo("applicants", "bench", "bench", "applicants", "applicant_id", "1",
@@ -163,7 +163,7 @@ def in_process(args, storage, domain_file: Path, content: bytes, keys: list[str]
         SubjectHasher(b"bench"),
         registry,
         UsageMeter(storage),
-        BudgetLedger(storage),
+        PrivacyBudgets(storage),
         args.subjects,
         lambda: datetime.now(UTC),
     )

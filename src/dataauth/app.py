@@ -12,12 +12,12 @@ from fastapi import FastAPI
 
 from dataauth import __version__, files, logs
 from dataauth.accounts.disclosure import DisclosureLedger
-from dataauth.accounts.privacy import BudgetLedger
+from dataauth.accounts.privacy import PrivacyBudgets
 from dataauth.accounts.usage import UsageMeter
 from dataauth.admin.catalog import CatalogAdmin
 from dataauth.admin.he import HEAdmin
-from dataauth.admin.models import ModelReview
 from dataauth.admin.policy import PolicyAdmin
+from dataauth.admin.review import ModelReview
 from dataauth.admin.steps import Steps
 from dataauth.api import openapi, problems
 from dataauth.api.audit import router as audit_router
@@ -33,9 +33,9 @@ from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import AuditLog
 from dataauth.audit.signing import Ed25519Signer
 from dataauth.canonical import utc_now
-from dataauth.catalog.he import Registry
-from dataauth.catalog.models import ModelRegistry
+from dataauth.catalog.he import HEFilings
 from dataauth.catalog.store import Catalog
+from dataauth.catalog.submissions import Submissions
 from dataauth.config import Settings
 from dataauth.demo import domain as demo
 from dataauth.domain.database import Domain, open_domain
@@ -128,9 +128,9 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
     ledger = Ledger(storage, Ed25519Signer.from_keys_dir(settings.keys_dir))
     signer = HeadSigner(ledger, settings.head_delay_ms / 1000)
     usage = UsageMeter(storage, settings.timezone)
-    budgets = BudgetLedger(storage)  # ε accounts: queries, model and HE cohorts spend from one
-    models = ModelRegistry(storage)
-    registry = Registry(storage, catalog, settings.he_registration_days)
+    budgets = PrivacyBudgets(storage)  # ε accounts: queries, model and HE cohorts spend from one
+    models = Submissions(storage)
+    registry = HEFilings(storage, catalog, settings.he_registration_days)
     hasher = keyring.subject_hasher()
     kinds = [
         Verify(catalog, domain, hasher),

@@ -147,7 +147,7 @@ class Spend:
         return round(max(self.total - self.spent, 0.0), 6)
 
 
-class BudgetLedger:
+class PrivacyBudgets:
     """Atomic ε accounts, one per operator and dataset."""
 
     def __init__(self, engine: Engine) -> None:
@@ -288,7 +288,7 @@ def dataset_of(key: str) -> str:
     return key.rpartition("|")[2]
 
 
-def charge(ledger: BudgetLedger, terms: NoiseTerms, dataset: str) -> Noise:
+def charge(ledger: PrivacyBudgets, terms: NoiseTerms, dataset: str) -> Noise:
     """Charge the release's ε to every account before anything is computed: all or none;
     refuse over budget, naming the dataset whose account is short."""
     accounts = terms.accounts

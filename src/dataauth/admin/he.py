@@ -16,9 +16,9 @@ from dataauth.catalog.he import (
     KIND,
     ContextRequest,
     HEContext,
+    HEFilings,
     HEModel,
     ModelRequest,
-    Registry,
     registration,
 )
 from dataauth.errors import Problem, forbidden
@@ -26,7 +26,7 @@ from dataauth.identity.access import REGULATOR
 
 
 class HEAdmin:
-    def __init__(self, steps: Steps, registry: Registry) -> None:
+    def __init__(self, steps: Steps, registry: HEFilings) -> None:
         self.steps = steps
         self.registry = registry
 

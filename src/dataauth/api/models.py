@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
-from dataauth.admin.models import ModelReview, SubmitRequest
+from dataauth.admin.review import ModelReview, SubmitRequest
 from dataauth.api.render import json_response
 from dataauth.api.routes import Authorization
-from dataauth.catalog.models import Conditions, Rejection
+from dataauth.catalog.submissions import Conditions, Rejection
 
 router = APIRouter(prefix="/v1/models", tags=["models (模型)"])
 

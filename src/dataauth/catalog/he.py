@@ -153,7 +153,7 @@ def he_product(catalog: Catalog, product_id: str) -> tuple[ProductInfo, HEProduc
     return product, HEProductSpec.model_validate(product.spec)
 
 
-class Registry:
+class HEFilings:
     """Registered contexts and models, by id; deserialized contexts kept in memory."""
 
     def __init__(self, engine: Engine, catalog: Catalog, ttl_days: float) -> None:

@@ -69,8 +69,8 @@ from sqlalchemy import (
 
 from dataauth.accounts.disclosure import Disclosure
 from dataauth.accounts.privacy import (
-    BudgetLedger,
     Noise,
+    PrivacyBudgets,
     Release,
     charge,
     dataset_of,
@@ -244,7 +244,7 @@ class Aggregate:
         "aggregate queries (聚合查询)",
     )
 
-    def __init__(self, catalog: Catalog, domain: Domain, ledger: BudgetLedger) -> None:
+    def __init__(self, catalog: Catalog, domain: Domain, ledger: PrivacyBudgets) -> None:
         self.catalog = catalog
         self.domain = domain
         self.ledger = ledger

@@ -50,12 +50,12 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pydantic import BaseModel, Field, model_validator
 
 from dataauth.accounts.disclosure import Disclosure
-from dataauth.accounts.privacy import BudgetLedger, charge, noise_terms, release
+from dataauth.accounts.privacy import PrivacyBudgets, charge, noise_terms, release
 from dataauth.catalog.he import (
     ID,
     KIND,
+    HEFilings,
     ModelInfo,
-    Registry,
     b64decode,
     ciphertext_digest,
 )
@@ -256,8 +256,8 @@ class EncryptedScore:
         catalog: Catalog,
         domain: Domain,
         hasher: SubjectHasher,
-        registry: Registry,
-        ledger: BudgetLedger,
+        registry: HEFilings,
+        ledger: PrivacyBudgets,
         clock: Callable[[], datetime],
     ) -> None:
         self.catalog = catalog

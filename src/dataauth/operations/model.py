@@ -31,11 +31,11 @@ import onnxruntime as ort
 from pydantic import BaseModel, Field, model_validator
 
 from dataauth.accounts.disclosure import Disclosure
-from dataauth.accounts.privacy import BudgetLedger, Noise, Release, charge, noise_terms
+from dataauth.accounts.privacy import Noise, PrivacyBudgets, Release, charge, noise_terms
 from dataauth.accounts.usage import Charge, UsageMeter
 from dataauth.catalog import onnx_checks
-from dataauth.catalog.models import ModelRegistry, ModelSubmission
 from dataauth.catalog.store import Catalog, DatasetInfo, OperatorInfo
+from dataauth.catalog.submissions import ModelSubmission, Submissions
 from dataauth.domain.database import Domain
 from dataauth.errors import Problem, forbidden, not_found, unprocessable
 from dataauth.identity.keys import SubjectHasher
@@ -329,9 +329,9 @@ class Model:
         catalog: Catalog,
         domain: Domain,
         hasher: SubjectHasher,
-        registry: ModelRegistry,
+        registry: Submissions,
         usage: UsageMeter,
-        ledger: BudgetLedger,
+        ledger: PrivacyBudgets,
         clock: Any,
     ) -> None:
         self.catalog = catalog

@@ -22,16 +22,16 @@ from pydantic import BaseModel, Field
 from dataauth.admin.steps import Steps
 from dataauth.canonical import canonical, rfc3339
 from dataauth.catalog import leakage, onnx_checks
-from dataauth.catalog.models import (
+from dataauth.catalog.store import DatasetInfo
+from dataauth.catalog.submissions import (
     Conditions,
     Manifest,
-    ModelRegistry,
     ModelSubmission,
     Rejection,
+    Submissions,
     digest_of,
     submission_id,
 )
-from dataauth.catalog.store import DatasetInfo
 from dataauth.domain.database import Domain
 from dataauth.errors import Problem, not_found, unavailable, unprocessable
 from dataauth.policy.store import load_stored_bundle
@@ -94,9 +94,7 @@ def view(row: ModelSubmission, *, graph: bool = True, department: bool = False) 
 
 
 class ModelReview:
-    def __init__(
-        self, steps: Steps, registry: ModelRegistry, max_bytes: int, domain: Domain
-    ) -> None:
+    def __init__(self, steps: Steps, registry: Submissions, max_bytes: int, domain: Domain) -> None:
         self.steps = steps
         self.catalog = steps.access.catalog
         self.registry = registry

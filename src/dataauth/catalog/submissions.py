@@ -131,7 +131,7 @@ def digest_of(content: bytes) -> str:
     return "sha256:" + hashlib.sha256(content).hexdigest()
 
 
-class ModelRegistry:
+class Submissions:
     """Reads and writes submissions. A review changes a pending row only, in one
     conditional update, so two reviewers racing cannot both decide."""
 
