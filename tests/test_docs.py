@@ -3,7 +3,9 @@
 A doc's runnable examples are its fenced blocks marked ``console``: lines starting
 ``$ `` are commands (a line ending in ``\\`` goes on to the next), the lines after one
 are its expected output (stdout and stderr, as a terminal shows them). Blocks marked
-``sh`` (installing, ``serve``, settings of a deployment) are shown, not run.
+``sh`` (installing, ``serve``, settings of a deployment) are shown, not run. A block
+marked ``python file=NAME`` is a script the examples after it run: it is written to
+NAME in the working directory when the examples reach it.
 
 Each doc is one test: its examples run in order, in one bash session (so a variable
 one command sets is there for the next), in a fresh temporary directory holding a copy
@@ -56,6 +58,8 @@ class Example:
     line: int
     command: str
     expected: str
+    file: str | None = None
+    """A ``python file=NAME`` block: NAME, and ``command`` is its content."""
 
 
 def examples(path: Path) -> list[Example]:
@@ -64,6 +68,12 @@ def examples(path: Path) -> list[Example]:
     lines = path.read_text().splitlines()
     i = 0
     while i < len(lines):
+        script = re.fullmatch(r"```python file=(\S+)", lines[i].strip())
+        if script:
+            end = lines.index("```", i + 1)
+            found.append(Example(i + 1, "\n".join(lines[i + 1 : end]) + "\n", "", script[1]))
+            i = end + 1
+            continue
         if lines[i].strip() != "```console":
             i += 1
             continue
@@ -172,6 +182,9 @@ def test_doc_examples(doc: Path, gateway: Running, tmp_path: Path) -> None:
     failures = []
     try:
         for example in found:
+            if example.file:
+                (cwd / example.file).write_text(example.command)
+                continue
             actual = shell.run(example.command)
             if not matches(example.expected, actual):
                 failures.append(
