@@ -50,6 +50,9 @@ class EchoRequest(Request):
     say: str = Field(max_length=16)
     keys: list[str] = Field(default_factory=list)
 
+    def batch(self) -> int:
+        return len(self.keys)
+
 
 class Echo:
     """A trivial kind: it answers what it is told, about the subjects it names."""

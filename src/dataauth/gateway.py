@@ -112,11 +112,11 @@ class Gateway:
     ) -> Description:
         """The kind's description of the request; a malformed one is refused, on the record."""
         try:
-            description = operation.describe(call, operator)
-            if len(description.subjects) > self.max_batch:
+            if call.body.batch() > self.max_batch:
                 raise Problem(
                     413, "batch_too_large", f"a batch holds at most {self.max_batch} subjects"
                 )
+            description = operation.describe(call, operator)
         except Problem as problem:
             if problem.status >= 500:
                 raise

@@ -24,6 +24,11 @@ class Request(BaseModel):
 
     purpose: str = Purpose
 
+    def batch(self) -> int:
+        """How many subjects the request names: the spine holds it to the gateway's
+        ceiling before the kind reads a single one."""
+        return 0
+
 
 Body = TypeVar("Body", bound=Request)
 

@@ -123,6 +123,9 @@ class ScoreRequest(Request):
     subjects: list[Subject] | None = Field(None, min_length=1)
     cohort: list[Condition] | None = Field(None, max_length=8)
 
+    def batch(self) -> int:
+        return len(self.subjects or ())
+
     @model_validator(mode="after")
     def _target(self) -> ScoreRequest:
         if self.mode == "score" and (self.subjects is None or self.cohort is not None):

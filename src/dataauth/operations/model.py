@@ -102,6 +102,9 @@ class RunRequest(Request):
     subjects: list[Subject] | None = Field(None, min_length=1, description="scores per subject")
     cohort: Cohort | None = Field(None, description="statistics of the scores over a cohort")
 
+    def batch(self) -> int:
+        return len(self.subjects or ())
+
     @model_validator(mode="after")
     def _one(self) -> RunRequest:
         if (self.subjects is None) == (self.cohort is None):

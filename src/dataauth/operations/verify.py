@@ -37,6 +37,9 @@ class Subject(BaseModel):
 class VerifyRequest(Request):
     subjects: list[Subject] = Field(min_length=1, description="one subject, or a batch")
 
+    def batch(self) -> int:
+        return len(self.subjects)
+
 
 @dataclass(frozen=True)
 class Plan:
