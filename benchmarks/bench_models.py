@@ -164,7 +164,6 @@ def in_process(args, storage, domain_file: Path, content: bytes, keys: list[str]
         registry,
         UsageMeter(storage),
         PrivacyBudgets(storage),
-        args.subjects,
         lambda: datetime.now(UTC),
     )
     batches = [keys[i : i + args.batch] for i in range(0, len(keys), args.batch)]
