@@ -34,7 +34,6 @@ from onnx import TensorProto, helper
 from sqlmodel import Session
 
 from dataauth.accounts.privacy import PrivacyBudgets
-from dataauth.accounts.usage import UsageMeter
 from dataauth.catalog import onnx_checks
 from dataauth.catalog.store import ColumnInfo, DatasetInfo
 from dataauth.catalog.submissions import ModelSubmission, Submissions, digest_of
@@ -162,7 +161,6 @@ def in_process(args, storage, domain_file: Path, content: bytes, keys: list[str]
         domain,
         SubjectHasher(b"bench"),
         registry,
-        UsageMeter(storage),
         PrivacyBudgets(storage),
         lambda: datetime.now(UTC),
     )

@@ -135,7 +135,7 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
     kinds = [
         Verify(catalog, domain, hasher),
         Aggregate(catalog, domain, budgets),
-        Model(catalog, domain, hasher, models, usage, budgets, utc_now),
+        Model(catalog, domain, hasher, models, budgets, utc_now),
         EncryptedScore(catalog, domain, hasher, registry, budgets, utc_now),
     ]
     gateway = Gateway(

@@ -177,12 +177,12 @@ class Gateway:
             problem.extensions["audit"] = self.record(decided, outcome="refused").as_dict()
             raise problem
         limits = decision.obligations.get("usage") or {}
-        if limits:
+        if limits or description.counters:
             product = description.operation.get("product", decided.kind)
             scope = f"{decided.operator}|{product}|{decided.call.purpose}"
             try:
                 charges = self.usage.charges(now, scope, description.subjects, limits)
-                refusal = self.usage.charge(charges)
+                refusal = self.usage.charge(charges + description.counters)
             except Exception as exc:  # uncounted is unanswered: a broken meter denies
                 log.warning("usage could not be charged: %s", type(exc).__name__)
                 raise self.unavailable(decided, "usage could not be counted; try again") from None
@@ -310,6 +310,7 @@ LIMIT_CODES = {
     "daily_quota": "quota_exceeded",
     "subject_per_day": "subject_limit_reached",
     "rejections_per_minute": "rejections_limited",
+    "model_runs": "model_runs_exhausted",
 }
 
 

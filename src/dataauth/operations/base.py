@@ -8,6 +8,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel, Field
 
 from dataauth.accounts.disclosure import Disclosure
+from dataauth.accounts.usage import Charge
 from dataauth.catalog.store import OperatorInfo
 from dataauth.errors import forbidden
 
@@ -93,6 +94,9 @@ class Description:
     """Keyed hashes of the subjects named, for the audit entry: the spine holds a batch
     to its size (``max_batch``, and the ``batch_limit`` a decision obliges)."""
     consent: ConsentNeed | None = None
+    counters: list[Charge] = field(default_factory=list)
+    """Counters of the kind's own (a model's approved runs): the spine charges them with
+    the policy's usage limits, all or none, once the request is allowed."""
 
 
 class OperationKind(Protocol):

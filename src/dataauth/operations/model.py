@@ -32,12 +32,12 @@ from pydantic import BaseModel, Field, model_validator
 
 from dataauth.accounts.disclosure import Disclosure
 from dataauth.accounts.privacy import Noise, PrivacyBudgets, Release, charge, noise_terms
-from dataauth.accounts.usage import Charge, UsageMeter
+from dataauth.accounts.usage import Charge
 from dataauth.catalog import onnx_checks
 from dataauth.catalog.store import Catalog, DatasetInfo, OperatorInfo
 from dataauth.catalog.submissions import ModelSubmission, Submissions
 from dataauth.domain.database import Domain
-from dataauth.errors import Problem, forbidden, not_found, unprocessable
+from dataauth.errors import forbidden, not_found, unprocessable
 from dataauth.identity.keys import SubjectHasher
 from dataauth.operations.base import (
     Call,
@@ -315,6 +315,15 @@ def _noised(
 # -- the kind ------------------------------------------------------------------------
 
 
+def _runs(row: ModelSubmission) -> list[Charge]:
+    """One run of the ``max_runs`` an approval allows, counted until the approval expires."""
+    conditions = row.conditions or {}
+    if not conditions.get("max_runs") or not conditions.get("expires"):
+        return []
+    expires = datetime.fromisoformat(conditions["expires"])
+    return [Charge(f"model-runs|{row.id}", 0, 1, conditions["max_runs"], "model_runs", expires)]
+
+
 class Model:
     """The model kind: an approved model's scores or cohort statistics."""
 
@@ -333,7 +342,6 @@ class Model:
         domain: Domain,
         hasher: SubjectHasher,
         registry: Submissions,
-        usage: UsageMeter,
         ledger: PrivacyBudgets,
         clock: Any,
     ) -> None:
@@ -341,7 +349,6 @@ class Model:
         self.domain = domain
         self.hasher = hasher
         self.registry = registry
-        self.usage = usage
         self.ledger = ledger
         self.clock = clock
         self._sessions: dict[str, ort.InferenceSession] = {}
@@ -420,11 +427,12 @@ class Model:
             consent=ConsentNeed(f"model:{manifest['name']}", [s.consent for s in subjects])
             if form == "score"
             else None,
+            counters=_runs(row),
         )
 
     def _admit(self, plan: Plan, obligations: dict[str, Any]) -> None:
         """The kind's own guard, whatever the policy says: only an approved model, before
-        its expiry, in an approved form; then one run is charged, atomically."""
+        its expiry, in an approved form (its runs are counted by the spine)."""
         row, conditions = plan.row, plan.row.conditions or {}
         if row.status != "approved":
             raise forbidden("model_not_approved", f"model {row.id} is {row.status}")
@@ -434,16 +442,6 @@ class Model:
             raise forbidden("model_expired", f"the approval of model {row.id} has expired")
         if plan.form not in conditions.get("forms", []):
             raise forbidden("form_not_approved", f"model {row.id} is not approved for {plan.form}")
-        if conditions.get("max_runs"):
-            charge = Charge(
-                f"model-runs|{row.id}", 0, 1, conditions["max_runs"], "model_runs", expires
-            )
-            if self.usage.charge([charge]) is not None:
-                raise Problem(
-                    429,
-                    "model_runs_exhausted",
-                    f"model {row.id} has used its {conditions['max_runs']} approved runs",
-                )
 
     def _noise(self, plan: Plan, obligations: dict[str, Any]) -> Noise | None:
         """A cohort's ε, charged before the model runs, where the decision obliges noise."""
