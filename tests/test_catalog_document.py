@@ -149,9 +149,10 @@ def test_the_check_command(demo_document, domain_url, tmp_path):
     assert "datasets/enterprises/table: no table 'companies'" in failed.stderr
 
 
-def test_the_readme_excerpt_is_valid_over_the_demo_catalog(demo_document):
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = text.split("## The catalog (分类分级)", 1)[1]
+def test_the_docs_excerpt_is_valid_over_the_demo_catalog(demo_document):
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    text = (docs / "departments.md").read_text(encoding="utf-8")
+    section = text.split("## The catalog document", 1)[1]
     excerpt = json.loads(section.split("```json", 1)[1].split("```", 1)[0])
     document, shape = parse(excerpt)
     assert shape == []

@@ -23,7 +23,7 @@ from dataauth.sdk.he import (
     make_context,
     reveal_bundle,
 )
-from test_he import FEATURES, PRODUCT, README, consented, rows
+from test_he import DOCS, FEATURES, PRODUCT, consented, rows
 
 pytestmark = pytest.mark.slow
 
@@ -124,17 +124,17 @@ def test_weights_beyond_the_declared_bounds_are_found(gateway, bank, regulator, 
     assert codes(problems) == {"weight_out_of_bounds"}
 
 
-def test_the_readme_check_runs_as_written(gateway, bank, secret, tmp_path):
-    """The README's regulator commands, with the operator's bundle (``reveal_bundle``) saved."""
+def test_the_docs_check_runs_as_written(gateway, bank, secret, tmp_path):
+    """The regulator's commands in the docs, with the operator's bundle (``reveal_bundle``)."""
     client, context_id = bank
     model_id = client.register_model(PRODUCT, context_id, HONEST, secret)
-    (tmp_path / ".venv").symlink_to(Path(sys.prefix))
-    section = README.read_text()
-    section = section[section.index("## Encrypted scoring") :]
+    section = (DOCS / "regulators.md").read_text()
+    section = section[section.index("## Encrypted scoring filings") :]
     script = re.search(r"```sh\n(export REGULATOR=.*?)```", section, re.S).group(1)
     (tmp_path / "reveal.json").write_text(json.dumps(reveal_bundle(HONEST, secret, model_id)))
     env = {**os.environ, "DATAAUTH_URL": gateway.url, "DATAAUTH_DATA_DIR": str(gateway.data_dir),
-           "MODEL_ID": model_id}  # fmt: skip
+           "MODEL_ID": model_id,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -198,7 +198,7 @@ def test_the_demo_credit_model_keeps_its_two_digits(client, auth, gateway):
     """The honest model is monotone in income, so its score tells something of income;
     at two digits no sampled resident is pinned (the smallest set of possible incomes
     still holds over 4% of residents): approved with the policy's own rounding, and it
-    answers as the README shows."""
+    answers as docs/operators.md shows."""
     response = submit(client, auth, manifest=variant(title="honest, checked for leakage"))
     assert response.status_code == 201, response.text
     model_id = response.json()["id"]

@@ -47,7 +47,7 @@ def opa_url() -> Iterator[str]:
         pytest.skip(
             "OPA-server engine not run: no `opa` binary on PATH and DATAAUTH_TEST_OPA_URL "
             "unset (no registry this project installs from ships an OPA server; see the "
-            "README's OPA sidecar section to run one)"
+            "policy engine section of docs/deployment.md to run one)"
         )
     port = free_port()
     server = subprocess.Popen([binary, "run", "--server", f"--addr=127.0.0.1:{port}"],

@@ -54,7 +54,7 @@ FROM (SELECT r.district AS district, e.registered_capital AS capital,
     {JOIN} WHERE e.status IN ('存续', '在业')) AS bounded
 WHERE contribution <= {BOUND} GROUP BY district
 """
-"""The README's join answered by hand on the department's data: at most five firms per
+"""The join of docs/operators.md answered by hand on the department's data: at most five firms per
 representative (the first by credit code), capital clamped to its declared bounds."""
 
 

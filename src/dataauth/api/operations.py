@@ -8,6 +8,7 @@ from its own module; nothing here names one.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
@@ -47,9 +48,10 @@ def endpoint(kind: OperationKind) -> Callable[..., Any]:
         body: Any,
         gw: Any,
         authorization: str | None = None,
-        target: str | None = None,
+        **target: str,
     ) -> Response:
-        call = Call(name, body, await request.body(), target)  # the body is cached
+        named = next(iter(target.values()), None)
+        call = Call(name, body, await request.body(), named)  # the body is cached
         result: dict[str, Any] = await run_in_threadpool(gw.handle, authorization, name, call)
         return json_response(result)
 
@@ -62,8 +64,9 @@ def endpoint(kind: OperationKind) -> Callable[..., Any]:
         inspect.Parameter("gw", keyword, annotation=GatewayDep),
         inspect.Parameter("authorization", keyword, annotation=Authorization, default=None),
     ]
-    if route.target is not None:
+    named = re.findall(r"\{(\w+)\}", route.path)
+    if named:
         target = Annotated[str, Path(pattern=route.target)]
-        parameters.append(inspect.Parameter("target", keyword, annotation=target))
+        parameters.append(inspect.Parameter(named[0], keyword, annotation=target))
     answer.__signature__ = inspect.Signature(parameters, return_annotation=Response)  # type: ignore[attr-defined]
     return answer

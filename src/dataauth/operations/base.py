@@ -61,7 +61,7 @@ class Route:
     """Where a kind is asked over HTTP; the HTTP layer makes the route from this."""
 
     path: str
-    """``/v1/...``; ``{target}`` in it is handed to the kind as ``Call.target``."""
+    """``/v1/...``; a ``{name}`` in it (one at most) is handed to the kind as ``Call.target``."""
     body: type[Request]
     summary: str
     tag: str

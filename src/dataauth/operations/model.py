@@ -329,7 +329,7 @@ class Model:
 
     name = "model"
     route = Route(
-        "/v1/models/{target}/run",
+        "/v1/models/{model}/run",
         RunRequest,
         "Run an approved model: scores for consented subjects, or a cohort's statistics.",
         "models (模型)",

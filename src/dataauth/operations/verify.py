@@ -204,7 +204,7 @@ class Verify:
 
     name = "verify"
     route = Route(
-        "/v1/verify/{target}",
+        "/v1/verify/{product}",
         VerifyRequest,
         "Verify claims about one subject or a batch: true/false or a band, never a value.",
         "verification (核验)",
