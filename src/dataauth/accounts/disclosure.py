@@ -25,7 +25,6 @@ person and no claimed value.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,7 +35,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Field, SQLModel
 
 from dataauth.errors import forbidden
-from dataauth.store.statements import Prepared, WriteLock, prepare
+from dataauth.store.statements import Prepared, Writer, prepare
 
 MILLI = 1000
 """Bits are kept in thousandths, as integers: sums of floats would drift."""
@@ -137,9 +136,7 @@ class DisclosureLedger:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._lock = WriteLock(engine, "subject_disclosure")
-        self._guard = threading.Lock()
-        self._connection: Any = None
+        self._writer = Writer(engine, "subject_disclosure", on_connect=self._relaxed)
         # (subject, question, operator) -> when answered: rows are only ever added in a
         # window, so a question known answered since ``since`` is free without a read
         self._known: dict[tuple[str, str, str], int] = {}
@@ -177,22 +174,14 @@ class DisclosureLedger:
         if all(known.get((d[0], d[1], operator), since) > since for d in disclosures):
             return Spent([], [])  # all asked before, in the window: nothing new to tell
         asked, first = _questions(disclosures)
-        with self._guard:
-            if self._connection is None:
-                self._connection = self._connect()
-            try:
-                with self._lock.transaction(self._connection) as cursor:
-                    held = self._held(cursor, list(asked), since)
-                    verdict = self._price(held, asked, first, operator, budget, now)
-                    if isinstance(verdict, Exhausted):
-                        return verdict
-                    spent, rows = verdict
-                    if rows:
-                        cursor.executemany(self._upsert.sql, [self._upsert.bind(r) for r in rows])
-            except BaseException:
-                connection, self._connection = self._connection, None
-                connection.close()
-                raise
+        with self._writer.transaction() as cursor:
+            held = self._held(cursor, list(asked), since)
+            verdict = self._price(held, asked, first, operator, budget, now)
+            if isinstance(verdict, Exhausted):
+                return verdict
+            spent, rows = verdict
+            if rows:
+                cursor.executemany(self._upsert.sql, [self._upsert.bind(r) for r in rows])
         self._remember_held(held, operator)
         self._remember(rows)
         return spent
@@ -214,8 +203,7 @@ class DisclosureLedger:
         ]
         self._remember(rows)
 
-    def _connect(self) -> Any:
-        connection = self._lock.connect()
+    def _relaxed(self, connection: Any) -> None:
         if self.engine.dialect.name == "sqlite":
             # no fsync of its own: the request's audit entry, committed with FULL on the
             # same write-ahead log after this charge and before the answer leaves, makes
@@ -223,7 +211,6 @@ class DisclosureLedger:
             cursor = connection.cursor()
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
-        return connection
 
     @staticmethod
     def _price(

@@ -22,7 +22,7 @@ histogram): ε and δ are split evenly across them, and each partition selection
 δ = the Gaussian δ (if any) + the number of selections times ``threshold_delta``.
 
 Budget: an operator's ε spent on a dataset is one row, charged under the gateway
-database's write lock (``statements.WriteLock``), so concurrent requests and several
+database's write lock (``store.statements.Writer``), so concurrent requests and several
 gateway processes never spend it twice. It is kept in millionths of ε as an integer:
 sums of floats would drift. Aggregate queries and model cohorts over one dataset spend
 from the same account: both release facts about the same subjects. δ is not kept in the
@@ -36,7 +36,6 @@ account on each (the obligation's ``budgets``), in one transaction: both or neit
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -46,7 +45,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Field, SQLModel
 
 from dataauth.errors import Problem, forbidden
-from dataauth.store.statements import WriteLock, prepare
+from dataauth.store.statements import Writer, prepare
 
 dp.enable_features("contrib")
 
@@ -151,9 +150,7 @@ class PrivacyBudgets:
     """Atomic ε accounts, one per operator and dataset."""
 
     def __init__(self, engine: Engine) -> None:
-        self._lock = WriteLock(engine, "privacy_budget")
-        self._guard = threading.Lock()
-        self._connection: Any = None
+        self._writer = Writer(engine, "privacy_budget")
         self._read = prepare(engine, text("SELECT spent FROM privacy_budget WHERE key = :key"))
         self._write = prepare(
             engine,
@@ -173,32 +170,24 @@ class PrivacyBudgets:
         what it held before, and the short ones not allowed."""
         if len({key for key, _, _ in charges}) != len(charges):
             raise ValueError("an account is charged once per release")
-        with self._guard:
-            if self._connection is None:
-                self._connection = self._lock.connect()
-            try:
-                with self._lock.transaction(self._connection) as cursor:
-                    held = []
-                    for key, _, _ in charges:
-                        cursor.execute(self._read.sql, self._read.bind({"key": key}))
-                        row = cursor.fetchone()
-                        held.append(row[0] if row else 0)
-                    after = [
-                        spent + round(epsilon * MICRO)
-                        for spent, (_, epsilon, _) in zip(held, charges, strict=True)
-                    ]
-                    fits = [
-                        spent <= round(total * MICRO)
-                        for spent, (_, _, total) in zip(after, charges, strict=True)
-                    ]
-                    if all(fits):
-                        for spent, (key, _, _) in zip(after, charges, strict=True):
-                            values = {"key": key, "spent": spent}
-                            cursor.execute(self._write.sql, self._write.bind(values))
-            except BaseException:
-                connection, self._connection = self._connection, None
-                connection.close()
-                raise
+        with self._writer.transaction() as cursor:
+            held = []
+            for key, _, _ in charges:
+                cursor.execute(self._read.sql, self._read.bind({"key": key}))
+                row = cursor.fetchone()
+                held.append(row[0] if row else 0)
+            after = [
+                spent + round(epsilon * MICRO)
+                for spent, (_, epsilon, _) in zip(held, charges, strict=True)
+            ]
+            fits = [
+                spent <= round(total * MICRO)
+                for spent, (_, _, total) in zip(after, charges, strict=True)
+            ]
+            if all(fits):
+                for spent, (key, _, _) in zip(after, charges, strict=True):
+                    values = {"key": key, "spent": spent}
+                    cursor.execute(self._write.sql, self._write.bind(values))
         now = after if all(fits) else held
         return [
             Spend(fit, spent / MICRO, total)

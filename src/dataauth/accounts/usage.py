@@ -11,7 +11,6 @@ Days run from midnight in the department's zone (``DATAAUTH_TIMEZONE``).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, text
 from sqlmodel import Field, SQLModel
 
-from dataauth.store.statements import Prepared, WriteLock, prepare
+from dataauth.store.statements import Prepared, Writer, prepare
 
 
 class UsageCounter(SQLModel, table=True):
@@ -58,9 +57,7 @@ class UsageMeter:
     def __init__(self, engine: Engine, timezone: str = "Asia/Shanghai") -> None:
         self.engine = engine
         self.zone = ZoneInfo(timezone)
-        self._lock = WriteLock(engine, "usage_counter")
-        self._guard = threading.Lock()  # the one connection is used by one thread at a time
-        self._connection: Any = None
+        self._writer = Writer(engine, "usage_counter")
         self._upsert = prepare(
             engine,
             text(
@@ -137,30 +134,17 @@ class UsageMeter:
         """Spend every charge, or none and say which limit refused."""
         if not charges:
             return None
-        with self._guard:
-            return self._charge(charges)
-
-    def _charge(self, charges: list[Charge]) -> Refusal | None:
-        if self._connection is None:
-            self._connection = self._lock.connect()
         reader = self._reader(len(charges))
-        try:
-            with self._lock.transaction(self._connection) as cursor:
-                cursor.execute(
-                    reader.sql, reader.bind({f"k{i}": c.key for i, c in enumerate(charges)})
-                )
-                used = {(key, window): count for key, window, count in cursor.fetchall()}
-                for charge in charges:
-                    if used.get((charge.key, charge.window), 0) + charge.amount > charge.allowed:
-                        # nothing written yet: leaving the block commits no change
-                        return Refusal(charge.limit, charge.allowed, charge.resets)
-                rows = [
-                    self._upsert.bind({"key": c.key, "window": c.window, "used": c.amount})
-                    for c in charges
-                ]
-                cursor.executemany(self._upsert.sql, rows)
-        except BaseException:
-            connection, self._connection = self._connection, None
-            connection.close()
-            raise
+        with self._writer.transaction() as cursor:
+            cursor.execute(reader.sql, reader.bind({f"k{i}": c.key for i, c in enumerate(charges)}))
+            used = {(key, window): count for key, window, count in cursor.fetchall()}
+            for charge in charges:
+                if used.get((charge.key, charge.window), 0) + charge.amount > charge.allowed:
+                    # nothing written yet: leaving the block commits no change
+                    return Refusal(charge.limit, charge.allowed, charge.resets)
+            rows = [
+                self._upsert.bind({"key": c.key, "window": c.window, "used": c.amount})
+                for c in charges
+            ]
+            cursor.executemany(self._upsert.sql, rows)
         return None

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, insert, text
 
 from dataauth.audit.tables import AuditEntry
 from dataauth.canonical import canonical
-from dataauth.store.statements import WriteLock, prepare
+from dataauth.store.statements import Writer, prepare
 
 LEAF_PREFIX = b"\x00"
 
@@ -159,8 +159,7 @@ class AuditLog:
         self._next_index = prepare(
             engine, text('SELECT COALESCE(MAX("index") + 1, 0) FROM audit_entry')
         )
-        self._write_lock = WriteLock(engine, "audit_entry")
-        self._connection: Any = None  # the leader's own; one leader at a time
+        self._writer = Writer(engine, "audit_entry")  # the leader's; one leader at a time
         self._lock = threading.Lock()
         self._queue: list[_Pending] = []
         self._leading = False
@@ -213,25 +212,18 @@ class AuditLog:
 
     def _write(self, batch: list[_Pending]) -> None:
         """Write ``batch`` in one transaction, giving each entry its index and leaf."""
-        if self._connection is None:
-            self._connection = self._write_lock.connect()
         receipts = []
-        try:
-            with self._write_lock.transaction(self._connection) as cursor:
-                cursor.execute(self._next_index.sql, self._next_index.bind({}))
-                first = int(cursor.fetchone()[0])
-                values = []
-                for n, pending in enumerate(batch):
-                    data = leaf_data(first + n, pending.entry)
-                    leaf = hashlib.sha256(LEAF_PREFIX + data).digest()
-                    receipts.append(Receipt(first + n, leaf.hex(), pending.nonce.hex()))
-                    row = pending.row | {"index": first + n, "canonical": data, "leaf_hash": leaf}
-                    values.append(self._insert.bind(row))
-                cursor.executemany(self._insert.sql, values)
-        except BaseException:
-            connection, self._connection = self._connection, None  # a fresh one next time
-            connection.close()
-            raise
+        with self._writer.transaction() as cursor:
+            cursor.execute(self._next_index.sql, self._next_index.bind({}))
+            first = int(cursor.fetchone()[0])
+            values = []
+            for n, pending in enumerate(batch):
+                data = leaf_data(first + n, pending.entry)
+                leaf = hashlib.sha256(LEAF_PREFIX + data).digest()
+                receipts.append(Receipt(first + n, leaf.hex(), pending.nonce.hex()))
+                row = pending.row | {"index": first + n, "canonical": data, "leaf_hash": leaf}
+                values.append(self._insert.bind(row))
+            cursor.executemany(self._insert.sql, values)
         for pending, receipt in zip(batch, receipts, strict=True):
             pending.receipt = receipt  # only once durable
         if self.on_commit is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +95,36 @@ class WriteLock:
             if self._file is not None:
                 fcntl.flock(self._file, fcntl.LOCK_UN)
             self._threads.release()
+
+
+class Writer:
+    """The one writer of a table in this process: a connection kept between writes,
+    used by one thread at a time, whose transactions hold the table's ``WriteLock``.
+    A transaction that fails drops its connection: the next one starts afresh."""
+
+    def __init__(
+        self, engine: Engine, table: str, on_connect: Callable[[Any], None] | None = None
+    ) -> None:
+        self.lock = WriteLock(engine, table)
+        self._on_connect = on_connect
+        self._guard = threading.Lock()
+        self._connection: Any = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor in a locked transaction; committed on leaving, rolled back on error."""
+        with self._guard:
+            if self._connection is None:
+                self._connection = self.lock.connect()
+                if self._on_connect is not None:
+                    self._on_connect(self._connection)
+            try:
+                with self.lock.transaction(self._connection) as cursor:
+                    yield cursor
+            except BaseException:
+                connection, self._connection = self._connection, None
+                connection.close()
+                raise
 
 
 def insert_once(engine: Engine, sql: str, values: Mapping[str, Any]) -> None:
