@@ -1,4 +1,4 @@
-"""Aggregate queries as submitted SQL: parsed by sqlglot, checked, turned into a shape.
+"""The query language: an operator's SQL, parsed by sqlglot, checked, turned into a shape.
 
 Only one form is accepted: a SELECT of COUNT, SUM, AVG, MIN or MAX (over one column, or
 COUNT(*)) and of the group columns, FROM one dataset or two joined as the catalog
@@ -7,8 +7,11 @@ WHERE of simple comparisons of a column against literals (=, <>, <, <=, >, >=, I
 BETWEEN, joined by AND, OR, NOT) and a GROUP BY of columns. Everything else is refused
 with a stable code and the construct named. A column is known as (dataset, column), so
 a join's two datasets may share column names. The text is never run: the gateway
-rebuilds the statement from the shape (aggregate.py), so what reaches the department's
-database is what was checked.
+rebuilds the statement from the shape (``domain.aggregates``), so what reaches the
+department's database is what was checked.
+
+The datasets and joins are given as the query layer's own ``Table`` and ``Join``,
+made by the kind from the catalog: what a query may name, and nothing of policy.
 
 Refusals name SQL constructs and identifiers, never a literal the operator wrote.
 """
@@ -17,14 +20,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from dataauth.catalog.store import ColumnInfo, DatasetInfo, JoinInfo
+from dataauth.domain.query import Condition, Op
 from dataauth.errors import Problem, unprocessable
 
 AGGREGATES: dict[type[exp.Expression], str] = {
@@ -68,6 +72,42 @@ Col = tuple[str, str]
 
 
 @dataclass(frozen=True)
+class Field:
+    """A column as a query may use it: its type family, and the range declared for it."""
+
+    type: str
+    """integer, number, string or date."""
+    bounds: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A dataset as a query names it (``id``), and where it lives in the database."""
+
+    id: str
+    name: str
+    """The table's name in the department's database."""
+    key: str
+    columns: Mapping[str, Field]
+
+
+@dataclass(frozen=True)
+class Join:
+    """A declared join: each left row meets at most one right row (on the right's key)."""
+
+    id: str
+    left: Col
+    right: Col
+    max_per_right: int
+    """Left rows one right-hand subject may contribute to a noised answer."""
+
+    @property
+    def on(self) -> tuple[Col, Col]:
+        """The two columns the join equates, left first."""
+        return self.left, self.right
+
+
+@dataclass(frozen=True)
 class Output:
     label: str
     function: str | None
@@ -77,33 +117,34 @@ class Output:
 
 
 @dataclass(frozen=True)
-class Condition:
-    """A node of the WHERE tree: and / or / not over children, or a comparison."""
+class Junction:
+    """A node of the WHERE tree over others: and, or, not (of one)."""
 
-    op: str
-    """and, or, not; eq, ne, lt, le, gt, ge, in, between."""
-    children: tuple[Condition, ...] = ()
-    column: Col | None = None
-    values: tuple[Any, ...] = ()
+    op: Literal["and", "or", "not"]
+    children: tuple[Where, ...]
+
+
+Where = Junction | Condition
+"""The WHERE tree: junctions over conditions, each a column tested against literals."""
 
 
 @dataclass
 class Shape:
-    datasets: list[DatasetInfo]
+    datasets: list[Table]
     """What the query reads: the FROM dataset, then the joined one if any."""
     outputs: list[Output]
     group_by: list[Col]
-    where: Condition | None
+    where: Where | None
     compared: list[tuple[Col, str]] = field(default_factory=list)
     """(column, op) of every comparison, in order: the WHERE's shape without its values."""
-    join: JoinInfo | None = None
+    join: Join | None = None
     """The declared join the query takes, if it joins."""
 
     @property
-    def dataset(self) -> DatasetInfo:
+    def dataset(self) -> Table:
         return self.datasets[0]
 
-    def info(self, col: Col) -> ColumnInfo:
+    def info(self, col: Col) -> Field:
         dataset = next(d for d in self.datasets if d.id == col[0])
         return dataset.columns[col[1]]
 
@@ -138,7 +179,7 @@ class Shape:
 
 
 def parse(
-    sql: str, datasets: dict[str, DatasetInfo], joins: dict[str, JoinInfo] | None = None
+    sql: str, datasets: Mapping[str, Table], joins: Mapping[str, Join] | None = None
 ) -> Shape:
     """Parse and check one query against the registered datasets and declared joins;
     refuse anything else."""
@@ -161,12 +202,12 @@ JOIN_WORDS = ("method", "side", "kind")
 
 class Checker:
     def __init__(
-        self, tree: exp.Select, datasets: dict[str, DatasetInfo], joins: dict[str, JoinInfo]
+        self, tree: exp.Select, datasets: Mapping[str, Table], joins: Mapping[str, Join]
     ) -> None:
         self.tree = tree
         self.datasets = datasets
         self.joins = joins
-        self.sources: dict[str, DatasetInfo] = {}
+        self.sources: dict[str, Table] = {}
         """Each dataset read, by the name the query gives it (its alias, else its id)."""
         self.compared: list[tuple[Col, str]] = []
         self.conditions = 0
@@ -222,7 +263,7 @@ class Checker:
         if self.tree.args.get("from_") is None:
             raise refused("no_dataset", "a query must read FROM one dataset")
 
-    def _source(self, table: exp.Expression, where: str) -> tuple[str, DatasetInfo]:
+    def _source(self, table: exp.Expression, where: str) -> tuple[str, Table]:
         """A dataset named in FROM or JOIN, and the name the query gives it."""
         if not isinstance(table, exp.Table) or not isinstance(table.this, exp.Identifier):
             raise refused("construct_not_allowed", f"{where} must name one dataset")
@@ -240,7 +281,7 @@ class Checker:
             raise refused("construct_not_allowed", "column aliases on a dataset are not accepted")
         return (self._identifier(alias.this) if alias is not None else name), dataset
 
-    def _join(self) -> JoinInfo | None:
+    def _join(self) -> Join | None:
         """The one JOIN, if any: inner, ON one equality that a declared join is made of."""
         joins = self.tree.args.get("joins") or []
         if not joins:
@@ -320,7 +361,7 @@ class Checker:
             raise refused("unknown_column", f"dataset {dataset.id} has no column {shown(name)}")
         return dataset.id, name
 
-    def _owner(self, qualifier: str) -> DatasetInfo:
+    def _owner(self, qualifier: str) -> Table:
         """The dataset a column's qualifier names: by the query's name for it, or its id."""
         if qualifier in self.sources:
             return self.sources[qualifier]
@@ -374,10 +415,10 @@ class Checker:
             raise refused("not_numeric", f"{function.upper()} needs a numeric column")
         return Output(alias or f"{function}({column[1] if column else '*'})", function, column)
 
-    def _info(self, col: Col) -> ColumnInfo:
+    def _info(self, col: Col) -> Field:
         return self.datasets[col[0]].columns[col[1]]
 
-    def _condition(self, node: exp.Expression) -> Condition:
+    def _condition(self, node: exp.Expression) -> Where:
         self.conditions += 1
         if self.conditions > MAX_CONDITIONS:
             raise refused("too_many_conditions", f"a WHERE holds at most {MAX_CONDITIONS} tests")
@@ -385,9 +426,9 @@ class Checker:
             return self._condition(node.this)
         if isinstance(node, exp.And | exp.Or):
             op = "and" if isinstance(node, exp.And) else "or"
-            return Condition(op, (self._condition(node.this), self._condition(node.expression)))
+            return Junction(op, (self._condition(node.this), self._condition(node.expression)))
         if isinstance(node, exp.Not):
-            return Condition("not", (self._condition(node.this),))
+            return Junction("not", (self._condition(node.this),))
         op = COMPARISONS.get(type(node))
         if op is not None:
             left, right = node.this, node.expression
@@ -416,7 +457,7 @@ class Checker:
         kind = self._info(column).type
         values = tuple(_literal(node, kind, column[1]) for node in operands)
         self.compared.append((column, op))
-        return Condition(op, column=column, values=values)
+        return Condition(column, Op(op), values if op in ("in", "between") else values[0])
 
 
 def _bare(node: exp.Expression) -> exp.Expression:
