@@ -15,10 +15,11 @@ from sqlalchemy import select as sa_select
 from conftest import DATABASES, cluster
 from dataauth.domain.aggregates import statement
 from dataauth.domain.database import Domain, open_domain
-from dataauth.domain.language import Field, parse
-from dataauth.domain.language import Table as Dataset
+from dataauth.domain.language import parse
 from dataauth.domain.lookups import Band, Check, Lookup, Verification
 from dataauth.domain.query import Cohort, Condition, Op
+from dataauth.domain.shape import Column as Typed
+from dataauth.domain.shape import Table as Dataset
 
 HOSTILE = "'; DROP TABLE x; --"
 TABLE = 'we"ird; DROP TABLE x; --'
@@ -166,7 +167,7 @@ def test_a_verification_batch(domain) -> None:
 def test_the_query_language_binds_what_the_operator_wrote(domain) -> None:
     """A literal of the SQL text reaches the database as a bound value, never as text;
     a dataset's column is named as the catalog names it, quoted by the dialect."""
-    dataset = Dataset("things", TABLE, KEY, {TEXT: Field("string"), NUMBER: Field("integer")})
+    dataset = Dataset("things", TABLE, KEY, {TEXT: Typed("string"), NUMBER: Typed("integer")})
     literal = HOSTILE.replace("'", "''")
     number, text = ('"' + name.replace('"', '""') + '"' for name in (NUMBER, TEXT))
     sql = f"SELECT COUNT(*), SUM({number}) FROM things WHERE {text} = '{literal}'"

@@ -24,8 +24,8 @@ from sqlalchemy import (
     table,
 )
 
-from dataauth.domain.language import Col, Junction, Shape, Where
 from dataauth.domain.query import test
+from dataauth.domain.shape import Col, Junction, Shape, Where
 
 Measure = tuple[str, Col | None]
 """(function, column) computed in the database; ("count", None) is COUNT(*), and

@@ -21,14 +21,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from dataauth.domain.query import Condition, Op
+from dataauth.domain.shape import Col, Column, Join, Junction, Output, Shape, Table, Where
 from dataauth.errors import Problem, unprocessable
 
 AGGREGATES: dict[type[exp.Expression], str] = {
@@ -39,15 +39,16 @@ AGGREGATES: dict[type[exp.Expression], str] = {
     exp.Max: "max",
 }
 ALLOWED_FUNCTIONS = {*AGGREGATES, exp.And, exp.Or}
-COMPARISONS: dict[type[exp.Expression], str] = {
-    exp.EQ: "eq",
-    exp.NEQ: "ne",
-    exp.LT: "lt",
-    exp.LTE: "le",
-    exp.GT: "gt",
-    exp.GTE: "ge",
+COMPARISONS: dict[type[exp.Expression], Op] = {
+    exp.EQ: Op.EQ,
+    exp.NEQ: Op.NE,
+    exp.LT: Op.LT,
+    exp.LTE: Op.LE,
+    exp.GT: Op.GT,
+    exp.GTE: Op.GE,
 }
-FLIPPED = {"eq": "eq", "ne": "ne", "lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}
+FLIPPED = {Op.EQ: Op.EQ, Op.NE: Op.NE, Op.LT: Op.GT, Op.LE: Op.GE, Op.GT: Op.LT, Op.GE: Op.LE}
+"""A comparison with its column on the right, read with the column on the left."""
 SELECT_PARTS = {"expressions", "from_", "joins", "where", "group"}
 """The parts of a SELECT we accept; any other part present (HAVING, ORDER BY, LIMIT,
 DISTINCT, WITH, windows, ...) is refused by name. A join is checked on its own."""
@@ -65,117 +66,6 @@ def refused(code: str, detail: str) -> Problem:
 def shown(name: str) -> str:
     """An identifier as a refusal may show it: only if it looks like one."""
     return name if NAME.match(name) else "(an identifier)"
-
-
-Col = tuple[str, str]
-"""A column as (dataset id, column name)."""
-
-
-@dataclass(frozen=True)
-class Field:
-    """A column as a query may use it: its type family, and the range declared for it."""
-
-    type: str
-    """integer, number, string or date."""
-    bounds: tuple[float, float] | None = None
-
-
-@dataclass(frozen=True)
-class Table:
-    """A dataset as a query names it (``id``), and where it lives in the database."""
-
-    id: str
-    name: str
-    """The table's name in the department's database."""
-    key: str
-    columns: Mapping[str, Field]
-
-
-@dataclass(frozen=True)
-class Join:
-    """A declared join: each left row meets at most one right row (on the right's key)."""
-
-    id: str
-    left: Col
-    right: Col
-    max_per_right: int
-    """Left rows one right-hand subject may contribute to a noised answer."""
-
-    @property
-    def on(self) -> tuple[Col, Col]:
-        """The two columns the join equates, left first."""
-        return self.left, self.right
-
-
-@dataclass(frozen=True)
-class Output:
-    label: str
-    function: str | None
-    """count, sum, avg, min, max; None for a group column."""
-    column: Col | None
-    """None for COUNT(*)."""
-
-
-@dataclass(frozen=True)
-class Junction:
-    """A node of the WHERE tree over others: and, or, not (of one)."""
-
-    op: Literal["and", "or", "not"]
-    children: tuple[Where, ...]
-
-
-Where = Junction | Condition
-"""The WHERE tree: junctions over conditions, each a column tested against literals."""
-
-
-@dataclass
-class Shape:
-    datasets: list[Table]
-    """What the query reads: the FROM dataset, then the joined one if any."""
-    outputs: list[Output]
-    group_by: list[Col]
-    where: Where | None
-    compared: list[tuple[Col, str]] = field(default_factory=list)
-    """(column, op) of every comparison, in order: the WHERE's shape without its values."""
-    join: Join | None = None
-    """The declared join the query takes, if it joins."""
-
-    @property
-    def dataset(self) -> Table:
-        return self.datasets[0]
-
-    def info(self, col: Col) -> Field:
-        dataset = next(d for d in self.datasets if d.id == col[0])
-        return dataset.columns[col[1]]
-
-    def name(self, col: Col | None) -> str:
-        """A column as the summary names it: bare in one dataset, dataset.column in a join."""
-        if col is None:
-            return "*"
-        return f"{col[0]}.{col[1]}" if self.join else col[1]
-
-    def aggregates(self) -> list[Output]:
-        return [o for o in self.outputs if o.function is not None]
-
-    def uses(self) -> list[tuple[Col, str]]:
-        """Each (column, use) once: aggregate, plaintext (a group's label), compare, and
-        key for a join's own two columns (matched inside the database, never shown)."""
-        pairs = [(o.column, "aggregate") for o in self.aggregates() if o.column]
-        pairs += [(c, "plaintext") for c in self.group_by]
-        pairs += [(c, "compare") for c, _ in self.compared]
-        if self.join is not None:
-            pairs += [(c, "key") for c in self.join.on]
-        return list(dict.fromkeys(pairs))
-
-    def summary(self) -> dict[str, Any]:
-        """The query's shape for the policy input and the audit log: no literal values."""
-        return {
-            "aggregates": [
-                {"function": o.function, "column": self.name(o.column)} for o in self.aggregates()
-            ],
-            "group_by": [self.name(c) for c in self.group_by],
-            "filters": [{"column": self.name(c), "op": op} for c, op in self.compared],
-        }
 
 
 def parse(
@@ -415,7 +305,7 @@ class Checker:
             raise refused("not_numeric", f"{function.upper()} needs a numeric column")
         return Output(alias or f"{function}({column[1] if column else '*'})", function, column)
 
-    def _info(self, col: Col) -> Field:
+    def _info(self, col: Col) -> Column:
         return self.datasets[col[0]].columns[col[1]]
 
     def _condition(self, node: exp.Expression) -> Where:
@@ -442,10 +332,10 @@ class Checker:
             items = node.expressions
             if not 1 <= len(items) <= MAX_IN_ITEMS:
                 raise refused("construct_not_allowed", f"IN takes 1 to {MAX_IN_ITEMS} literals")
-            return self._compare("in", self._column(node.this), items)
+            return self._compare(Op.IN, self._column(node.this), items)
         if isinstance(node, exp.Between):
             column = self._column(node.this)
-            return self._compare("between", column, [node.args["low"], node.args["high"]])
+            return self._compare(Op.BETWEEN, column, [node.args["low"], node.args["high"]])
         what = type(node).__name__.lower()
         raise refused(
             "construct_not_allowed",
@@ -453,11 +343,11 @@ class Checker:
             "(=, <>, <, <=, >, >=, IN, BETWEEN, AND, OR, NOT)",
         )
 
-    def _compare(self, op: str, column: Col, operands: list[exp.Expression]) -> Condition:
+    def _compare(self, op: Op, column: Col, operands: list[exp.Expression]) -> Condition:
         kind = self._info(column).type
         values = tuple(_literal(node, kind, column[1]) for node in operands)
-        self.compared.append((column, op))
-        return Condition(column, Op(op), values if op in ("in", "between") else values[0])
+        self.compared.append((column, op.value))
+        return Condition(column, op, values if op in (Op.IN, Op.BETWEEN) else values[0])
 
 
 def _bare(node: exp.Expression) -> exp.Expression:

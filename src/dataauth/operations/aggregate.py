@@ -63,7 +63,7 @@ from dataauth.catalog.store import Catalog, DatasetInfo, JoinInfo
 from dataauth.domain import language
 from dataauth.domain.aggregates import Measure, statement
 from dataauth.domain.database import Domain
-from dataauth.domain.language import Col, Shape
+from dataauth.domain.shape import Col, Column, Join, Shape, Table
 from dataauth.errors import forbidden
 from dataauth.operations.base import Description, Request
 
@@ -106,17 +106,16 @@ def parse(
     """Parse and check one query against the catalog's datasets and declared joins, as
     the query language knows them: names, types and bounds."""
     tables = {
-        id_: language.Table(
+        id_: Table(
             d.id,
             d.table_name,
             d.key_column,
-            {n: language.Field(c.type, c.bounds) for n, c in d.columns.items()},
+            {n: Column(c.type, c.bounds) for n, c in d.columns.items()},
         )
         for id_, d in datasets.items()
     }
     links = {
-        id_: language.Join(j.id, *j.on, max_per_right=j.max_per_right)
-        for id_, j in (joins or {}).items()
+        id_: Join(j.id, *j.on, max_per_right=j.max_per_right) for id_, j in (joins or {}).items()
     }
     return language.parse(sql, tables, links)
 
