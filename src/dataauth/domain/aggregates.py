@@ -24,7 +24,7 @@ from sqlalchemy import (
     table,
 )
 
-from dataauth.domain.query import test
+from dataauth.domain.query import predicate
 from dataauth.domain.shape import Col, Junction, Shape, Where
 
 Measure = tuple[str, Col | None]
@@ -45,7 +45,7 @@ def _where(condition: Where, columns: dict[Col, Any]) -> ColumnElement[bool]:
             return not_(_where(condition.children[0], columns))
         joined = and_ if condition.op == "and" else or_
         return joined(*(_where(child, columns) for child in condition.children))
-    return test(columns[condition.column], condition.op, condition.operands())  # type: ignore[index]
+    return predicate(columns[condition.column], condition.op, condition.operands())  # type: ignore[index]
 
 
 def statement(shape: Shape, wanted: list[Measure], noisy: bool) -> Any:

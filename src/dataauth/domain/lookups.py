@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, column, null, select, values
 
 from dataauth.domain.database import Domain
-from dataauth.domain.query import Binds, Op, arity, constant, source, test
+from dataauth.domain.query import Binds, Op, arity, constant, predicate, source
 from dataauth.store.statements import Prepared
 
 BATCH = "dataauth_batch"
@@ -144,7 +144,7 @@ class Verification:
                 operands = [fixed(v) for v in check.fixed]
             else:
                 operands = [q.c[f"c{j}_{n}"] for n in range(arity(check.op, self.in_slots))]
-            tests.append(test(t.c[check.column], check.op, operands))
+            tests.append(predicate(t.c[check.column], check.op, operands))
         found = case((t.c[self.key].is_(None), constant(0)), else_=constant(1))
         passed = case((and_(*tests), constant(1)), else_=constant(0)) if tests else constant(1)
         outputs = [found, passed]

@@ -64,7 +64,7 @@ COMPARE: dict[Op, Callable[[Any, Any], ColumnElement[bool]]] = {
 """The comparisons of one operand: the one operator map."""
 
 
-def test(target: Any, op: Op, operands: Sequence[Any]) -> ColumnElement[bool]:
+def predicate(target: Any, op: Op, operands: Sequence[Any]) -> ColumnElement[bool]:
     """``target op operands`` as a SQL condition. The operands are values, bound
     parameters or columns: none for ``exists``, two for ``between``, one or more for
     ``in``, one for the comparisons."""
@@ -133,7 +133,7 @@ def constant(number: int) -> ColumnElement[int]:
 
 def where(t: NamedFromClause, conditions: Sequence[Condition], binds: Binds) -> list[Any]:
     """Each condition on ``t``'s columns, every operand a bound parameter."""
-    return [test(t.c[c.column], c.op, [binds(v) for v in c.operands()]) for c in conditions]
+    return [predicate(t.c[c.column], c.op, [binds(v) for v in c.operands()]) for c in conditions]
 
 
 # -- cohorts --------------------------------------------------------------------------
