@@ -17,8 +17,8 @@ from sqlmodel import Session, create_engine
 from conftest import DATABASES, on_each_database, start_beside, start_with_budget, stop_gateway
 from dataauth.catalog.store import Catalog
 from dataauth.catalog.tables import Licence, Operator
-from dataauth.operations.aggregate import measures, statement
-from dataauth.operations.query_sql import parse
+from dataauth.domain.aggregates import statement
+from dataauth.operations.aggregate import measures, parse
 from test_query import K, answered, ask, direct, entry
 
 pytestmark = pytest.mark.slow

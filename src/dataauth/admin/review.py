@@ -33,6 +33,7 @@ from dataauth.catalog.submissions import (
     submission_id,
 )
 from dataauth.domain.database import Domain
+from dataauth.domain.query import Cohort
 from dataauth.errors import Problem, not_found, unavailable, unprocessable
 from dataauth.policy.store import load_stored_bundle
 
@@ -207,12 +208,7 @@ class ModelReview:
     def _sample(self, dataset: DatasetInfo, features: list[str]) -> Any:
         import numpy as np
 
-        quoted = [self.domain.quote(c) for c in features]
-        statement = self.domain.statement(
-            f"SELECT {', '.join(quoted)} FROM {self.domain.quote(dataset.table_name)} "
-            f"WHERE {' AND '.join(f'{c} IS NOT NULL' for c in quoted)} LIMIT :n"
-        )
-        rows = self.domain.fetch(statement, {"n": SAMPLE_ROWS})
+        rows = Cohort(dataset.table_name).rows(self.domain, features, limit=SAMPLE_ROWS)
         return np.array(rows, dtype=np.float64).reshape(len(rows), len(features))
 
     def _leakage(self, content: bytes, manifest: Manifest, operator: str) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, Executable, create_engine, event, text
+from sqlalchemy import Engine, Executable, create_engine, event
+from sqlalchemy.sql import ClauseElement
 
 from dataauth.errors import Problem
 from dataauth.store.statements import Prepared, prepare
@@ -72,17 +73,13 @@ class Domain:
 
     def __init__(self, engine: Engine, timeout_ms: float = 5000.0) -> None:
         self.engine = engine
-        self._preparer = engine.dialect.identifier_preparer
         self._sqlite = engine.dialect.name == "sqlite"
         self._timeout = timeout_ms / 1000
 
-    def quote(self, identifier: str) -> str:
-        """An identifier from the catalog, quoted for this database's dialect."""
-        return self._preparer.quote(identifier)
-
-    def statement(self, sql: str) -> Prepared:
-        """A statement (SQL with ``:name`` binds) compiled once, to run many times."""
-        return prepare(self.engine, text(sql))
+    def prepare(self, statement: ClauseElement) -> Prepared:
+        """A statement (built by ``domain.query``, every value a named bound parameter)
+        compiled once for this database's dialect, to run many times with ``fetch``."""
+        return prepare(self.engine, statement)
 
     def execute(self, statement: Executable) -> list[tuple[Any, ...]]:
         """Run one SQLAlchemy statement and return its rows (a 504 or 503 Problem on

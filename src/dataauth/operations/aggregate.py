@@ -1,11 +1,11 @@
 """Aggregate queries (聚合查询): checked SQL in, groups of at least k out, noised where asked.
 
 ``POST /v1/query`` takes ``{"purpose", "sql"}``. The SQL is parsed and checked
-(query_sql.py) into a shape; the shape names every column and the use made of it (in
+(``domain.language``) into a shape; the shape names every column and the use made of it (in
 an aggregate: ``aggregate``; a group's label: ``plaintext``; in WHERE: ``compare``), and
 the policy decides on those uses like on any other request. The statement that runs is
-rebuilt from the shape with SQLAlchemy Core, every literal a bound parameter: the text
-the operator sent is never run.
+rebuilt from the shape (``domain.aggregates``), every literal a bound parameter: the
+text the operator sent is never run.
 
 Disclosure, from the decision's obligations:
 
@@ -49,23 +49,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import (
-    ColumnElement,
-    Date,
-    Float,
-    Integer,
-    String,
-    and_,
-    case,
-    column,
-    distinct,
-    func,
-    literal,
-    not_,
-    or_,
-    select,
-    table,
-)
 
 from dataauth.accounts.disclosure import Disclosure
 from dataauth.accounts.privacy import (
@@ -76,17 +59,16 @@ from dataauth.accounts.privacy import (
     dataset_of,
     noise_terms,
 )
-from dataauth.catalog.store import Catalog, OperatorInfo
+from dataauth.catalog.store import Catalog, DatasetInfo, JoinInfo, OperatorInfo
+from dataauth.domain import language
+from dataauth.domain.aggregates import Measure, statement
 from dataauth.domain.database import Domain
+from dataauth.domain.shape import Col, Column, Join, Shape, Table
 from dataauth.errors import forbidden
 from dataauth.operations.base import Call, Description, Request, Route, min_group_size
-from dataauth.operations.query_sql import Col, Condition, Shape, parse
 
 MAX_SQL = 4000
 
-Measure = tuple[str, Col | None]
-"""(function, column) computed in the database; ("count", None) is COUNT(*), and
-("distinct", key) counts the distinct subjects behind a join's rows."""
 GROUP_SIZE: Measure = ("count", None)
 
 
@@ -103,6 +85,26 @@ class Raw:
     rows: list[Any]
     measures: list[Measure]
     noise: Noise | None
+
+
+def parse(
+    sql: str, datasets: dict[str, DatasetInfo], joins: dict[str, JoinInfo] | None = None
+) -> Shape:
+    """Parse and check one query against the catalog's datasets and declared joins, as
+    the query language knows them: names, types and bounds."""
+    tables = {
+        id_: Table(
+            d.id,
+            d.table_name,
+            d.key_column,
+            {n: Column(c.type, c.bounds) for n, c in d.columns.items()},
+        )
+        for id_, d in datasets.items()
+    }
+    links = {
+        id_: Join(j.id, *j.on, max_per_right=j.max_per_right) for id_, j in (joins or {}).items()
+    }
+    return language.parse(sql, tables, links)
 
 
 def subjects(shape: Shape, noisy: bool) -> Measure | None:
@@ -126,113 +128,6 @@ def measures(shape: Shape, noisy: bool) -> list[Measure]:
     return found
 
 
-def _where(condition: Condition, columns: dict[Col, Any]) -> ColumnElement[bool]:
-    if condition.op in ("and", "or"):
-        joined = and_ if condition.op == "and" else or_
-        return joined(*(_where(child, columns) for child in condition.children))
-    if condition.op == "not":
-        return not_(_where(condition.children[0], columns))
-    target, values = columns[condition.column], condition.values
-    if condition.op == "in":
-        return target.in_(list(values))
-    if condition.op == "between":
-        return target.between(values[0], values[1])
-    compare = {
-        "eq": target.__eq__,
-        "ne": target.__ne__,
-        "lt": target.__lt__,
-        "le": target.__le__,
-        "gt": target.__gt__,
-        "ge": target.__ge__,
-    }
-    return compare[condition.op](values[0])
-
-
-SQL_TYPES: dict[str, Any] = {
-    "date": Date(),
-    "integer": Integer(),
-    "number": Float(),
-    "string": String(),
-}
-
-
-def statement(shape: Shape, wanted: list[Measure], noisy: bool) -> Any:
-    """The SELECT rebuilt from the checked shape; every literal is a bound parameter."""
-    used = set(shape.group_by) | {c for _, c in wanted if c}
-    used |= {c for c, _ in shape.compared}
-    used |= set(shape.join.on) if shape.join is not None else set()
-    bounded = noisy and shape.join is not None
-    if bounded:
-        used.add(_left_key(shape))
-    tables: dict[str, Any] = {}
-    for index, dataset in enumerate(shape.datasets):
-        names = sorted(n for d, n in used if d == dataset.id)
-        # typed columns bind each literal as its column's type (a date as a date), which
-        # PostgreSQL needs and SQLite accepts
-        clause = table(
-            dataset.table_name,
-            *(column(n, SQL_TYPES.get(dataset.columns[n].type)) for n in names),
-        )
-        tables[dataset.id] = clause.alias(f"t{index}") if shape.join else clause
-    columns = {(d, n): tables[d].c[n] for d, n in used}
-    source = tables[shape.dataset.id]
-    if shape.join is not None:
-        (left, on_left), (right, on_right) = shape.join.on
-        joined = tables[shape.datasets[1].id]
-        source = source.join(joined, tables[left].c[on_left] == tables[right].c[on_right])
-    where = _where(shape.where, columns) if shape.where is not None else None
-    if bounded:
-        columns, source, where = _bounded(shape, columns, source, where)
-    groups = [columns[col] for col in shape.group_by]
-    parts = []
-    for function, col in wanted:
-        target = columns[col] if col else None
-        if function == "count":
-            parts.append(func.count(target) if target is not None else func.count())
-            continue
-        if function == "distinct":
-            parts.append(func.count(distinct(target)))
-            continue
-        if noisy and function == "sum":
-            low, high = (shape.info(col).bounds if col else None) or (0, 0)
-            # each subject contributes within the declared bounds: the sensitivity
-            target = case((target < literal(low), literal(low)),
-                          (target > literal(high), literal(high)), else_=target)  # fmt: skip
-        parts.append(getattr(func, function)(target))
-    query = select(*groups, *parts).select_from(source)
-    if where is not None:
-        query = query.where(where)
-    if groups:
-        query = query.group_by(*groups)
-    return query
-
-
-def _left_key(shape: Shape) -> Col:
-    """The left dataset's own key: the order in which a right subject's rows are kept."""
-    assert shape.join is not None
-    left = next(d for d in shape.datasets if d.id == shape.join.left_dataset)
-    return (left.id, left.key_column)
-
-
-def _bounded(
-    shape: Shape, columns: dict[Col, Any], source: Any, where: ColumnElement[bool] | None
-) -> tuple[dict[Col, Any], Any, ColumnElement[bool]]:
-    """The join's rows (filtered) numbered within each right-hand subject, and the
-    condition that keeps at most ``max_per_right`` of each: the contribution bound the
-    noise is scaled to. Returns the numbered rows' columns, the rows, the condition."""
-    assert shape.join is not None
-    right = columns[shape.join.on[1]]
-    rank = func.row_number().over(partition_by=right, order_by=columns[_left_key(shape)])
-    labels = {col: f"c{index}" for index, col in enumerate(sorted(columns))}
-    rows = select(*(columns[col].label(label) for col, label in labels.items()))
-    rows = rows.add_columns(rank.label("contribution")).select_from(source)
-    if where is not None:
-        rows = rows.where(where)
-    numbered = rows.subquery("bounded")
-    kept = numbered.c.contribution <= literal(shape.join.max_per_right)
-    return {col: numbered.c[label] for col, label in labels.items()}, numbered, kept
-
-
 class Aggregate:
     """The aggregate-query kind."""
 
@@ -252,10 +147,10 @@ class Aggregate:
     def describe(self, call: Call[QueryRequest], operator: OperatorInfo) -> Description:
         snapshot = self.catalog.snapshot()
         shape = parse(call.body.sql, snapshot.datasets, snapshot.joins)
-        dataset, join = shape.dataset, shape.join
+        dataset, join = snapshot.datasets[shape.dataset.id], shape.join
         columns = []
         for (owner, name), use in shape.uses():
-            info = shape.info((owner, name))
+            info = snapshot.datasets[owner].columns[name]
             facts = {"name": name, "level": info.level, "uses": list(info.uses), "use": use}
             # a join's columns say whose they are; one dataset's stay as they always were
             columns.append({"dataset": owner, **facts} if join else facts)
@@ -276,7 +171,9 @@ class Aggregate:
             operation=operation,
             facts=described,
             plan=shape,
-            dataset_version=" ".join(f"{d.id}@{d.version}" for d in shape.datasets),
+            dataset_version=" ".join(
+                f"{d.id}@{snapshot.datasets[d.id].version}" for d in shape.datasets
+            ),
         )
 
     def execute(self, plan: Shape, obligations: dict[str, Any]) -> Raw:

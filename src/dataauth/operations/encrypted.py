@@ -42,7 +42,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -61,7 +60,9 @@ from dataauth.catalog.he import (
 )
 from dataauth.catalog.store import Catalog, DatasetInfo, OperatorInfo
 from dataauth.ckks import Parameters
+from dataauth.domain import query
 from dataauth.domain.database import Domain
+from dataauth.domain.lookups import Lookup
 from dataauth.errors import Problem, forbidden, not_found, unprocessable
 from dataauth.identity.keys import SubjectHasher
 from dataauth.operations.base import (
@@ -72,7 +73,6 @@ from dataauth.operations.base import (
     Route,
     min_group_size,
 )
-from dataauth.store.statements import Prepared
 
 NOISE_FLOOR_BITS = 20
 """``noise_bits: n`` adds uniform noise in [-2^(n-20), 2^(n-20)] per score: n bits above
@@ -88,7 +88,6 @@ all of a float64."""
 OFFSET = 2.0**-30
 FETCH_CHUNK = 1024
 """Subject keys bound per look-up statement (SQLite allows 32,766 binds)."""
-OPS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 
 
 class Subject(BaseModel):
@@ -208,39 +207,6 @@ def score_disclosure(range_: float, half_width: float) -> float:
 
 def _noise_bits(obligations: dict[str, Any]) -> int:
     return int(obligations.get("noise_bits") or 0)
-
-
-@lru_cache(maxsize=64)
-def _lookup(domain: Domain, table: str, key: str, features: tuple[str, ...]) -> Prepared:
-    names = ", ".join(f"t.{domain.quote(f)}" for f in features)
-    binds = ", ".join(f":k{i}" for i in range(FETCH_CHUNK))
-    return domain.statement(
-        f"SELECT t.{domain.quote(key)}, {names} FROM {domain.quote(table)} AS t "
-        f"WHERE t.{domain.quote(key)} IN ({binds})"
-    )
-
-
-@lru_cache(maxsize=64)
-def _aggregate_statement(
-    domain: Domain,
-    table: str,
-    features: tuple[str, ...],
-    bounds: tuple[tuple[float, float], ...],
-    conditions: tuple[tuple[str, str], ...],
-) -> Prepared:
-    sums = []
-    for name, (low, high) in zip(features, bounds, strict=True):
-        column = f"t.{domain.quote(name)}"
-        # each subject adds at most max(|low|, |high|) to a sum: the sensitivity
-        sums.append(
-            f"SUM(CASE WHEN {column} < {float(low)!r} THEN {float(low)!r} "
-            f"WHEN {column} > {float(high)!r} THEN {float(high)!r} ELSE {column} END)"
-        )
-    where = [f"t.{domain.quote(c)} {OPS[op]} :c{i}" for i, (c, op) in enumerate(conditions)]
-    sql = f"SELECT COUNT(*), {', '.join(sums)} FROM {domain.quote(table)} AS t"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    return domain.statement(sql)
 
 
 class EncryptedScore:
@@ -399,21 +365,14 @@ class EncryptedScore:
 
     def _features(self, plan: Plan) -> tuple[np.ndarray, list[bool]]:
         """The feature matrix (subjects x features) and which subjects were found."""
-        table, key = plan.dataset.table_name, plan.dataset.key_column
-        statement = _lookup(self.domain, table, key, plan.model.features)
-        position = {k: i for i, k in enumerate(plan.keys)}
+        lookup = Lookup(plan.dataset.table_name, plan.dataset.key_column, plan.model.features)
+        rows = lookup.rows(self.domain, plan.keys, FETCH_CHUNK)
         matrix = np.zeros((len(plan.keys), len(plan.model.features)))
         found = [False] * len(plan.keys)
-        for start in range(0, len(plan.keys), FETCH_CHUNK):
-            chunk = plan.keys[start : start + FETCH_CHUNK]
-            params = {f"k{i}": (chunk[i] if i < len(chunk) else None) for i in range(FETCH_CHUNK)}
-            rows = self.domain.fetch(statement, params)
-            if not rows:
-                continue
-            keys, *columns = zip(*rows, strict=True)
-            at = [position[k] for k in keys]
+        if rows:
+            at, *columns = zip(*rows, strict=True)
             for j, column in enumerate(columns):
-                matrix[at, j] = np.array(column, dtype=float)  # NULL reads as nan
+                matrix[list(at), j] = np.array(column, dtype=float)  # NULL reads as nan
             for i in at:
                 found[i] = True
         return np.nan_to_num(matrix, nan=0.0), found
@@ -519,12 +478,9 @@ class EncryptedScore:
         self, plan: Plan, obligations: dict[str, Any], weights: list[Any], bias: Any, bits: int
     ) -> Raw:
         features = plan.model.features
-        conditions = tuple((c.column, c.op) for c in plan.cohort)
-        statement = _aggregate_statement(
-            self.domain, plan.dataset.table_name, features, tuple(plan.bounds), conditions
-        )
-        params = {f"c{i}": c.value for i, c in enumerate(plan.cohort)}
-        row = self.domain.fetch(statement, params)[0]
+        where = tuple(query.Condition.of(c.column, c.op, c.value) for c in plan.cohort)
+        cohort = query.Cohort(plan.dataset.table_name, where)
+        row = cohort.totals(self.domain, list(zip(features, plan.bounds, strict=True)))
         count, sums = float(row[0]), [float(v or 0) for v in row[1:]]
         k = min_group_size(obligations)
         if count < max(k, 1):

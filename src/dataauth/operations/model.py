@@ -23,7 +23,6 @@ import math
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -36,7 +35,9 @@ from dataauth.accounts.usage import Charge
 from dataauth.catalog import onnx_checks
 from dataauth.catalog.store import Catalog, DatasetInfo, OperatorInfo
 from dataauth.catalog.submissions import ModelSubmission, Submissions
+from dataauth.domain import query
 from dataauth.domain.database import Domain
+from dataauth.domain.lookups import Lookup
 from dataauth.errors import forbidden, not_found, unprocessable
 from dataauth.identity.keys import SubjectHasher
 from dataauth.operations.base import (
@@ -47,7 +48,6 @@ from dataauth.operations.base import (
     Route,
     min_group_size,
 )
-from dataauth.store.statements import Prepared
 
 CHUNK = 500
 """Subjects per look-up statement: two bound values each, well under SQLite's limit."""
@@ -129,48 +129,6 @@ class Scores:
     """One score per subject asked (NaN where unknown), or the cohort's scores."""
     noise: Noise | None = None
     """Charged noise terms, where the cohort's statistics must be noised."""
-
-
-# -- statements ----------------------------------------------------------------------
-
-
-@lru_cache(maxsize=256)
-def _lookup(domain: Domain, table: str, key: str, features: tuple[str, ...], size: int) -> Prepared:
-    """Features of ``size`` subjects: VALUES (index, key) joined to the dataset on its key."""
-    rows = ", ".join(f"(:i{s}, :k{s})" for s in range(size))
-    selected = ", ".join(f"t.{domain.quote(c)}" for c in features)
-    return domain.statement(
-        f"WITH q(i, k) AS (VALUES {rows}) SELECT q.i, {selected} "
-        f"FROM q JOIN {domain.quote(table)} AS t ON t.{domain.quote(key)} = q.k"
-    )
-
-
-OPS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-
-
-def _cohort(
-    domain: Domain, table: str, features: tuple[str, ...], where: list[Condition]
-) -> tuple[Prepared, dict[str, Any]]:
-    """Features of every subject the conditions select; every operand bound."""
-    params: dict[str, Any] = {}
-    predicates = [f"t.{domain.quote(c)} IS NOT NULL" for c in features]
-    for j, condition in enumerate(where):
-        column = f"t.{domain.quote(condition.column)}"
-        if condition.op == "between":
-            params[f"w{j}a"], params[f"w{j}b"] = condition.value  # type: ignore[misc]
-            predicates.append(f"{column} BETWEEN :w{j}a AND :w{j}b")
-        elif condition.op == "in":
-            names = []
-            for n, item in enumerate(condition.value):  # type: ignore[arg-type]
-                params[f"w{j}_{n}"] = item
-                names.append(f":w{j}_{n}")
-            predicates.append(f"{column} IN ({', '.join(names)})")
-        else:
-            params[f"w{j}"] = condition.value
-            predicates.append(f"{column} {OPS[condition.op]} :w{j}")
-    selected = ", ".join(f"t.{domain.quote(c)}" for c in features)
-    sql = f"SELECT {selected} FROM {domain.quote(table)} AS t WHERE {' AND '.join(predicates)}"
-    return domain.statement(sql), params
 
 
 # -- disclosure ----------------------------------------------------------------------
@@ -478,28 +436,18 @@ class Model:
         widths = [len(group) for group in plan.columns]
         if plan.form == "cohort":
             assert plan.cohort is not None
-            statement, params = _cohort(
-                self.domain, plan.dataset.table_name, features, plan.cohort.where
-            )
-            rows = self.domain.fetch(statement, params)
+            where = tuple(query.Condition.of(c.column, c.op, c.value) for c in plan.cohort.where)
+            rows = query.Cohort(plan.dataset.table_name, where).rows(self.domain, features)
             matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(features))
             if not len(rows):
                 return Scores(np.empty(0), noise)
             return Scores(onnx_checks.run(sess, onnx_checks.split(matrix, widths), output), noise)
         matrix = np.full((len(plan.keys), len(features)), np.nan)
-        for start in range(0, len(plan.keys), CHUNK):
-            chunk = plan.keys[start : start + CHUNK]
-            statement = _lookup(
-                self.domain, plan.dataset.table_name, plan.dataset.key_column, features, len(chunk)
-            )
-            params: dict[str, Any] = {}
-            for s, key in enumerate(chunk):
-                params[f"i{s}"] = start + s
-                params[f"k{s}"] = key
-            rows = self.domain.fetch(statement, params)
-            if rows:
-                found = np.array(rows, dtype=np.float64)
-                matrix[found[:, 0].astype(np.int64)] = found[:, 1:]
+        lookup = Lookup(plan.dataset.table_name, plan.dataset.key_column, features)
+        rows = lookup.rows(self.domain, plan.keys, CHUNK)
+        if rows:
+            found = np.array(rows, dtype=np.float64)
+            matrix[found[:, 0].astype(np.int64)] = found[:, 1:]
         scores = np.full(len(plan.keys), np.nan)
         complete = ~np.isnan(matrix).any(axis=1)
         if complete.any():

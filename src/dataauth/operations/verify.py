@@ -17,13 +17,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from dataauth.accounts.disclosure import Disclosure
-from dataauth.catalog.specs import IN_SLOTS, Check, ClaimValue, Parameter, VerificationSpec
+from dataauth.catalog.specs import IN_SLOTS, ClaimValue, Parameter, VerificationSpec
 from dataauth.catalog.store import Catalog, DatasetInfo, OperatorInfo, ProductInfo
 from dataauth.domain.database import Domain
+from dataauth.domain.lookups import Band, Check, Verification
+from dataauth.domain.query import Op
 from dataauth.errors import Problem, not_found, unprocessable
 from dataauth.identity.keys import SubjectHasher
 from dataauth.operations.base import Call, ConsentNeed, Description, Request, Route
-from dataauth.store.statements import Prepared
 
 # -- requests ------------------------------------------------------------------------
 
@@ -131,72 +132,21 @@ def _asked(operands: list[Any]) -> str:
     )
 
 
-def _predicate(check: Check, j: int, column: str, constants: dict[str, Any]) -> tuple[str, int]:
-    """SQL for one check, and how many per-subject operand slots it reads."""
-    ops = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-    if check.op == "exists":
-        return f"{column} IS NOT NULL", 0
-    if check.value is not None:
-        if check.op == "between":
-            constants[f"k{j}a"], constants[f"k{j}b"] = check.value
-            return f"{column} BETWEEN :k{j}a AND :k{j}b", 0
-        if check.op == "in":
-            names = []
-            for n, item in enumerate(check.value):
-                constants[f"k{j}_{n}"] = item
-                names.append(f":k{j}_{n}")
-            return f"{column} IN ({', '.join(names)})", 0
-        constants[f"k{j}"] = check.value
-        return f"{column} {ops[check.op]} :k{j}", 0
-    if check.op == "between":
-        return f"{column} BETWEEN q.c{j}_0 AND q.c{j}_1", 2
-    if check.op == "in":
-        slots = ", ".join(f"q.c{j}_{n}" for n in range(IN_SLOTS))
-        return f"{column} IN ({slots})", IN_SLOTS
-    return f"{column} {ops[check.op]} q.c{j}_0", 1
-
-
 @lru_cache(maxsize=256)
-def _statement(
-    domain: Domain, spec_json: str, table: str, key: str, size: int
-) -> tuple[Prepared, dict[str, Any], tuple[str, ...]]:
-    """The statement for a batch of ``size`` subjects, its constants, and its slot names.
-
-    Subjects go in as a VALUES list joined to the dataset on its key: one statement
-    per batch, every value bound, the answer computed in the department's database.
-    """
+def _query(spec_json: str, table: str, key: str) -> Verification:
+    """The product's checks and answer as the domain's verification query (kept per
+    spec: the query keeps its statement per batch size, compiled once)."""
     spec = VerificationSpec.model_validate_json(spec_json)
-    constants: dict[str, Any] = {}
-    predicates, slot_names = [], []
-    for j, check in enumerate(spec.checks):
-        sql, slots = _predicate(check, j, f"t.{domain.quote(check.column)}", constants)
-        predicates.append(f"({sql})")
-        slot_names.extend(f"c{j}_{n}" for n in range(slots))
-    outputs = [f"CASE WHEN t.{domain.quote(key)} IS NULL THEN 0 ELSE 1 END"]
-    if predicates:
-        outputs.append(f"CASE WHEN {' AND '.join(predicates)} THEN 1 ELSE 0 END")
-    else:
-        outputs.append("1")
-    if spec.answer.form == "band":
-        column = f"t.{domain.quote(spec.answer.column or '')}"
-        arms = []
-        for n, cut in enumerate(spec.answer.cuts):
-            constants[f"b{n}"] = cut
-            arms.append(f"WHEN {column} < :b{n} THEN {n}")
-        outputs.append(
-            f"CASE WHEN {column} IS NULL THEN NULL {' '.join(arms)} ELSE {len(arms)} END"
-        )
-    columns = ["i", "k", *slot_names]
-    rows = ", ".join(
-        "(" + ", ".join(f":{c}_{s}" if c not in ("i", "k") else f":{c}{s}" for c in columns) + ")"
-        for s in range(size)
-    )
-    sql = (
-        f"WITH q({', '.join(columns)}) AS (VALUES {rows}) "
-        f"SELECT q.i, {', '.join(outputs)} "
-        f"FROM q LEFT JOIN {domain.quote(table)} AS t ON t.{domain.quote(key)} = q.k"
-    )
-    return domain.statement(sql), constants, tuple(slot_names)
+    checks = []
+    for check in spec.checks:
+        fixed = None
+        if check.value is not None:
+            listed = check.op in ("between", "in")
+            fixed = tuple(check.value) if listed else (check.value,)
+        checks.append(Check(check.column, Op(check.op), fixed))
+    answer = spec.answer
+    band = Band(answer.column or "", tuple(answer.cuts)) if answer.form == "band" else None
+    return Verification(table, key, tuple(checks), band, IN_SLOTS)
 
 
 class Verify:
@@ -280,16 +230,8 @@ class Verify:
 
     def execute(self, plan: Plan, obligations: dict[str, Any]) -> list[tuple[int, int, Any]]:
         size = len(plan.keys)
-        sql, constants, slots = _statement(
-            self.domain, plan.spec_json, plan.dataset.table_name, plan.dataset.key_column, size
-        )
-        params = dict(constants)
-        for s, (key, operands) in enumerate(zip(plan.keys, plan.claims, strict=True)):
-            params[f"i{s}"] = s
-            params[f"k{s}"] = key
-            for name, value in zip(slots, operands, strict=True):
-                params[f"{name}_{s}"] = value
-        rows = self.domain.fetch(sql, params)
+        query = _query(plan.spec_json, plan.dataset.table_name, plan.dataset.key_column)
+        rows = query.answers(self.domain, plan.keys, plan.claims)
         answers: list[tuple[int, int, Any]] = [(0, 0, None)] * size
         for row in rows:
             answers[row[0]] = (row[1], row[2], row[3] if len(row) > 3 else None)

@@ -1,4 +1,4 @@
-"""Aggregate queries as submitted SQL: parsed by sqlglot, checked, turned into a shape.
+"""The query language: an operator's SQL, parsed by sqlglot, checked, turned into a shape.
 
 Only one form is accepted: a SELECT of COUNT, SUM, AVG, MIN or MAX (over one column, or
 COUNT(*)) and of the group columns, FROM one dataset or two joined as the catalog
@@ -7,8 +7,11 @@ WHERE of simple comparisons of a column against literals (=, <>, <, <=, >, >=, I
 BETWEEN, joined by AND, OR, NOT) and a GROUP BY of columns. Everything else is refused
 with a stable code and the construct named. A column is known as (dataset, column), so
 a join's two datasets may share column names. The text is never run: the gateway
-rebuilds the statement from the shape (aggregate.py), so what reaches the department's
-database is what was checked.
+rebuilds the statement from the shape (``domain.aggregates``), so what reaches the
+department's database is what was checked.
+
+The datasets and joins are given as the query layer's own ``Table`` and ``Join``,
+made by the kind from the catalog: what a query may name, and nothing of policy.
 
 Refusals name SQL constructs and identifiers, never a literal the operator wrote.
 """
@@ -17,14 +20,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from dataauth.catalog.store import ColumnInfo, DatasetInfo, JoinInfo
+from dataauth.domain.query import Condition, Op
+from dataauth.domain.shape import Col, Column, Join, Junction, Output, Shape, Table, Where
 from dataauth.errors import Problem, unprocessable
 
 AGGREGATES: dict[type[exp.Expression], str] = {
@@ -35,15 +39,16 @@ AGGREGATES: dict[type[exp.Expression], str] = {
     exp.Max: "max",
 }
 ALLOWED_FUNCTIONS = {*AGGREGATES, exp.And, exp.Or}
-COMPARISONS: dict[type[exp.Expression], str] = {
-    exp.EQ: "eq",
-    exp.NEQ: "ne",
-    exp.LT: "lt",
-    exp.LTE: "le",
-    exp.GT: "gt",
-    exp.GTE: "ge",
+COMPARISONS: dict[type[exp.Expression], Op] = {
+    exp.EQ: Op.EQ,
+    exp.NEQ: Op.NE,
+    exp.LT: Op.LT,
+    exp.LTE: Op.LE,
+    exp.GT: Op.GT,
+    exp.GTE: Op.GE,
 }
-FLIPPED = {"eq": "eq", "ne": "ne", "lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}
+FLIPPED = {Op.EQ: Op.EQ, Op.NE: Op.NE, Op.LT: Op.GT, Op.LE: Op.GE, Op.GT: Op.LT, Op.GE: Op.LE}
+"""A comparison with its column on the right, read with the column on the left."""
 SELECT_PARTS = {"expressions", "from_", "joins", "where", "group"}
 """The parts of a SELECT we accept; any other part present (HAVING, ORDER BY, LIMIT,
 DISTINCT, WITH, windows, ...) is refused by name. A join is checked on its own."""
@@ -63,82 +68,8 @@ def shown(name: str) -> str:
     return name if NAME.match(name) else "(an identifier)"
 
 
-Col = tuple[str, str]
-"""A column as (dataset id, column name)."""
-
-
-@dataclass(frozen=True)
-class Output:
-    label: str
-    function: str | None
-    """count, sum, avg, min, max; None for a group column."""
-    column: Col | None
-    """None for COUNT(*)."""
-
-
-@dataclass(frozen=True)
-class Condition:
-    """A node of the WHERE tree: and / or / not over children, or a comparison."""
-
-    op: str
-    """and, or, not; eq, ne, lt, le, gt, ge, in, between."""
-    children: tuple[Condition, ...] = ()
-    column: Col | None = None
-    values: tuple[Any, ...] = ()
-
-
-@dataclass
-class Shape:
-    datasets: list[DatasetInfo]
-    """What the query reads: the FROM dataset, then the joined one if any."""
-    outputs: list[Output]
-    group_by: list[Col]
-    where: Condition | None
-    compared: list[tuple[Col, str]] = field(default_factory=list)
-    """(column, op) of every comparison, in order: the WHERE's shape without its values."""
-    join: JoinInfo | None = None
-    """The declared join the query takes, if it joins."""
-
-    @property
-    def dataset(self) -> DatasetInfo:
-        return self.datasets[0]
-
-    def info(self, col: Col) -> ColumnInfo:
-        dataset = next(d for d in self.datasets if d.id == col[0])
-        return dataset.columns[col[1]]
-
-    def name(self, col: Col | None) -> str:
-        """A column as the summary names it: bare in one dataset, dataset.column in a join."""
-        if col is None:
-            return "*"
-        return f"{col[0]}.{col[1]}" if self.join else col[1]
-
-    def aggregates(self) -> list[Output]:
-        return [o for o in self.outputs if o.function is not None]
-
-    def uses(self) -> list[tuple[Col, str]]:
-        """Each (column, use) once: aggregate, plaintext (a group's label), compare, and
-        key for a join's own two columns (matched inside the database, never shown)."""
-        pairs = [(o.column, "aggregate") for o in self.aggregates() if o.column]
-        pairs += [(c, "plaintext") for c in self.group_by]
-        pairs += [(c, "compare") for c, _ in self.compared]
-        if self.join is not None:
-            pairs += [(c, "key") for c in self.join.on]
-        return list(dict.fromkeys(pairs))
-
-    def summary(self) -> dict[str, Any]:
-        """The query's shape for the policy input and the audit log: no literal values."""
-        return {
-            "aggregates": [
-                {"function": o.function, "column": self.name(o.column)} for o in self.aggregates()
-            ],
-            "group_by": [self.name(c) for c in self.group_by],
-            "filters": [{"column": self.name(c), "op": op} for c, op in self.compared],
-        }
-
-
 def parse(
-    sql: str, datasets: dict[str, DatasetInfo], joins: dict[str, JoinInfo] | None = None
+    sql: str, datasets: Mapping[str, Table], joins: Mapping[str, Join] | None = None
 ) -> Shape:
     """Parse and check one query against the registered datasets and declared joins;
     refuse anything else."""
@@ -161,12 +92,12 @@ JOIN_WORDS = ("method", "side", "kind")
 
 class Checker:
     def __init__(
-        self, tree: exp.Select, datasets: dict[str, DatasetInfo], joins: dict[str, JoinInfo]
+        self, tree: exp.Select, datasets: Mapping[str, Table], joins: Mapping[str, Join]
     ) -> None:
         self.tree = tree
         self.datasets = datasets
         self.joins = joins
-        self.sources: dict[str, DatasetInfo] = {}
+        self.sources: dict[str, Table] = {}
         """Each dataset read, by the name the query gives it (its alias, else its id)."""
         self.compared: list[tuple[Col, str]] = []
         self.conditions = 0
@@ -222,7 +153,7 @@ class Checker:
         if self.tree.args.get("from_") is None:
             raise refused("no_dataset", "a query must read FROM one dataset")
 
-    def _source(self, table: exp.Expression, where: str) -> tuple[str, DatasetInfo]:
+    def _source(self, table: exp.Expression, where: str) -> tuple[str, Table]:
         """A dataset named in FROM or JOIN, and the name the query gives it."""
         if not isinstance(table, exp.Table) or not isinstance(table.this, exp.Identifier):
             raise refused("construct_not_allowed", f"{where} must name one dataset")
@@ -240,7 +171,7 @@ class Checker:
             raise refused("construct_not_allowed", "column aliases on a dataset are not accepted")
         return (self._identifier(alias.this) if alias is not None else name), dataset
 
-    def _join(self) -> JoinInfo | None:
+    def _join(self) -> Join | None:
         """The one JOIN, if any: inner, ON one equality that a declared join is made of."""
         joins = self.tree.args.get("joins") or []
         if not joins:
@@ -320,7 +251,7 @@ class Checker:
             raise refused("unknown_column", f"dataset {dataset.id} has no column {shown(name)}")
         return dataset.id, name
 
-    def _owner(self, qualifier: str) -> DatasetInfo:
+    def _owner(self, qualifier: str) -> Table:
         """The dataset a column's qualifier names: by the query's name for it, or its id."""
         if qualifier in self.sources:
             return self.sources[qualifier]
@@ -374,10 +305,10 @@ class Checker:
             raise refused("not_numeric", f"{function.upper()} needs a numeric column")
         return Output(alias or f"{function}({column[1] if column else '*'})", function, column)
 
-    def _info(self, col: Col) -> ColumnInfo:
+    def _info(self, col: Col) -> Column:
         return self.datasets[col[0]].columns[col[1]]
 
-    def _condition(self, node: exp.Expression) -> Condition:
+    def _condition(self, node: exp.Expression) -> Where:
         self.conditions += 1
         if self.conditions > MAX_CONDITIONS:
             raise refused("too_many_conditions", f"a WHERE holds at most {MAX_CONDITIONS} tests")
@@ -385,9 +316,9 @@ class Checker:
             return self._condition(node.this)
         if isinstance(node, exp.And | exp.Or):
             op = "and" if isinstance(node, exp.And) else "or"
-            return Condition(op, (self._condition(node.this), self._condition(node.expression)))
+            return Junction(op, (self._condition(node.this), self._condition(node.expression)))
         if isinstance(node, exp.Not):
-            return Condition("not", (self._condition(node.this),))
+            return Junction("not", (self._condition(node.this),))
         op = COMPARISONS.get(type(node))
         if op is not None:
             left, right = node.this, node.expression
@@ -401,10 +332,10 @@ class Checker:
             items = node.expressions
             if not 1 <= len(items) <= MAX_IN_ITEMS:
                 raise refused("construct_not_allowed", f"IN takes 1 to {MAX_IN_ITEMS} literals")
-            return self._compare("in", self._column(node.this), items)
+            return self._compare(Op.IN, self._column(node.this), items)
         if isinstance(node, exp.Between):
             column = self._column(node.this)
-            return self._compare("between", column, [node.args["low"], node.args["high"]])
+            return self._compare(Op.BETWEEN, column, [node.args["low"], node.args["high"]])
         what = type(node).__name__.lower()
         raise refused(
             "construct_not_allowed",
@@ -412,11 +343,11 @@ class Checker:
             "(=, <>, <, <=, >, >=, IN, BETWEEN, AND, OR, NOT)",
         )
 
-    def _compare(self, op: str, column: Col, operands: list[exp.Expression]) -> Condition:
+    def _compare(self, op: Op, column: Col, operands: list[exp.Expression]) -> Condition:
         kind = self._info(column).type
         values = tuple(_literal(node, kind, column[1]) for node in operands)
-        self.compared.append((column, op))
-        return Condition(op, column=column, values=values)
+        self.compared.append((column, op.value))
+        return Condition(column, op, values if op in (Op.IN, Op.BETWEEN) else values[0])
 
 
 def _bare(node: exp.Expression) -> exp.Expression:
