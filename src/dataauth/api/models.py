@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from dataauth.api.render import json_response
 from dataauth.api.routes import Authorization, GatewayDep
+from dataauth.catalog.model_status import Status
 from dataauth.catalog.models import Conditions, Rejection
 from dataauth.model_review import ModelReview, SubmitRequest
 from dataauth.operations.model import RunCall, RunRequest
@@ -35,7 +36,7 @@ def submit(body: SubmitRequest, models: ReviewDep, authorization: Authorization 
 @router.get("")
 def listing(
     models: ReviewDep,
-    status: Annotated[Literal["pending", "approved", "rejected"] | None, Query()] = None,
+    status: Annotated[Status | None, Query()] = None,
     authorization: Authorization = None,
 ) -> Response:
     """Submissions: every one for a department, an operator's own otherwise."""
