@@ -243,6 +243,9 @@ def test_a_wrong_method_names_the_one_to_use(client, auth, method, path, allowed
                                   "/index.html"])  # fmt: skip
 def test_an_unknown_path_points_at_the_docs(client, path):
     assert "/docs" in problem(client.get(path), 404, "not_found")["detail"]
+    # a browser asks for HTML first: it gets the problem all the same
+    browsing = client.get(path, headers={"accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    problem(browsing, 404, "not_found")
 
 
 @pytest.mark.parametrize(

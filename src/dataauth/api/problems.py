@@ -110,15 +110,19 @@ WHOLE_BODY = ("body",)
 NOT_AN_OBJECT = {"model_attributes_type", "model_type", "dict_type"}
 
 
+def _raw_body(error: dict[str, Any]) -> bool:
+    # FastAPI parses a body as JSON only where its Content-Type says JSON; any other body
+    # reaches validation as its raw bytes
+    return isinstance(error.get("input"), bytes) and tuple(error.get("loc", ()))[:1] == WHOLE_BODY
+
+
 def invalid(exc: RequestValidationError) -> Problem:
     """400 malformed_body, 415 unsupported_media_type or 422 invalid_request, naming
     where, never what was sent."""
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         return Problem(400, "malformed_body", NOT_JSON)
-    # a body whose Content-Type is not JSON reaches validation as its raw bytes
-    if any(isinstance(e.get("input"), bytes) and e.get("loc", ())[:1] == WHOLE_BODY
-           for e in errors):  # fmt: skip
+    if any(_raw_body(e) for e in errors):
         return Problem(415, "unsupported_media_type", NOT_SENT_AS_JSON)
     details = _validation_errors(errors)
     first = details[0] if details else {"loc": [], "message": "invalid"}
