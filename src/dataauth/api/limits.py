@@ -9,7 +9,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from dataauth.api.problems import BODY, audited, operation_at, problem_response
+from dataauth.api.problems import BODY, OPERATIONS, audited, operation_at, problem_response
 from dataauth.errors import Problem
 
 
@@ -52,7 +52,7 @@ class BodyLimit:
             # is an audit entry all the same (as one streamed past the limit is, in
             # api/problems.py), which commits to the request line alone
             problem = Problem(413, "body_too_large", detail)
-            kind = operation_at(scope)
+            kind = operation_at(scope, OPERATIONS)
             if kind is not None:
                 problem = await audited(Request(scope), problem, b"", kind)
             await problem_response(problem)(scope, receive, send)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -54,15 +55,15 @@ OPERATIONS = {
 }
 """The operation routes, by path template: an operator's malformed request to one of
 them is an audit entry (``Gateway.reject``), so probing shows in the log."""
-OPERATION_PATHS = [(compile_path(template)[0], kind) for template, kind in OPERATIONS.items()]
 
 
-def operation_at(scope: dict[str, Any]) -> str | None:
-    """The operation a request is for, from its method and path alone: before routing,
-    where a request is refused unread (api/limits.py)."""
-    if scope.get("method") != "POST":
+def operation_at(scope: dict[str, Any], operations: Mapping[str, str]) -> str | None:
+    """The kind of operation a request is for, by ``operations`` (path template -> kind),
+    from its method and path alone: before routing, where it is refused unread."""
+    if scope.get("method") != "POST":  # every operation route is a POST
         return None
-    return next((k for regex, k in OPERATION_PATHS if regex.match(scope.get("path", ""))), None)
+    path = scope.get("path", "")
+    return next((k for t, k in operations.items() if compile_path(t)[0].match(path)), None)
 
 
 async def audited(
