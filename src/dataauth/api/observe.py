@@ -28,7 +28,8 @@ DOCS_ASSETS = "/docs/assets"
 """Where Swagger UI's and ReDoc's files are served from (app.py)."""
 # the interactive docs run scripts, but only the gateway's own: their pages start the UI
 # inline, the UIs inject their styles and draw icons from data: URLs, ReDoc searches in a
-# worker of its own; nothing is fetched from another origin
+# worker made from a blob; nothing is fetched from another origin (ReDoc's footer logo,
+# which it asks of its vendor's CDN, is left out)
 DOCS_CSP = (
     b"content-security-policy",
     b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
