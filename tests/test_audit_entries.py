@@ -110,6 +110,72 @@ def test_an_operators_bad_input_is_an_entry_without_its_content(client, auth, ga
         assert secret.encode() not in bytes(row[0]) and b"4321" not in bytes(row[0])
 
 
+def audit_count(gateway) -> int:
+    with gateway.gateway_db() as db:
+        return db.execute(text("SELECT COUNT(*) FROM audit_entry")).scalar()
+
+
+def oversized():
+    """A body of some 3.9 MB, over the 2 MiB limit, in chunks: no Content-Length."""
+    yield b'{"purpose": "credit", "subjects": ['
+    for _ in range(300):
+        yield b'{"key": "1"},' * 1000
+    yield b'{"key": "1"}]}'
+
+
+@pytest.mark.parametrize(
+    ("sent", "status", "code", "committed"),
+    [
+        # a body not sent as JSON: committed to as it came, like any malformed body
+        ({"content": b'{"purpose": "credit"}', "headers": {"content-type": "text/plain"}},
+         415, "unsupported_media_type", b'{"purpose": "credit"}'),
+        ({"content": b'{"purpose": "credit"}'}, 415, "unsupported_media_type",
+         b'{"purpose": "credit"}'),
+        # JSON past the parser's nesting depth
+        ({"content": b"[" * 100_000 + b"]" * 100_000,
+          "headers": {"content-type": "application/json"}},
+         400, "malformed_body", b"[" * 100_000 + b"]" * 100_000),
+        # an oversized body is not taken in: the entry commits to the request line alone,
+        # whether the body declared its length or streamed past the limit
+        ({"content": b"[" + b"1," * 1_100_000 + b"1]",
+          "headers": {"content-type": "application/json"}}, 413, "body_too_large", b""),
+        ({"content": oversized, "headers": {"content-type": "application/json"}},
+         413, "body_too_large", b""),
+    ],
+    ids=["text-plain", "no-content-type", "too-deep", "declared-too-large", "streamed-too-large"],
+)  # fmt: skip
+def test_every_refusal_of_an_operators_request_is_an_entry(
+    client, auth, gateway, sent, status, code, committed
+):
+    """What the HTTP layer refuses before the spine (a body not sent as JSON, one the
+    parser gives up on, one over the size limit) is a "rejected" entry as a malformed body
+    is, when an operator sent it; without a valid token it is refused the same, unlogged."""
+    path = "/v1/verify/income-at-least"
+
+    def send(headers):
+        content = sent["content"]() if callable(sent["content"]) else sent["content"]
+        return client.post(path, content=content, headers={**sent.get("headers", {}), **headers})
+
+    before = audit_count(gateway)
+    refused = send({})
+    assert refused.status_code == status and refused.json()["code"] == code, refused.text
+    assert "audit" not in refused.json() and audit_count(gateway) == before
+    response = send(auth())
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == code and problem["audit"]["entry"] == before
+    canonical, _, _ = entry(gateway, before)
+    record = json.loads(bytes(canonical))["entry"]
+    assert (record["outcome"], record["refusal"]) == ("rejected", code)
+    assert record["operator"] == "demo-bank" and record["decision"] is None
+    assert record["operation"] == {"kind": "verify"}
+    nonce = bytes.fromhex(problem["audit"]["nonce"])
+    request = f"verify {path}\n".encode() + committed
+    assert record["request_digest"] == "sha256:" + hashlib.sha256(nonce + request).hexdigest()
+    assert audit_count(gateway) == before + 1
+
+
 def test_two_processes_write_one_gapless_log(client, auth, gateway):
     """A second gateway process on the same database: one log, no gap, no duplicate."""
     second = gateway.another("--workers", "2")

@@ -440,6 +440,38 @@ def test_the_cli_rejects_and_revokes(client, auth, gateway):
     revoked = cli("revoke", approved_id)
     assert revoked.returncode == 0, revoked.stderr
     assert revoked.stdout.startswith(f"revoked {approved_id}: withdrawn; audit entry ")
+    for status, model_id in (("rejected", pending), ("revoked", approved_id)):
+        listed = dataauth("models", "list", "--status", status, "--url", gateway.url,
+                          "--data-dir", str(gateway.data_dir))  # fmt: skip
+        assert listed.returncode == 0, listed.stderr
+        assert f"{model_id}  {status}" in listed.stdout
+    unknown = dataauth("models", "list", "--status", "withdrawn", "--url", gateway.url,
+                       "--data-dir", str(gateway.data_dir))  # fmt: skip
+    assert unknown.returncode == 1 and "Traceback" not in unknown.stderr
+    assert "FAILED (invalid_request): query.status:" in unknown.stderr
+    assert "\n  query.status: " in unknown.stderr  # each error, where and what
+
+
+def test_every_status_a_model_can_have_can_be_listed(client, auth):
+    """The filter takes each status a review can leave a model in, for the department and
+    for the operator alike; a status no model can have is a 422 naming those it takes."""
+    model_id = submit(client, auth, manifest=variant(title="listed when revoked")).json()["id"]
+    assert approve(client, auth, model_id).status_code == 200
+    revoke = client.post(f"/v1/models/{model_id}/revoke", json={"reason": "listing"},
+                         headers=department(auth))  # fmt: skip
+    assert revoke.status_code == 200, revoke.text
+    for status in ("pending", "approved", "rejected", "revoked"):
+        for headers in (department(auth), auth()):
+            response = client.get("/v1/models", params={"status": status}, headers=headers)
+            assert response.status_code == 200, response.text
+            assert {m["status"] for m in response.json()["models"]} <= {status}
+    for headers in (department(auth), auth()):
+        listed = client.get("/v1/models", params={"status": "revoked"}, headers=headers).json()
+        assert model_id in [m["id"] for m in listed["models"]]
+    response = client.get("/v1/models", params={"status": "withdrawn"}, headers=department(auth))
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "'revoked'" in response.json()["detail"]
 
 
 def test_operators_see_and_run_only_their_own_models(client, auth, approved):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from dataauth import __version__, files, logs
 from dataauth.accounts.disclosure import DisclosureLedger
@@ -25,7 +26,7 @@ from dataauth.api.catalog import router as catalog_router
 from dataauth.api.he import router as he_router
 from dataauth.api.limits import BodyLimit
 from dataauth.api.models import router as models_router
-from dataauth.api.observe import Observe
+from dataauth.api.observe import DOCS_ASSETS, Observe
 from dataauth.api.operations import operation_routes
 from dataauth.api.query import router as query_router
 from dataauth.api.routes import router
@@ -177,11 +178,16 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
         yield
         signer.stop()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the installed package, not a CDN: a
+    # gateway on a government network often reaches no CDN, and a page should not either
+    app = FastAPIOffline(
         title="dataauth",
         version=__version__,
         description="Answers, not data: verification (核验) and more under policy and audit.",
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
+        # Swagger UI would otherwise show a badge fetched from the public validator
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.gateway = gateway
     app.state.ledger = ledger

@@ -10,6 +10,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from dataauth.catalog.model_status import STATUSES
 from dataauth.config import Settings
 
 app = typer.Typer(
@@ -472,9 +473,13 @@ def _call(
     return response.json()
 
 
-def _listed(errors: list[dict[str, str]]) -> str:
-    """A catalog problem's errors, one a line, each where it is and what is wrong."""
-    return "".join(f"\n  {e['at']}: {e['message']}" for e in errors)
+def _listed(errors: list[dict[str, Any]]) -> str:
+    """A problem's errors, one a line, each where it is and what is wrong: a catalog
+    problem says where as ``at``, a request off the schema as ``loc`` (api/problems.py)."""
+    return "".join(
+        f"\n  {e.get('at', '.'.join(str(p) for p in e.get('loc', ())))}: {e.get('message')}"
+        for e in errors
+    )
 
 
 def _echo_json(value: Any) -> None:
@@ -508,7 +513,7 @@ def models_submit(
 
 @models_app.command("list")
 def models_list(
-    status: Annotated[str | None, typer.Option(help="pending, approved or rejected")] = None,
+    status: Annotated[str | None, typer.Option(help=", ".join(STATUSES))] = None,
     url: GatewayUrl = "http://127.0.0.1:8080",
     token: Token = None,
     data_dir: DataDir = None,

@@ -7,8 +7,9 @@ import asyncio
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 
-from dataauth.api.problems import BODY, problem_response
+from dataauth.api.problems import BODY, audited, operation_at, problem_response
 from dataauth.errors import Problem
 
 
@@ -47,8 +48,14 @@ class BodyLimit:
         detail = f"the request body is over {max_bytes} bytes"
         declared = dict(scope.get("headers", ())).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
-            response = problem_response(Problem(413, "body_too_large", detail))
-            await response(scope, receive, send)
+            # refused unread, before routing: an operator's oversized operation request
+            # is an audit entry all the same (as one streamed past the limit is, in
+            # api/problems.py), which commits to the request line alone
+            problem = Problem(413, "body_too_large", detail)
+            kind = operation_at(scope, scope["app"].state.operations)
+            if kind is not None:
+                problem = await audited(Request(scope), problem, b"", kind)
+            await problem_response(problem)(scope, receive, send)
             return
         seen, complete = 0, False
         # kept for the audit entry of a body refused as malformed (api/problems.py)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
@@ -10,6 +10,7 @@ from starlette.responses import Response
 from dataauth.admin.review import ModelReview, SubmitRequest
 from dataauth.api.render import json_response
 from dataauth.api.routes import Authorization
+from dataauth.catalog.model_status import Status
 from dataauth.catalog.submissions import Conditions, Rejection
 
 router = APIRouter(prefix="/v1/models", tags=["models (模型)"])
@@ -33,7 +34,7 @@ def submit(body: SubmitRequest, models: ReviewDep, authorization: Authorization 
 @router.get("")
 def listing(
     models: ReviewDep,
-    status: Annotated[Literal["pending", "approved", "rejected"] | None, Query()] = None,
+    status: Annotated[Status | None, Query()] = None,
     authorization: Authorization = None,
 ) -> Response:
     """Submissions: every one for a department, an operator's own otherwise."""

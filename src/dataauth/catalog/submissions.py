@@ -44,7 +44,7 @@ class ModelSubmission(SQLModel, table=True):
     manifest: dict[str, Any] = Column_(sa_column=Column(JSON, nullable=False))
     summary: dict[str, Any] = Column_(sa_column=Column(JSON, nullable=False))
     status: str = Column_(index=True)
-    """pending, approved or rejected."""
+    """One of ``model_status.STATUSES``."""
     submitted_at: datetime
     reviewer: str | None = None
     reviewed_at: datetime | None = None
