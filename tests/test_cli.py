@@ -119,3 +119,13 @@ def test_serve_help_shows_every_default():
     for default in ("127.0.0.1", "8080", ".dataauth", "default: 1"):
         assert default in result.stdout, result.stdout
     assert "DATAAUTH_DATA_DIR" in result.stdout
+
+
+def test_a_token_for_a_gateway_that_trusts_real_issuers_is_refused(tmp_path):
+    """Its data directory has keys but no development issuer's: minting one would give a
+    token signed by a key made on the spot, which the gateway rejects."""
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "subject-hmac.key").write_bytes(b"k" * 32)
+    result = dataauth("token", "--operator", "demo-bank", "--data-dir", str(tmp_path))
+    assert result.returncode == 2 and "does not trust the development issuers" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["subject-hmac.key"]

@@ -32,6 +32,7 @@ Token = Annotated[str | None, typer.Option(help="a token (default: the developme
 
 DEV_ISSUER_KEY = "keys/dev-issuer.ed25519.pem"
 DEV_CONSENT_KEY = "keys/dev-consent-issuer.ed25519.pem"
+DEV_KEYS = (DEV_ISSUER_KEY, DEV_CONSENT_KEY)
 SUBJECT_KEY = "keys/subject-hmac.key"
 SQLITE_DATABASE = "gateway.sqlite"
 
@@ -67,8 +68,14 @@ def require_gateway(settings: Settings, *needed: str) -> None:
     if not settings.data_dir.is_dir():
         refuse(f"no gateway data directory at {where}; {point}")
     for name in needed:
-        if not (settings.data_dir / name).exists():
-            refuse(f"{where} holds no gateway (no {name} in it); {point}")
+        if (settings.data_dir / name).exists():
+            continue
+        if name in DEV_KEYS and (settings.data_dir / SUBJECT_KEY).exists():
+            refuse(
+                f"the gateway in {where} does not trust the development issuers (no {name} "
+                "in it): it was started with real ones, whose tokens to give instead"
+            )
+        refuse(f"{where} holds no gateway (no {name} in it); {point}")
 
 
 def gateway_database(settings: Settings) -> str:
