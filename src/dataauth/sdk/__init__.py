@@ -1,1 +1,5 @@
-"""Client helpers for operators and regulators (he: encrypted scoring)."""
+"""Clients of a running gateway: ``client`` for its routes, ``he`` for encrypted scoring."""
+
+from dataauth.sdk.client import Client, GatewayError, GatewayUnreachable
+
+__all__ = ["Client", "GatewayError", "GatewayUnreachable"]

@@ -10,7 +10,7 @@
 
 The filing (算法备案) holds the encrypted weights, a bound on each weight's magnitude and
 a commitment to both: only those ciphertexts ever score. A regulator takes the filing
-away (``fetch_filing``), demands the operator's reveal bundle (``reveal_bundle``: the
+away (``filing``), demands the operator's reveal bundle (``reveal_bundle``: the
 weights, the salt and the context's secret key), and checks offline with
 ``check_filing`` (``dataauth he check-filing``) that the filed ciphertexts decrypt to
 the revealed weights in every slot, that these match the commitment, and that they lie
@@ -26,21 +26,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import numpy as np
 import tenseal as ts
 
 from dataauth.canonical import canonical
 from dataauth.ckks import ALLOWED, ciphertext_digest
-
-
-class GatewayError(Exception):
-    """A problem+json answer from the gateway."""
-
-    def __init__(self, status: int, problem: dict[str, Any]) -> None:
-        super().__init__(f"{status} {problem.get('code')}: {problem.get('detail')}")
-        self.status = status
-        self.problem = problem
+from dataauth.sdk.client import Client
+from dataauth.sdk.client import GatewayError as GatewayError  # what HEClient raises
 
 
 def make_context(parameters: str = "ckks-8192") -> ts.Context:
@@ -153,25 +145,14 @@ def decrypt_aggregate(context: ts.Context, response: dict[str, Any]) -> float:
     return float(np.mean(values))
 
 
-class HEClient:
-    """The gateway's encrypted-scoring routes, over HTTP."""
+class HEClient(Client):
+    """The gateway's encrypted-scoring routes, over HTTP; ``filing`` is the base client's."""
 
     def __init__(self, url: str, token: str, timeout: float = 60.0) -> None:
-        self.http = httpx.Client(
-            base_url=url, timeout=timeout, headers={"Authorization": f"Bearer {token}"}
-        )
-
-    def __enter__(self) -> HEClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.http.close()
+        super().__init__(url, token, timeout)
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self.http.post(path, json=body)
-        if response.status_code >= 400:
-            raise GatewayError(response.status_code, response.json())
-        return response.json()
+        return self.request("POST", path, json=body)
 
     def register_context(self, context: ts.Context) -> str:
         """Register the public part of ``context``; its id."""
@@ -194,13 +175,6 @@ class HEClient:
             "bias": bias,
         }
         return self._post("/v1/he/models", body)["id"]
-
-    def filing(self, model_id: str) -> dict[str, Any]:
-        """A filing as a regulator takes it away (a regulator's token)."""
-        response = self.http.get(f"/v1/he/models/{model_id}/filing")
-        if response.status_code >= 400:
-            raise GatewayError(response.status_code, response.json())
-        return response.json()
 
     def _request(
         self, context: ts.Context, context_id: str, model_id: str, model: LinearModel, send: bool

@@ -1,0 +1,5 @@
+"""``python -m dataauth.cli``."""
+
+from dataauth.cli import app
+
+app()

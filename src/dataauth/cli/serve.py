@@ -1,0 +1,140 @@
+"""The top-level commands: serve the gateway, check its health, mint a development token."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from dataauth.cli.common import DEFAULTS, DataDir, development_token, fail, load_settings, refuse
+from dataauth.config import Settings
+
+
+def serve(
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="address to listen on \\[env DATAAUTH_HOST]",
+            show_default=str(DEFAULTS["host"].default),
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="port to listen on \\[env DATAAUTH_PORT]",
+            show_default=str(DEFAULTS["port"].default),
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+    demo: Annotated[bool, typer.Option("--demo", help="create and serve the demo domain")] = False,
+    development_issuers: Annotated[
+        bool,
+        typer.Option(
+            "--development-issuers",
+            help="trust token and consent issuers generated under the data directory where "
+            "no JWKS is configured (development only; --demo implies it) "
+            "\\[env DATAAUTH_DEVELOPMENT_ISSUERS]",
+        ),
+    ] = False,
+    workers: Annotated[
+        int, typer.Option(help="worker processes (one per core)", min=1, show_default=True)
+    ] = 1,
+) -> None:
+    """Start the gateway. Outside --demo it needs its issuers: DATAAUTH_JWKS_FILE or
+    DATAAUTH_JWKS_URL, and DATAAUTH_CONSENT_JWKS_FILE (or --development-issuers)."""
+    import shutil
+
+    import uvicorn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    settings = load_settings(
+        data_dir,
+        host=host,
+        port=port,
+        demo=demo or None,
+        development_issuers=development_issuers or None,
+    )
+    refusal = settings.issuer_refusal()
+    if refusal is not None:
+        refuse(f"dataauth will not start: {refusal}")
+    # this process's workers write their metrics here, so a scrape of any one reports them
+    # all; it must be set before prometheus_client is first imported. One folder per
+    # serve process: another on the same data directory is a scrape target of its own.
+    metrics_root = settings.data_dir / "metrics"
+    for folder in metrics_root.glob("*"):
+        if not _alive(folder.name):
+            shutil.rmtree(folder, ignore_errors=True)
+    metrics_dir = metrics_root / str(os.getpid())
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    from dataauth.app import prepare
+
+    with Progress(
+        TextColumn("demo domain: {task.description}"), BarColumn(), MofNCompleteColumn()
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(table: str, done: int, total: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(table, total=total)
+            bar.update(tasks[table], completed=done)
+
+        prepare(settings, progress)
+    # workers are separate processes: they read the same settings from the environment
+    os.environ["DATAAUTH_DATA_DIR"] = str(settings.data_dir)
+    os.environ["DATAAUTH_DEMO"] = "true" if settings.demo else "false"
+    os.environ["DATAAUTH_DEVELOPMENT_ISSUERS"] = "true" if settings.development_issuers else "false"
+    typer.echo(f"dataauth listening on http://{settings.host}:{settings.port}")
+    uvicorn.run(
+        "dataauth.app:create_worker_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def health(
+    url: Annotated[str | None, typer.Option(help="the gateway; this host's by default")] = None,
+) -> None:
+    """Exit 0 when the gateway answers /healthz, 1 otherwise (the container's health check)."""
+    from dataauth.sdk.client import Client, GatewayError, GatewayUnreachable
+
+    target = url or f"http://127.0.0.1:{Settings().port}"
+    try:
+        with Client(target) as client:
+            answer = client.health()
+    except GatewayUnreachable as exc:
+        fail(f"unhealthy: {target} does not answer ({type(exc.cause).__name__})")
+    except GatewayError as exc:
+        fail(f"unhealthy: {target}/healthz answered {exc.status}")
+    typer.echo(f"healthy: policy bundle {answer.get('policy_bundle')}")
+
+
+def token(
+    operator: Annotated[str, typer.Option("--operator", help="the operator id, e.g. demo-bank")],
+    data_dir: DataDir = None,
+    ttl: Annotated[int, typer.Option("--ttl", help="lifetime in seconds", min=1, max=86400)] = 3600,
+    role: Annotated[list[str] | None, typer.Option("--role", help="a role claim")] = None,
+) -> None:
+    """Print a token from the development issuer (development and demo only)."""
+    settings = load_settings(data_dir)
+    if not settings.development_issuer:
+        refuse(
+            "a real issuer is configured (DATAAUTH_JWKS_FILE or DATAAUTH_JWKS_URL): "
+            "the development issuer is not trusted, ask your issuer for a token"
+        )
+    typer.echo(development_token(settings, operator, tuple(role or ("operator",)), ttl))
