@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from dataauth.config import Settings
+from dataauth.identity import keys
 
 if TYPE_CHECKING:
     from dataauth.sdk.client import Client
@@ -30,10 +31,10 @@ DataDir = Annotated[
 GatewayUrl = Annotated[str, typer.Option("--url", help="the gateway")]
 Token = Annotated[str | None, typer.Option(help="a token (default: the development issuer's)")]
 
-DEV_ISSUER_KEY = "keys/dev-issuer.ed25519.pem"
-DEV_CONSENT_KEY = "keys/dev-consent-issuer.ed25519.pem"
+DEV_ISSUER_KEY = f"keys/{keys.DEV_ISSUER}"
+DEV_CONSENT_KEY = f"keys/{keys.DEV_CONSENT_ISSUER}"
 DEV_KEYS = (DEV_ISSUER_KEY, DEV_CONSENT_KEY)
-SUBJECT_KEY = "keys/subject-hmac.key"
+SUBJECT_KEY = f"keys/{keys.SUBJECT_SECRET}"
 SQLITE_DATABASE = "gateway.sqlite"
 
 

@@ -95,6 +95,11 @@ class SubjectHasher:
         return self("?", "\x00".join(parts))
 
 
+DEV_ISSUER = "dev-issuer.ed25519.pem"
+DEV_CONSENT_ISSUER = "dev-consent-issuer.ed25519.pem"
+SUBJECT_SECRET = "subject-hmac.key"
+
+
 class Keyring:
     """The keys of one gateway, under ``keys_dir``."""
 
@@ -102,19 +107,19 @@ class Keyring:
         self.keys_dir = keys_dir
 
     def dev_issuer_key(self) -> Ed25519PrivateKey:
-        return load_or_create_ed25519(self.keys_dir / "dev-issuer.ed25519.pem")
+        return load_or_create_ed25519(self.keys_dir / DEV_ISSUER)
 
     def dev_issuer_jwks(self) -> dict[str, list[dict[str, str]]]:
         return {"keys": [public_jwk(self.dev_issuer_key().public_key())]}
 
     def dev_consent_key(self) -> Ed25519PrivateKey:
-        return load_or_create_ed25519(self.keys_dir / "dev-consent-issuer.ed25519.pem")
+        return load_or_create_ed25519(self.keys_dir / DEV_CONSENT_ISSUER)
 
     def dev_consent_jwks(self) -> dict[str, list[dict[str, str]]]:
         return {"keys": [public_jwk(self.dev_consent_key().public_key())]}
 
     def subject_hasher(self) -> SubjectHasher:
-        path = self.keys_dir / "subject-hmac.key"
+        path = self.keys_dir / SUBJECT_SECRET
         if not path.exists():
             write_private(path, secrets.token_bytes(32))
         return SubjectHasher(path.read_bytes())
