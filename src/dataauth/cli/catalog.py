@@ -54,7 +54,7 @@ def catalog_check(
         checked = check(_read_catalog(document), None, domain)
     except Problem as problem:
         errors = problem.extensions.get("errors", [])
-        fail(f"FAILED ({problem.code}): {problem.detail}{listed(errors)}")
+        fail(f"FAILED ({problem.code}): {problem.detail}{listed(errors, problem.detail)}")
     finally:
         if domain is not None:
             domain.dispose()

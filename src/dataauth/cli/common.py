@@ -144,7 +144,7 @@ def gateway(
             if brief:
                 fail(f"FAILED: {exc.detail}")
             code = exc.problem.get("code", exc.status)
-            fail(f"FAILED ({code}): {exc.detail}{listed(exc.errors)}")
+            fail(f"FAILED ({code}): {exc.detail}{listed(exc.errors, exc.detail)}")
 
 
 def described(item: Any) -> str:
@@ -161,9 +161,13 @@ def described(item: Any) -> str:
     return item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
 
 
-def listed(errors: list[Any]) -> str:
-    """A problem's errors, one a line, each where it is and what is wrong."""
-    return "".join(f"\n  {described(e)}" for e in errors)
+def listed(errors: list[Any], detail: str | None = None) -> str:
+    """A problem's errors, one a line, each where it is and what is wrong; none where the
+    detail already says all (a problem of one error names it)."""
+    lines = [described(e) for e in errors]
+    if detail is not None and lines == [detail]:
+        return ""
+    return "".join(f"\n  {line}" for line in lines)
 
 
 def echo_json(value: Any) -> None:
