@@ -25,10 +25,10 @@ from dataauth.api.audit import router as audit_router
 from dataauth.api.catalog import router as catalog_router
 from dataauth.api.he import router as he_router
 from dataauth.api.limits import BodyLimit
-from dataauth.api.models import router as models_router
 from dataauth.api.observe import DOCS_ASSETS, Observe
 from dataauth.api.operations import operation_routes
 from dataauth.api.query import router as query_router
+from dataauth.api.review import router as review_router
 from dataauth.api.routes import router
 from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import AuditLog
@@ -212,7 +212,7 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     app.include_router(he_router)
     app.include_router(audit_router)
     app.include_router(query_router)
-    app.include_router(models_router)
+    app.include_router(review_router)
     app.include_router(catalog_router)
     # what is loaded by now (libraries, catalog, compiled policy) lives as long as the
     # process: out of the collector's sight, a full collection no longer walks it, which
