@@ -1,4 +1,4 @@
-"""Models over HTTP: submission (operators), review (departments), runs (the spine)."""
+"""Model submission (operators) and review (departments) over HTTP; runs are the spine's."""
 
 from __future__ import annotations
 
