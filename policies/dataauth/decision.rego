@@ -143,7 +143,10 @@ deny contains reason("outside_hours", msg) if {
 	hours := object.get(object.get(data.dataauth.limits, "hours", {}), input.operator.id, null)
 	hours != null
 	not within(input.local_time, hours)
-	msg := sprintf("%s may ask between %s and %s local time", [input.operator.id, hours.from, hours.to])
+	msg := sprintf(
+		"%s may ask between %s and %s local time; it is %s there now",
+		[input.operator.id, hours.from, hours.to, input.local_time],
+	)
 }
 
 within(time, hours) if {
