@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -104,6 +105,20 @@ def _release(release: dict[str, Any] | None) -> str:
     return f", scores to {release['score_digits']} digits"
 
 
+def _close(
+    done: str,
+    step: Callable[[Any], dict[str, Any]],
+    reason: str,
+    url: str,
+    token: str | None,
+    data_dir: Path | None,
+) -> None:
+    """End a review (reject) or an approval (revoke), with the reason on the record."""
+    with gateway(url, token, data_dir) as client:
+        shown = step(client)
+    typer.echo(f"{done} {shown['id']}: {reason}; audit entry {shown['audit']['entry']}")
+
+
 @app.command("reject")
 def models_reject(
     model: ModelId,
@@ -113,9 +128,7 @@ def models_reject(
     data_dir: DataDir = None,
 ) -> None:
     """Reject a pending model with a reason (a department's token; audited)."""
-    with gateway(url, token, data_dir) as client:
-        shown = client.reject_model(model, reason)
-    typer.echo(f"rejected {shown['id']}: {reason}; audit entry {shown['audit']['entry']}")
+    _close("rejected", lambda c: c.reject_model(model, reason), reason, url, token, data_dir)
 
 
 @app.command("revoke")
@@ -127,6 +140,4 @@ def models_revoke(
     data_dir: DataDir = None,
 ) -> None:
     """Withdraw a model's approval with a reason (a department's token; audited)."""
-    with gateway(url, token, data_dir) as client:
-        shown = client.revoke_model(model, reason)
-    typer.echo(f"revoked {shown['id']}: {reason}; audit entry {shown['audit']['entry']}")
+    _close("revoked", lambda c: c.revoke_model(model, reason), reason, url, token, data_dir)
