@@ -25,6 +25,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("models", ["--subjects", "2000", "--batch", "100", "--seconds", "0.3"]),
         ("he", ["--seconds", "0.5", "--rows", "512", "--batch", "256", "--workers", "1"]),
         ("scale", ["--seconds", "0.5", "--clients", "2", "--batch", "50"]),
+        ("cli", ["--runs", "2"]),
     ],
 )
 def test_benchmark_runs_and_reports(name, args):

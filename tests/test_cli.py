@@ -131,3 +131,12 @@ def test_a_token_for_a_gateway_that_trusts_real_issuers_is_refused(tmp_path):
     result = dataauth("token", "--operator", "demo-bank", "--data-dir", str(tmp_path))
     assert result.returncode == 2 and "does not trust the development issuers" in result.stderr
     assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["subject-hmac.key"]
+
+
+def test_the_help_shows_the_settings_own_defaults():
+    """Help shows the defaults without reading the settings; they are the settings' own."""
+    from dataauth.cli.common import SHOWN_DEFAULTS
+    from dataauth.config import Settings
+
+    fields = Settings.model_fields
+    assert {name: str(fields[name].default) for name in SHOWN_DEFAULTS} == SHOWN_DEFAULTS

@@ -10,14 +10,17 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from dataauth.config import Settings
 from dataauth.identity import keys
 
 if TYPE_CHECKING:
+    from dataauth.config import Settings
     from dataauth.sdk.client import Client
 
-DEFAULTS = Settings.model_fields
-DEFAULT_URL = "http://127.0.0.1:8080"
+SHOWN_DEFAULTS = {"data_dir": ".dataauth", "host": "127.0.0.1", "port": "8080"}
+"""Settings' defaults, as help shows them without reading the settings: importing them
+(pydantic-settings) would cost every ``--help`` a tenth of a second. tests/test_cli.py
+holds these to ``Settings``' own."""
+DEFAULT_URL = f"http://{SHOWN_DEFAULTS['host']}:{SHOWN_DEFAULTS['port']}"
 
 # rich reads "[...]" as markup: the brackets of the hints are escaped to be shown
 DataDir = Annotated[
@@ -25,7 +28,7 @@ DataDir = Annotated[
     typer.Option(
         "--data-dir",
         help="gateway database, keys and demo domain \\[env DATAAUTH_DATA_DIR]",
-        show_default=str(DEFAULTS["data_dir"].default),
+        show_default=SHOWN_DEFAULTS["data_dir"],
     ),
 ]
 GatewayUrl = Annotated[str, typer.Option("--url", help="the gateway")]
@@ -39,6 +42,8 @@ SQLITE_DATABASE = "gateway.sqlite"
 
 
 def load_settings(data_dir: Path | None, **overrides: object) -> Settings:
+    from dataauth.config import Settings
+
     values = {k: v for k, v in overrides.items() if v is not None}
     if data_dir is not None:
         values["data_dir"] = data_dir
@@ -63,7 +68,7 @@ def require_gateway(settings: Settings, *needed: str) -> None:
     where = settings.data_dir.absolute()
     point = (
         "name a gateway's data directory with --data-dir or DATAAUTH_DATA_DIR "
-        f"({DEFAULTS['data_dir'].default} by default), or start a gateway there with "
+        f"({SHOWN_DEFAULTS['data_dir']} by default), or start a gateway there with "
         "`dataauth serve`"
     )
     if not settings.data_dir.is_dir():

@@ -7,8 +7,14 @@ from typing import Annotated
 
 import typer
 
-from dataauth.cli.common import DEFAULTS, DataDir, development_token, fail, load_settings, refuse
-from dataauth.config import Settings
+from dataauth.cli.common import (
+    SHOWN_DEFAULTS,
+    DataDir,
+    development_token,
+    fail,
+    load_settings,
+    refuse,
+)
 
 
 def serve(
@@ -16,14 +22,14 @@ def serve(
         str | None,
         typer.Option(
             help="address to listen on \\[env DATAAUTH_HOST]",
-            show_default=str(DEFAULTS["host"].default),
+            show_default=SHOWN_DEFAULTS["host"],
         ),
     ] = None,
     port: Annotated[
         int | None,
         typer.Option(
             help="port to listen on \\[env DATAAUTH_PORT]",
-            show_default=str(DEFAULTS["port"].default),
+            show_default=SHOWN_DEFAULTS["port"],
         ),
     ] = None,
     data_dir: DataDir = None,
@@ -113,7 +119,7 @@ def health(
     """Exit 0 when the gateway answers /healthz, 1 otherwise (the container's health check)."""
     from dataauth.sdk.client import Client, GatewayError, GatewayUnreachable
 
-    target = url or f"http://127.0.0.1:{Settings().port}"
+    target = url or f"http://127.0.0.1:{load_settings(None).port}"
     try:
         with Client(target) as client:
             answer = client.health()
