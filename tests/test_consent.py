@@ -4,6 +4,7 @@ unrevoked consent names this operator, purpose and product."""
 from __future__ import annotations
 
 import json
+import time
 
 import jwt
 import pytest
@@ -93,6 +94,22 @@ def test_an_expired_consent_is_refused(client, auth, gateway):
                           subject_hash=gateway.keyring.subject_hasher()("residents", key),
                           operator="demo-bank", purpose="credit", products=["income-band"],
                           ttl_seconds=-60)  # fmt: skip
+    assert band(client, auth, [(key, token)]).status_code == 403
+
+
+def test_a_consent_verified_before_still_expires(client, auth, gateway):
+    """The gateway keeps a verified consent so as not to check its signature again, but
+    never past its expiry: here one that expired 25 s ago, inside the 30 s leeway, then
+    six seconds later, outside it."""
+    from dataauth.identity.consent import issue_consent
+
+    key = subjects(gateway, 1)[0]
+    token = issue_consent(gateway.keyring, issuer="dataauth-consent-dev",
+                          subject_hash=gateway.keyring.subject_hasher()("residents", key),
+                          operator="demo-bank", purpose="credit", products=["income-band"],
+                          ttl_seconds=-25)  # fmt: skip
+    assert band(client, auth, [(key, token)]).status_code == 200
+    time.sleep(6)
     assert band(client, auth, [(key, token)]).status_code == 403
 
 
