@@ -112,9 +112,13 @@ class Spent:
     bits: list[float]
 
     def as_entry(self) -> list[dict[str, Any]]:
-        """The audit entry's record of the charge: keyed hashes and bits, nothing else."""
+        """The audit entry's record of the charge: keyed hashes and bits, nothing else.
+        A whole number of bits is written as an integer: the same canonical bytes (RFC 8785
+        prints 1.0 as 1), on the fast path of ``canonical``."""
         return [
-            {"subject": s, "bits": b} for s, b in zip(self.subjects, self.bits, strict=True) if b
+            {"subject": s, "bits": int(b) if float(b).is_integer() else b}
+            for s, b in zip(self.subjects, self.bits, strict=True)
+            if b
         ]
 
 
