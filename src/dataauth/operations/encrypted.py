@@ -368,14 +368,14 @@ class EncryptedScore:
         lookup = Lookup(plan.dataset.table_name, plan.dataset.key_column, plan.model.features)
         rows = lookup.rows(self.domain, plan.keys, FETCH_CHUNK)
         matrix = np.zeros((len(plan.keys), len(plan.model.features)))
-        found = [False] * len(plan.keys)
+        hit = np.zeros(len(plan.keys), dtype=bool)
         if rows:
-            at, *columns = zip(*rows, strict=True)
-            for j, column in enumerate(columns):
-                matrix[list(at), j] = np.array(column, dtype=float)  # NULL reads as nan
-            for i in at:
-                found[i] = True
-        return np.nan_to_num(matrix, nan=0.0), found
+            # one conversion of the whole result, not one per column (NULL reads as nan)
+            table = np.array(rows, dtype=float)
+            at = table[:, 0].astype(np.intp)
+            matrix[at] = np.nan_to_num(table[:, 1:], nan=0.0)
+            hit[at] = True
+        return matrix, hit.tolist()
 
     def _subject_noise(self, plan: Plan) -> np.ndarray:
         """Per subject, uniform in [-1, 1): AES under the model's noise key of (subject,
