@@ -20,8 +20,11 @@ decision := {"allow": true, "reasons": [], "obligations": obligations} if {
 	input.operation.kind in kinds
 }
 
-decision := {"allow": false, "reasons": [r | some r in deny], "obligations": {}} if {
+# the comprehension is bound in the body: regorus 0.9 cannot schedule one written in
+# the head of a rule that has a body ("statements not scheduled in query")
+decision := {"allow": false, "reasons": reasons, "obligations": {}} if {
 	count(deny) > 0
+	reasons := [r | some r in deny]
 }
 
 reason(code, message) := {"code": code, "message": message}

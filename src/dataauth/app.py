@@ -51,7 +51,7 @@ from dataauth.operations.model import Model
 from dataauth.operations.verify import Verify
 from dataauth.policy.bundle import Bundle, load_bundle
 from dataauth.policy.decision import PolicyEngine
-from dataauth.policy.embedded import EmbeddedEngine
+from dataauth.policy.engines import in_process_engine
 from dataauth.policy.opa import OpaServerEngine
 from dataauth.policy.store import PolicyStore
 from dataauth.store.engine import gateway_engine
@@ -66,7 +66,8 @@ def prepare(settings: Settings, progress: demo.Progress | None = None) -> None:
     keyring.subject_hasher()
     Ed25519Signer.from_keys_dir(settings.keys_dir)
     # the policies folder seeds the first publication; later ones go through publish
-    PolicyStore(storage, EmbeddedEngine).seed(load_bundle(settings.policies()))
+    compiled = lambda bundle: in_process_engine(bundle, settings.policy_engine)  # noqa: E731
+    PolicyStore(storage, compiled).seed(load_bundle(settings.policies()))
     if settings.development_issuer:
         keyring.dev_issuer_key()
     if settings.consent_jwks_file is None:
@@ -112,10 +113,12 @@ def token_verifier(settings: Settings, keyring: Keyring) -> TokenVerifier:
 
 
 def engine_factory(settings: Settings) -> Callable[[Bundle], PolicyEngine]:
-    """How a bundle becomes an engine: in process (default) or on an OPA server."""
+    """How a bundle becomes an engine: in process (regorus by default, or regopy) or on
+    an OPA server."""
     if settings.policy_engine == "opa":
         return lambda bundle: OpaServerEngine(bundle, settings.opa_url, settings.policy_timeout_ms)
-    return lambda bundle: EmbeddedEngine(bundle, settings.policy_timeout_ms)
+    name, timeout = settings.policy_engine, settings.policy_timeout_ms
+    return lambda bundle: in_process_engine(bundle, name, timeout)
 
 
 def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:

@@ -9,6 +9,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SOURCE_POLICIES = Path(__file__).resolve().parents[2] / "policies"
 PACKAGED_POLICIES = Path(__file__).resolve().parent / "_policies"
+# the in-process engine live decisions, replay and what-if use unless told otherwise
+POLICY_ENGINE = "regorus"
 
 
 class Settings(BaseSettings):
@@ -60,7 +62,9 @@ class Settings(BaseSettings):
     max_batch: int = Field(10_000, ge=1, description="hard ceiling above any policy batch limit")
     policy_timeout_ms: float = Field(250.0, gt=0)
     timezone: str = Field("Asia/Shanghai", description="the department's days and hours")
-    policy_engine: str = Field("embedded", pattern="^(embedded|opa)$")
+    policy_engine: str = Field(
+        POLICY_ENGINE, pattern="^(regorus|embedded|opa)$", description="see docs/deployment.md"
+    )
     opa_url: str = Field("http://127.0.0.1:8181", description="the OPA server (policy_engine=opa)")
     catalog_ttl_seconds: float = Field(2.0, ge=0, description="how stale a cached licence may be")
     sqlite_synchronous: str = Field("FULL", pattern="^(NORMAL|FULL|EXTRA)$")

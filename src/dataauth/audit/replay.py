@@ -2,7 +2,8 @@
 
 Each entry records its policy input, its decision and the digest of the bundle that
 made it. Replay compiles each bundle from the export (its digest checked), evaluates
-the recorded input with the embedded engine, and compares. A decision the engine
+the recorded input with an in-process engine (the gateway's default unless told), and
+compares. A decision the engine
 could not make at the time (an error or a timeout, which deny) is not a decision of
 the policy and is counted apart.
 """
@@ -19,9 +20,11 @@ from typing import Any
 import orjson
 
 from dataauth.audit.verify import Failed
+from dataauth.config import POLICY_ENGINE
 from dataauth.policy.bundle import Bundle, bundle_digest
 from dataauth.policy.decision import Decision
-from dataauth.policy.embedded import EmbeddedEngine
+from dataauth.policy.engines import in_process_engine
+from dataauth.policy.memo import Memoised
 
 ENGINE_FAILURES = {"policy_error", "policy_timeout"}
 
@@ -65,9 +68,13 @@ def load_export_bundle(directory: Path, digest: str) -> Bundle:
     return Bundle(modules, data, digest)
 
 
-def replay_export(directory: Path, progress: Callable[[int], None] | None = None) -> ReplayReport:
-    """Re-decide every entry of the export in ``directory``."""
-    engines: dict[str, EmbeddedEngine] = {}
+def replay_export(
+    directory: Path,
+    progress: Callable[[int], None] | None = None,
+    engine_name: str = POLICY_ENGINE,
+) -> ReplayReport:
+    """Re-decide every entry of the export in ``directory`` on the engine ``engine_name``."""
+    engines: dict[str, Memoised] = {}
     report = ReplayReport()
     with (directory / "entries.jsonl").open("rb") as handle:
         for line in handle:
@@ -86,7 +93,7 @@ def replay_export(directory: Path, progress: Callable[[int], None] | None = None
                 continue
             digest = entry["policy_bundle"]
             if digest not in engines:
-                engine = EmbeddedEngine(load_export_bundle(directory, digest))
+                engine = in_process_engine(load_export_bundle(directory, digest), engine_name)
                 engine.timeout = float("inf")  # a deadline is the gateway's, not replay's
                 engines[digest] = engine
             replayed = engines[digest].decide(entry["policy_input"]).as_dict()

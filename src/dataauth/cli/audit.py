@@ -58,13 +58,22 @@ def audit_verify(directory: Annotated[Path, typer.Argument(help="an export")]) -
 
 
 @app.command("replay")
-def audit_replay(directory: Annotated[Path, typer.Argument(help="an export")]) -> None:
+def audit_replay(
+    directory: Annotated[Path, typer.Argument(help="an export")],
+    engine: Annotated[
+        str | None, typer.Option(help="regorus or embedded (regopy); default the gateway's")
+    ] = None,
+) -> None:
     """Re-decide every recorded decision against the bundle that was in force."""
     from dataauth.audit.replay import replay_export
     from dataauth.audit.verify import Failed
+    from dataauth.config import POLICY_ENGINE
+    from dataauth.policy.engines import IN_PROCESS
 
+    if engine is not None and engine not in IN_PROCESS:
+        fail(f"FAILED: no in-process engine {engine!r}; one of {sorted(IN_PROCESS)}")
     try:
-        report = replay_export(directory)
+        report = replay_export(directory, engine_name=engine or POLICY_ENGINE)
     except (Failed, FileNotFoundError, KeyError, ValueError) as exc:
         fail(f"FAILED: {exc}")
     decided = report.entries - report.administrative - report.rejected

@@ -41,24 +41,30 @@ def policy_digest(directory: BundleDir = Path("policies")) -> None:
 
 @app.command("check")
 def policy_check(directory: BundleDir = Path("policies")) -> None:
-    """Compile the bundle and run its decision tables (tests/*.json)."""
+    """Compile the bundle and run its decision tables (tests/*.json) on every in-process
+    engine: a bundle must decide alike whichever one a gateway is set to."""
     from dataauth.policy.bundle import BundleError
     from dataauth.policy.cases import check, load_cases
-    from dataauth.policy.embedded import EmbeddedEngine
+    from dataauth.policy.engines import IN_PROCESS
 
     bundle = _load(directory)
-    try:
-        engine = EmbeddedEngine(bundle)
-    except BundleError as exc:
-        fail(f"FAILED: {exc}")
     cases = load_cases(directory)
     failures = 0
-    for case in cases:
-        problem = check(engine, case)
-        if problem:
-            failures += 1
-            typer.echo(f"FAIL {case.source}: {case.name}: {problem}")
-    typer.echo(f"{bundle.digest}: {len(cases) - failures} passed, {failures} failed")
+    for name, make in IN_PROCESS.items():
+        try:
+            engine = make(bundle)
+        except BundleError as exc:
+            fail(f"FAILED ({name}): {exc}")
+        for case in cases:
+            problem = check(engine, case)
+            if problem:
+                failures += 1
+                typer.echo(f"FAIL {case.source}: {case.name} ({name}): {problem}")
+    runs = len(cases) * len(IN_PROCESS)
+    typer.echo(
+        f"{bundle.digest}: {runs - failures} passed, {failures} failed "
+        f"({len(cases)} cases on {', '.join(IN_PROCESS)})"
+    )
     if failures or not cases:
         raise typer.Exit(1)
 
@@ -77,8 +83,9 @@ def policy_whatif(
     from dataauth.policy.whatif import whatif
     from dataauth.store.engine import gateway_engine
 
-    database = gateway_engine(gateway_database(load_settings(data_dir)))
-    report = whatif(database, _load(candidate), since, until)
+    settings = load_settings(data_dir)
+    database = gateway_engine(gateway_database(settings))
+    report = whatif(database, _load(candidate), since, until, engine_name=settings.policy_engine)
     if as_json:
         typer.echo(json.dumps(report))
         return

@@ -7,14 +7,13 @@ import logging
 import re
 import threading
 import time
-from collections import OrderedDict
 from typing import Any
 
-import orjson
 import regopy
 
 from dataauth.policy.bundle import Bundle, BundleError
 from dataauth.policy.decision import ENTRYPOINT, Decision
+from dataauth.policy.memo import Memoised
 
 log = logging.getLogger(__name__)
 
@@ -54,49 +53,26 @@ def compile_bundle(bundle: Bundle, entrypoints: tuple[str, ...] = (ENTRYPOINT,))
     return compiled
 
 
-class EmbeddedEngine:
+class EmbeddedEngine(Memoised):
     """Decisions from a compiled bundle. One interpreter, one evaluation at a time.
 
     rego-cpp cannot be interrupted mid-evaluation, so the timeout is enforced on the
     answer: a decision that took longer than the timeout is discarded and denied.
     Rego without recursion always terminates, so the only long evaluations are ones
     over very large inputs, which the spine keeps out (policy inputs hold counts).
-
-    A decision is a pure function of the bundle and the input (the time is part of the
-    input), so decisions are memoised on the input's canonical bytes: a burst of alike
-    requests is decided once, and replay still gets the same answer.
+    Decisions are memoised (``policy/memo.py``).
     """
 
     def __init__(self, bundle: Bundle, timeout_ms: float = 250.0, memo_size: int = 4096) -> None:
+        super().__init__(memo_size)
         self.bundle = bundle
         self.digest = bundle.digest
         self.timeout = timeout_ms / 1000.0
         self._compiled = compile_bundle(bundle)
         self._interpreter = regopy.Interpreter()
         self._lock = threading.Lock()
-        self._memo: OrderedDict[bytes, Decision] = OrderedDict()
-        self._memo_size = memo_size
 
-    def decide(self, policy_input: dict[str, Any]) -> Decision:
-        try:
-            key = orjson.dumps(policy_input, option=orjson.OPT_SORT_KEYS)
-        except TypeError:
-            return Decision.deny("policy_error", "the policy input is not JSON; denied")
-        with self._lock:
-            cached = self._memo.get(key)
-            if cached is not None:
-                self._memo.move_to_end(key)
-                return cached
-        decision = self._evaluate(policy_input)
-        if decision.reasons and decision.reasons[0]["code"] in ("policy_error", "policy_timeout"):
-            return decision  # a failure is not an answer worth keeping
-        with self._lock:
-            self._memo[key] = decision
-            if len(self._memo) > self._memo_size:
-                self._memo.popitem(last=False)
-        return decision
-
-    def _evaluate(self, policy_input: dict[str, Any]) -> Decision:
+    def _evaluate(self, policy_input: dict[str, Any], as_json: bytes) -> Decision:
         try:
             with self._lock:
                 # timed from here: waiting for the interpreter behind other requests is

@@ -13,8 +13,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, text
 
+from dataauth.config import POLICY_ENGINE
 from dataauth.policy.bundle import Bundle
-from dataauth.policy.embedded import EmbeddedEngine
+from dataauth.policy.engines import in_process_engine
 
 
 @dataclass
@@ -42,9 +43,11 @@ def whatif(
     since: str | None = None,
     until: str | None = None,
     examples: int = 3,
+    engine_name: str = POLICY_ENGINE,
 ) -> dict[str, Any]:
-    """Re-decide recorded decisions with ``candidate``; return the changes as a report."""
-    engine = EmbeddedEngine(candidate)
+    """Re-decide recorded decisions with ``candidate`` on the engine live decisions use
+    (``engine_name``, the gateway's ``policy_engine``); return the changes as a report."""
+    engine = in_process_engine(candidate, engine_name)
     engine.timeout = float("inf")
     query = 'SELECT "index", time, canonical FROM audit_entry WHERE 1 = 1'
     values: dict[str, Any] = {}
