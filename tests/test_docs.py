@@ -181,6 +181,13 @@ def test_the_docs_that_run_are_the_ones_that_teach_commands() -> None:
     ]
 
 
+def test_ci_runs_the_readmes_second_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert ci[-1] == block[1]
+
+
 @pytest.mark.parametrize("doc", RUN, ids=[path.name for path in RUN])
 def test_doc_examples(doc: Path, gateway: Running, tmp_path: Path) -> None:
     found = examples(doc)

@@ -9,13 +9,16 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from dataauth.app import engine_factory
+from dataauth.config import Settings
 from dataauth.policy.bundle import BundleError, load_bundle
 from dataauth.policy.cases import check, load_cases
 from dataauth.policy.decision import Decision
@@ -39,19 +42,36 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+def no_opa(reason: str) -> None:
+    if os.environ.get("DATAAUTH_TEST_REQUIRE_OPA") == "1":
+        pytest.fail(f"an OPA engine is required here: {reason}")
+    pytest.skip(f"OPA-server engine not run: {reason}")
+
+
+def opa_harness(delay: float = 0.0):
+    """The test OPA server (tests/opa_server.py: OPA's Go engine over its REST API), started."""
+    try:
+        from opa_server import HarnessServer
+    except ImportError as exc:
+        no_opa(
+            f"no `opa` binary on PATH, DATAAUTH_TEST_OPA_URL unset, and OPA's Go engine "
+            f"not installed ({exc}; the README's second command installs it)"
+        )
+    return HarnessServer(delay=delay).start()
+
+
+@pytest.fixture(scope="session")
 def opa_url() -> Iterator[str]:
-    """An OPA server: DATAAUTH_TEST_OPA_URL, or one started from an ``opa`` binary."""
+    """An OPA server: DATAAUTH_TEST_OPA_URL, one started from an ``opa`` binary, or the harness."""
     if os.environ.get("DATAAUTH_TEST_OPA_URL"):
         yield os.environ["DATAAUTH_TEST_OPA_URL"]
         return
     binary = shutil.which("opa")
     if binary is None:
-        pytest.skip(
-            "OPA-server engine not run: no `opa` binary on PATH and DATAAUTH_TEST_OPA_URL "
-            "unset (no registry this project installs from ships an OPA server; see the "
-            "policy engine section of docs/deployment.md to run one)"
-        )
+        harness = opa_harness()
+        yield harness.url
+        harness.stop()
+        return
     port = free_port()
     server = subprocess.Popen([binary, "run", "--server", f"--addr=127.0.0.1:{port}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -135,6 +155,58 @@ def test_a_head_comprehension_regorus_cannot_schedule_denies(tmp_path):
 def test_an_unreachable_opa_server_denies():
     engine = OpaServerEngine(load_bundle(POLICIES), f"http://127.0.0.1:{free_port()}")
     decision = engine.decide(CASES[0].input)
+    assert not decision.allow and decision.reasons[0]["code"] == "policy_unavailable"
+
+
+@pytest.fixture
+def harness() -> Iterator[Callable[..., Any]]:
+    """Start test OPA servers of one's own (their faults do not reach the shared one)."""
+    started = []
+
+    def start(delay: float = 0.0):
+        started.append(opa_harness(delay))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+ALLOWED = next(case for case in CASES if case.allow)
+
+
+def test_an_opa_server_that_goes_down_denies(harness):
+    server = harness()
+    engine = OpaServerEngine(load_bundle(POLICIES), server.url)
+    assert engine.decide(ALLOWED.input).allow
+    server.stop()
+    decision = engine.decide(ALLOWED.input)
+    assert not decision.allow and decision.reasons[0]["code"] == "policy_unavailable"
+
+
+@pytest.mark.parametrize(("delay", "allow"), [(0.02, True), (0.5, False)])
+def test_an_opa_server_slower_than_the_timeout_denies(harness, delay, allow):
+    server = harness(delay=delay)
+    settings = Settings(policy_engine="opa", opa_url=server.url, policy_timeout_ms=200)
+    decision = engine_factory(settings)(load_bundle(POLICIES)).decide(ALLOWED.input)
+    assert decision.allow is allow
+    if not allow:
+        assert decision.reasons[0]["code"] == "policy_timeout"
+
+
+def test_an_opa_server_error_denies(harness, tmp_path):
+    # two complete definitions with different values: OPA answers 500 (eval_conflict_error)
+    source = (
+        "package dataauth\nimport rego.v1\n"
+        'decision := {"allow": true} if input.a\n'
+        'decision := {"allow": false} if input.b\n'
+    )
+    server = harness()
+    engine = OpaServerEngine(load_bundle(bundle_with(tmp_path, source)), server.url)
+    both = {"a": True, "b": True}
+    answer = httpx.post(f"{server.url}/v1/data/dataauth/decision", json={"input": both})
+    assert answer.status_code == 500 and "eval_conflict_error" in answer.json()["message"]
+    decision = engine.decide(both)
     assert not decision.allow and decision.reasons[0]["code"] == "policy_unavailable"
 
 

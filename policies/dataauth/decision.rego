@@ -5,6 +5,12 @@
 # product, column uses) live here; each kind's module adds, in this same package, its
 # name to `kinds`, its own `deny` rules guarded by its kind, and its obligations under
 # `kind_obligations[<kind>]`. See policies/README.md for the input contract.
+#
+# The kinds' rules are named here by full path (`data.dataauth.kinds`): an OPA server
+# compiles a pushed module with those it already has and refuses one whose bare name
+# of a rule no module there defines (the gateway pushes it again once one does), so
+# two modules may not use each other's rules by bare name; the kinds' modules use this
+# one's (`reason`, `column_dataset`).
 package dataauth
 
 import rego.v1
@@ -17,7 +23,7 @@ default decision := {
 
 decision := {"allow": true, "reasons": [], "obligations": obligations} if {
 	count(deny) == 0
-	input.operation.kind in kinds
+	input.operation.kind in data.dataauth.kinds
 }
 
 # the comprehension is bound in the body: regorus 0.9 cannot schedule one written in
@@ -31,7 +37,7 @@ reason(code, message) := {"code": code, "message": message}
 
 obligations := object.union(
 	object.union(data.dataauth.limits.defaults, {"usage": usage, "subject_budget": subject_budget}),
-	object.get(kind_obligations, input.operation.kind, {}),
+	object.get(data.dataauth.kind_obligations, input.operation.kind, {}),
 )
 
 # -- per-subject disclosure budgets: how many bits any answer may tell about one person -
@@ -47,7 +53,7 @@ subject_budget := object.union(
 licence := input.operator.licence if input.operator.licence != null
 
 deny contains reason("kind_not_covered", msg) if {
-	not input.operation.kind in kinds
+	not input.operation.kind in data.dataauth.kinds
 	msg := sprintf("no policy covers operations of kind %s", [input.operation.kind])
 }
 

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import requests
+from opa_client.errors import RegoParseError
 from opa_client.opa import OpaClient
 
 from dataauth.policy.bundle import Bundle
@@ -46,9 +47,7 @@ class OpaServerEngine:
             if self._pushed:
                 return True
             try:
-                for name, source in self.bundle.modules.items():
-                    policy_id = name.replace("/", "_").removesuffix(".rego")
-                    self.client.update_policy_from_string(source, policy_id, rego_compat=False)
+                self._push_modules()
                 for key, value in self.bundle.data.items():
                     self.client.update_or_create_data(value, key)
             except Exception as exc:
@@ -56,6 +55,29 @@ class OpaServerEngine:
                 return False
             self._pushed = True
             return True
+
+    def _push_modules(self) -> None:
+        """Push every module, in as many rounds as their references need.
+
+        OPA compiles a pushed module with those it already has, so one that uses a rule
+        of a module not yet pushed is refused; it is pushed again once that one is in.
+        A round in which nothing goes in ends it with the last refusal.
+        """
+        pending = {
+            name.replace("/", "_").removesuffix(".rego"): source
+            for name, source in self.bundle.modules.items()
+        }
+        while pending:
+            refused: dict[str, str] = {}
+            error: Exception | None = None
+            for policy_id, source in pending.items():
+                try:
+                    self.client.update_policy_from_string(source, policy_id, rego_compat=False)
+                except RegoParseError as exc:
+                    refused[policy_id], error = source, exc
+            if error is not None and len(refused) == len(pending):
+                raise error
+            pending = refused
 
     def decide(self, policy_input: dict[str, Any]) -> Decision:
         if not self._push():
