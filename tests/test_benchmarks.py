@@ -26,6 +26,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("he", ["--seconds", "0.5", "--rows", "512", "--batch", "256", "--workers", "1"]),
         ("scale", ["--seconds", "0.5", "--clients", "2", "--batch", "50"]),
         ("cli", ["--runs", "2"]),
+        ("soak", ["--minutes", "0.2", "--clients", "2", "--residents", "50", "--samples", "4"]),
     ],
 )
 def test_benchmark_runs_and_reports(name, args):

@@ -68,7 +68,9 @@ class Settings(BaseSettings):
     opa_url: str = Field("http://127.0.0.1:8181", description="the OPA server (policy_engine=opa)")
     catalog_ttl_seconds: float = Field(2.0, ge=0, description="how stale a cached licence may be")
     sqlite_synchronous: str = Field("FULL", pattern="^(NORMAL|FULL|EXTRA)$")
-    head_delay_ms: float = Field(10.0, gt=0, description="wait for more entries before signing")
+    head_delay_ms: float = Field(
+        100.0, gt=0, description="at most one tree head per this interval, across workers"
+    )
     domain_timeout_ms: float = Field(
         5000.0, gt=0, description="longest a statement may run in the department's database"
     )

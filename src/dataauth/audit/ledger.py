@@ -2,9 +2,11 @@
 
 Each gateway process keeps the tree in memory (the hashes of every complete subtree,
 about 64 bytes a leaf), catches it up from the database before it answers, and signs
-heads in batches: a background thread wakes when entries are appended, waits a few
-milliseconds for more, and signs one head for all of them. Several processes may sign;
-the head table's write lock and its chain (each head names the one before) keep one
+heads at a pace that does not follow traffic: a background thread wakes when entries
+are appended and signs one head for all of them, but never sooner than an interval
+after the last head any process signed. Heads per entry thus fall as load rises, and
+an entry waits at most about one interval for a head. Several processes may sign; the
+head table's write lock and its chain (each head names the one before) keep one
 history.
 """
 
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -141,8 +145,14 @@ class Ledger:
 
     def sign_pending(self) -> TreeHead | None:
         """Sign a head over every committed entry, if any is not covered yet."""
+        return self.sign_spaced(0.0)[0]
+
+    def sign_spaced(self, interval: float) -> tuple[TreeHead | None, float]:
+        """Sign a head over every committed entry not covered yet, unless a head (of any
+        process) was signed less than ``interval`` seconds ago: then sign nothing and
+        say how long to wait. Returns (the head or None, seconds to wait, 0 if none)."""
         if self.signer is None:
-            return None
+            return None, 0.0
         connection = self._write_lock.connect()
         try:
             with self._write_lock.transaction(connection) as cursor:
@@ -150,7 +160,11 @@ class Ledger:
                 latest = self._run(self._latest, {}, cursor)
                 previous = _head(latest[0]) if latest else None
                 if size == 0 or (previous is not None and previous.size >= size):
-                    return None
+                    return None, 0.0
+                if interval > 0 and previous is not None:
+                    wait = _remaining(previous.time, interval)
+                    if wait > 0:
+                        return None, wait
                 self.sync(cursor, upto=size)
                 head = sign_head(
                     self.signer,
@@ -161,17 +175,29 @@ class Ledger:
                 )
                 row = head.as_dict() | {"root": head.root, "signature": head.signature}
                 cursor.execute(self._insert_head.sql, self._insert_head.bind(row))
-            return head
+            return head, 0.0
         finally:
             connection.close()
 
 
-class HeadSigner:
-    """Signs heads in batches: woken by appends, it waits ``delay`` for more, then signs."""
+def _remaining(signed: str, interval: float) -> float:
+    """Seconds left of ``interval`` since a head stamped ``signed``; clocks that disagree
+    (another host's) can make it at most ``interval``, never a longer stall."""
+    try:
+        age = (datetime.fromisoformat(signed) - datetime.fromisoformat(utc_stamp())).total_seconds()
+    except ValueError:
+        return 0.0
+    return min(interval, max(0.0, interval + age))
 
-    def __init__(self, ledger: Ledger, delay_seconds: float = 0.005) -> None:
+
+class HeadSigner:
+    """Signs at most one head per ``interval`` across the processes sharing the log:
+    woken by appends, it signs at once if the last head is older than that, else when
+    it will be, covering everything committed by then."""
+
+    def __init__(self, ledger: Ledger, interval_seconds: float = 0.1) -> None:
         self.ledger = ledger
-        self.delay = delay_seconds
+        self.interval = interval_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tree-head-signer", daemon=True)
@@ -189,15 +215,22 @@ class HeadSigner:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        not_before = 0.0  # monotonic: this process signs no head before then
         while not self._stop.is_set():
             self._wake.wait()
-            if self._stop.wait(self.delay):
+            if self._stop.wait(max(0.0, not_before - time.monotonic())):
                 break
             self._wake.clear()
             try:
-                self.ledger.sign_pending()
-            except Exception as exc:  # a failed round is retried on the next append
+                head, wait = self.ledger.sign_spaced(self.interval)
+            except Exception as exc:  # retried after an interval
                 log.warning("signing a tree head failed: %s", type(exc).__name__)
+                head, wait = None, self.interval
+            if head is not None:
+                not_before = time.monotonic() + self.interval
+            elif wait > 0:  # another process signed a moment ago; ours are not covered yet
+                not_before = time.monotonic() + wait
+                self._wake.set()
         try:
             self.ledger.sign_pending()  # leave nothing unsigned on a clean stop
         except Exception as exc:
