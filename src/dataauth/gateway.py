@@ -102,7 +102,7 @@ class Gateway:
             raise not_found("unknown_operation", f"this gateway runs no {kind} operations")
         description = self.describe(operation, call, operator)
         decided = self.decide(kind, call, operator, description)
-        self.admit(decided)
+        self.admit(operation, decided)
         result = self.execute(operation, decided)
         receipt = self.record(decided, result)
         return {**result, "audit": receipt.as_dict()}
@@ -160,7 +160,7 @@ class Gateway:
             now, kind, operator.id, call, description, policy_input, consents, engine, decision
         )
 
-    def admit(self, decided: Decided) -> None:
+    def admit(self, operation: OperationKind, decided: Decided) -> None:
         """Deny, or hold the request to the obligations that come before any work: the
         batch limit, the usage counters, the subjects' disclosure budgets."""
         decision, description, now = decided.decision, decided.description, decided.time
@@ -189,7 +189,6 @@ class Gateway:
             if refusal is not None:
                 raise limited(refusal, now, self.record(decided, outcome="limited"))
         budget = subject_budget(decision.obligations)
-        operation = self.kinds[decided.kind]
         disclosures = operation.disclosures(description.plan, decision.obligations)
         if budget is not None and disclosures:
             try:
