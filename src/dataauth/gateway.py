@@ -189,8 +189,10 @@ class Gateway:
             if refusal is not None:
                 raise limited(refusal, now, self.record(decided, outcome="limited"))
         budget = subject_budget(decision.obligations)
+        if budget is None:
+            return
         disclosures = operation.disclosures(description.plan, decision.obligations)
-        if budget is not None and disclosures:
+        if disclosures:
             try:
                 charged = self.disclosures.charge(decided.operator, disclosures, budget, now)
             except Exception as exc:  # an answer not counted is not given
