@@ -23,7 +23,7 @@ from sqlalchemy import Engine, text
 from dataauth.audit.heads import TreeHead, sign_head
 from dataauth.audit.merkle import MerkleTree
 from dataauth.audit.signing import Signer
-from dataauth.canonical import utc_stamp
+from dataauth.canonical import utc_now, utc_stamp
 from dataauth.store.statements import WriteLock, insert_once, prepare
 
 log = logging.getLogger(__name__)
@@ -184,10 +184,10 @@ def _remaining(signed: str, interval: float) -> float:
     """Seconds left of ``interval`` since a head stamped ``signed``; clocks that disagree
     (another host's) can make it at most ``interval``, never a longer stall."""
     try:
-        age = (datetime.fromisoformat(signed) - datetime.fromisoformat(utc_stamp())).total_seconds()
+        elapsed = (utc_now() - datetime.fromisoformat(signed)).total_seconds()
     except ValueError:
         return 0.0
-    return min(interval, max(0.0, interval + age))
+    return min(interval, max(0.0, interval - elapsed))
 
 
 class HeadSigner:

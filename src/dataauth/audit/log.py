@@ -35,7 +35,17 @@ def leaf_data(index: int, entry: bytes) -> bytes:
     dropped, inserted or moved. Spliced rather than re-serialised: "entry" sorts before
     "index", so this is the RFC 8785 form of that object.
     """
-    return b'{"entry":' + entry + b',"index":' + str(index).encode() + b"}"
+    return leaf_head(entry) + leaf_tail(index)
+
+
+def leaf_head(entry: bytes) -> bytes:
+    """The leaf's bytes before its index, known before the index is: so the entry can
+    be hashed ahead, outside the write lock, and the index hashed on."""
+    return b'{"entry":' + entry + b',"index":'
+
+
+def leaf_tail(index: int) -> bytes:
+    return b"%d}" % index
 
 
 def commitment(nonce: bytes, value: Any) -> str:
@@ -206,7 +216,7 @@ class AuditLog:
             entry["refusal"] = record.refusal
         if record.disclosure:
             entry["disclosure"] = record.disclosure
-        head = b'{"entry":' + canonical(entry) + b',"index":'  # as leaf_data() splices it
+        head = leaf_head(canonical(entry))
         pending = _Pending(
             {
                 "time": entry["time"],
@@ -237,7 +247,7 @@ class AuditLog:
             first = int(cursor.fetchone()[0])
             values = []
             for n, pending in enumerate(batch):
-                suffix = b"%d}" % (first + n)
+                suffix = leaf_tail(first + n)
                 hasher = pending.hasher.copy()
                 hasher.update(suffix)
                 leaf = hasher.digest()

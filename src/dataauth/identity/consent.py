@@ -19,6 +19,7 @@ import jwt
 from sqlalchemy import Engine, text
 from sqlmodel import Field, SQLModel
 
+from dataauth.canonical import rfc3339, utc_now
 from dataauth.identity.dev_issuer import sign_dev_jwt
 from dataauth.identity.keys import Keyring
 
@@ -120,11 +121,10 @@ class ConsentVerifier:
     def revoke(self, jti: str, by: str) -> None:
         from dataauth.store.statements import insert_once
 
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         insert_once(
             self.db,
             "INSERT INTO consent_revocation VALUES (:j, :t, :b)",
-            {"j": jti, "t": stamp, "b": by},
+            {"j": jti, "t": rfc3339(utc_now()), "b": by},
         )
 
 
