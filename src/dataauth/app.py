@@ -33,6 +33,8 @@ from dataauth.api.routes import router
 from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import AuditLog
 from dataauth.audit.signing import Ed25519Signer
+from dataauth.audit.stamper import Freshness, Stamper
+from dataauth.audit.timestamps import load_roots
 from dataauth.canonical import utc_now
 from dataauth.catalog.he import HEFilings
 from dataauth.catalog.store import Catalog
@@ -158,8 +160,23 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
         disclosures=DisclosureLedger(storage),
         max_batch=settings.max_batch,
         rejections_per_minute=settings.rejections_per_minute,
+        timestamping=Freshness(settings.tsa_max_age) if settings.tsa_url else None,
     )
     return gateway, ledger, signer
+
+
+def time_stamper(settings: Settings, ledger: Ledger, gateway: Gateway) -> Stamper | None:
+    """The stamper thread where a TSA is configured (off by default)."""
+    if settings.tsa_url is None or gateway.timestamping is None or settings.tsa_roots is None:
+        return None
+    return Stamper(
+        ledger,
+        gateway.timestamping,
+        settings.tsa_url,
+        load_roots(settings.tsa_roots),
+        settings.tsa_interval,
+        settings.tsa_timeout,
+    )
 
 
 def create_app(settings: Settings | None = None, *, prepared: bool = False) -> FastAPI:
@@ -171,14 +188,21 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     if not prepared:
         prepare(settings)
     gateway, ledger, signer = build_gateway(settings)
+    stamper = time_stamper(settings, ledger, gateway)
     models: Any = gateway.kinds["model"]
-    steps = Steps(gateway.access, gateway.audit, gateway.policy, gateway.clock)
+    steps = Steps(
+        gateway.access, gateway.audit, gateway.policy, gateway.clock, gateway.timestamping
+    )
     review = ModelReview(steps, models.registry, settings.max_model_bytes, models.domain)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         signer.start()
+        if stamper is not None:
+            stamper.start()
         yield
+        if stamper is not None:
+            stamper.stop()
         signer.stop()
 
     # /docs and /redoc load Swagger UI and ReDoc from the installed package, not a CDN: a

@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     head_delay_ms: float = Field(
         100.0, gt=0, description="at most one tree head per this interval, across workers"
     )
+    tsa_url: str | None = Field(
+        None, description="an RFC 3161 time-stamping authority; unset: no time-stamps"
+    )
+    tsa_roots: Path | None = Field(None, description="the TSA's trusted roots (PEM)")
+    tsa_interval: float = Field(60.0, gt=0, description="seconds between time-stamps")
+    tsa_max_age: float = Field(
+        1800.0, gt=0, description="longest a tree head may wait for its stamp (then 503)"
+    )
+    tsa_timeout: float = Field(10.0, gt=0, description="seconds a TSA request may take")
     domain_timeout_ms: float = Field(
         5000.0, gt=0, description="longest a statement may run in the department's database"
     )
@@ -114,6 +123,9 @@ class Settings(BaseSettings):
         ]
         if unreadable:
             return "; ".join(unreadable)
+        tsa = self.tsa_refusal()
+        if tsa is not None:
+            return tsa
         if self.demo or self.development_issuers:
             return None
         missing = []
@@ -130,6 +142,21 @@ class Settings(BaseSettings):
             "(DATAAUTH_DEVELOPMENT_ISSUERS=1) to trust issuers generated under the data "
             "directory (--demo implies it)"
         )
+
+    def tsa_refusal(self) -> str | None:
+        """Why these time-stamping settings cannot run, or None: a TSA whose tokens no
+        root checks would be trusted blindly, and an allowed period no longer than the
+        interval would refuse between any two stamps."""
+        if self.tsa_url is None:
+            return None
+        if self.tsa_roots is None or not self.tsa_roots.is_file():
+            return "DATAAUTH_TSA_URL is set: DATAAUTH_TSA_ROOTS must name the TSA's roots (PEM)"
+        if self.tsa_max_age <= self.tsa_interval + self.tsa_timeout:
+            return (
+                "DATAAUTH_TSA_MAX_AGE must be longer than DATAAUTH_TSA_INTERVAL plus "
+                "DATAAUTH_TSA_TIMEOUT (a few intervals, so one failed round is not a refusal)"
+            )
+        return None
 
     def policies(self) -> Path:
         """Where the bundle is: the setting, ./policies, the source tree, or the packaged copy."""

@@ -19,6 +19,7 @@ from typing import Any
 from dataauth.accounts.disclosure import DisclosureLedger, Exhausted, subject_budget
 from dataauth.accounts.usage import Charge, Refusal, UsageMeter
 from dataauth.audit.log import AuditLog, Receipt, Record
+from dataauth.audit.stamper import Freshness
 from dataauth.canonical import rfc3339, utc_now
 from dataauth.catalog.store import OperatorInfo
 from dataauth.errors import Problem, forbidden, not_found, unavailable
@@ -81,6 +82,7 @@ class Gateway:
         max_batch: int = 10_000,
         rejections_per_minute: int = 60,
         clock: Callable[[], datetime] = utc_now,
+        timestamping: Freshness | None = None,
     ) -> None:
         self.access = access
         self.catalog = access.catalog
@@ -93,6 +95,7 @@ class Gateway:
         self.max_batch = max_batch
         self.rejections_per_minute = rejections_per_minute
         self.clock = clock
+        self.timestamping = timestamping
 
     def handle(self, authorization: str | None, kind: str, call: Call[Any]) -> dict[str, Any]:
         """Take one request down the spine; return the disclosed result and its receipt."""
@@ -100,12 +103,25 @@ class Gateway:
         operation = self.kinds.get(kind)
         if operation is None:
             raise not_found("unknown_operation", f"this gateway runs no {kind} operations")
+        self.hold(kind, call, operator)
         description = self.describe(operation, call, operator)
         decided = self.decide(kind, call, operator, description)
         self.admit(operation, decided)
         result = self.execute(operation, decided)
         receipt = self.record(decided, result)
         return {**result, "audit": receipt.as_dict()}
+
+    def hold(self, kind: str, call: Call[Any], operator: OperatorInfo) -> None:
+        """Refuse every operation while the log's time-stamps lag (fail closed): before
+        the kind reads the request, a decision is taken or a counter is spent; on the
+        record, every refusal (not throttled: each one is an operation not served)."""
+        if self.timestamping is None:
+            return
+        problem = self.timestamping.refusal()
+        if problem is not None:
+            raise self.rejected(
+                operator.id, kind, call.purpose, call.sent(), problem, throttled=False
+            )
 
     def describe(
         self, operation: OperationKind, call: Call[Any], operator: OperatorInfo
@@ -265,12 +281,20 @@ class Gateway:
         return self.rejected(operator.id, kind, purpose, request, problem)
 
     def rejected(
-        self, operator: str, kind: str, purpose: str, request: bytes, problem: Problem
+        self,
+        operator: str,
+        kind: str,
+        purpose: str,
+        request: bytes,
+        problem: Problem,
+        *,
+        throttled: bool = True,
     ) -> Problem:
         """Log an authenticated operator's malformed request before any decision: its
         code and the commitment to its bytes, never its content, so probing shows in
         the regulator's log. Past ``rejections_per_minute`` an operator's refusals are
-        answered 429 and not logged one by one, so the log cannot be flooded."""
+        answered 429 and not logged one by one, so the log cannot be flooded; a refusal
+        for the gateway's own state (``throttled=False``) is logged every time."""
         now = self.clock()
         minute = int(now.timestamp()) // 60
         resets = datetime.fromtimestamp((minute + 1) * 60, tz=now.tzinfo)
@@ -283,7 +307,7 @@ class Gateway:
             resets,
         )
         try:
-            refusal = self.usage.charge([counter])
+            refusal = self.usage.charge([counter]) if throttled else None
             if refusal is not None:
                 return limited(refusal, now, None)
             receipt = self.audit.append(

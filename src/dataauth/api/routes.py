@@ -30,8 +30,15 @@ GatewayDep = Annotated[Gateway, Depends(gateway)]
 
 @router.get("/healthz", tags=["health"])
 def healthz(gw: GatewayDep) -> Response:
-    """200 once the gateway is ready: bundle compiled, databases open, demo loaded."""
-    return json_response({"status": "ok", "policy_bundle": gw.policy.engine().digest})
+    """200 once the gateway is ready: bundle compiled, databases open, demo loaded; 503
+    while its audit log's time-stamps lag (it then refuses operations)."""
+    body: dict[str, Any] = {"status": "ok", "policy_bundle": gw.policy.engine().digest}
+    if gw.timestamping is None:
+        return json_response(body)
+    body["timestamping"] = gw.timestamping.status()
+    if body["timestamping"]["stale"]:
+        return json_response(body | {"status": "timestamping_stale"}, status_code=503)
+    return json_response(body)
 
 
 @router.get("/metrics", tags=["health"], response_class=PlainTextResponse)

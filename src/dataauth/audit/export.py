@@ -6,6 +6,7 @@
     DIR/heads.json      the signed tree heads in the range, by size
     DIR/keys.json       every public key that signed a head
     DIR/bundles/<hex>.json   each policy bundle an entry names, as canonical JSON
+    DIR/timestamps.json the RFC 3161 tokens over those heads, where a TSA stamped them
 
 An export ends at a signed tree head and, when it starts later than entry 0, starts
 at one, so that every root in it can be recomputed and every entry is covered.
@@ -22,6 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from dataauth.audit.ledger import Ledger
+from dataauth.audit.stamper import Stamps
 from dataauth.canonical import utc_stamp
 from dataauth.policy.store import stored_bundles
 
@@ -89,6 +91,9 @@ def export_log(
     exported_heads = [h.as_dict() for h in heads if start <= h.size <= end]
     (directory / "heads.json").write_text(json.dumps(exported_heads, indent=1))
     (directory / "keys.json").write_text(json.dumps({"keys": ledger.keys()}, indent=1))
+    stamps = [stamp.as_dict() for stamp in Stamps(engine).between(start, end)]
+    if stamps:  # an export of a gateway without a TSA looks as it always did
+        (directory / "timestamps.json").write_text(json.dumps(stamps, indent=1))
     manifest = {
         "format": FORMAT,
         "from": start,
@@ -98,6 +103,7 @@ def export_log(
         "heads": len(exported_heads),
         "bundles": sorted(bundles),
         "missing_bundles": sorted(referenced - set(bundles)),
+        **({"timestamps": len(stamps)} if stamps else {}),
         "exported_at": utc_stamp(),
     }
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=1))

@@ -64,3 +64,17 @@ class PolicyPublication(SQLModel, table=True):
     previous: str
     published_by: str
     time: str
+
+
+class AuditTimestamp(SQLModel, table=True):
+    """RFC 3161 tokens over signed tree heads, from the configured TSA. Append-only."""
+
+    __tablename__ = "audit_timestamp"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    size: int = Field(index=True)
+    """The size of the head stamped (``audit.timestamps.stamped_bytes`` of it)."""
+    token: bytes
+    """The TimeStampToken as the TSA returned it, DER."""
+    gen_time: str
+    """The token's own time (genTime), RFC 3339: a read of it, the token is the proof."""

@@ -8,7 +8,10 @@ Checks, stopping at the first failure and naming where it is:
 - the root recomputed from the entries equals every signed head's root; where it does
   not, the leaf list (itself checked against the head) names the altered entry;
 - every bundle file's content has the digest its name claims, and every bundle an
-  entry names is there.
+  entry names is there;
+- given the TSA's roots, every RFC 3161 time-stamp (``audit.timestamps.check_stamps``):
+  signed under those roots, over the head it names, not dated before that head; and,
+  given a gap, that no head went unstamped for longer.
 """
 
 from __future__ import annotations
@@ -17,13 +20,18 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
 
 from dataauth.audit.export import BUNDLE_REF, FORMAT
 from dataauth.audit.heads import TreeHead, verify_head
 from dataauth.audit.merkle import Frontier, verify_inclusion
 from dataauth.audit.signing import public_key_id
+from dataauth.audit.timestamps import StampReport, TimestampError, check_stamps
+from dataauth.canonical import utc_now
 
 
 class Failed(Exception):
@@ -38,6 +46,7 @@ class Report:
     bundles: int = 0
     first: int = 0
     last_head: dict[str, Any] = field(default_factory=dict)
+    stamps: StampReport = field(default_factory=StampReport)
 
 
 def _json(path: Path) -> Any:
@@ -106,8 +115,27 @@ def _lines(path: Path) -> Iterator[bytes]:
         raise Failed(f"{path.name} is missing from the export") from None
 
 
-def verify_export(directory: Path, progress: Callable[[int, int], None] | None = None) -> Report:
-    """Verify the export in ``directory``; raise Failed at the first problem."""
+def _optional_json(path: Path) -> Any:
+    return _json(path) if path.exists() else None
+
+
+def _exported_at(manifest: dict[str, Any]) -> datetime:
+    """When the export was made, as it says, but never later than now."""
+    try:
+        return min(datetime.fromisoformat(str(manifest.get("exported_at"))), utc_now())
+    except (TypeError, ValueError):
+        return utc_now()
+
+
+def verify_export(
+    directory: Path,
+    progress: Callable[[int, int], None] | None = None,
+    tsa_roots: list[x509.Certificate] | None = None,
+    max_stamp_gap: float | None = None,
+) -> Report:
+    """Verify the export in ``directory``; raise Failed at the first problem. With
+    ``tsa_roots`` (certificates), its time-stamps too; with ``max_stamp_gap``, that
+    each head was stamped within that many seconds."""
     manifest = _json(directory / "manifest.json")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise Failed(f"manifest.json is not a {FORMAT} manifest")
@@ -125,6 +153,16 @@ def verify_export(directory: Path, progress: Callable[[int, int], None] | None =
             f"the last tree head covers {heads[-1].size} entries; the export ends at {end}"
         )
     bundles = check_bundles(directory)
+    try:
+        stamps = check_stamps(
+            _optional_json(directory / "timestamps.json"),
+            heads,
+            tsa_roots,
+            max_stamp_gap,
+            _exported_at(manifest),
+        )
+    except TimestampError as exc:
+        raise Failed(str(exc)) from None
 
     try:
         frontier = Frontier(start, [bytes.fromhex(h) for h in manifest.get("frontier", [])])
@@ -168,7 +206,9 @@ def verify_export(directory: Path, progress: Callable[[int, int], None] | None =
             progress(index - start, end - start)
     if index != end:
         raise Failed(f"the export ends at entry {index}, but its tree heads cover {end}")
-    return Report(index - start, len(heads), len(keys), len(bundles), start, heads[-1].as_dict())
+    return Report(
+        index - start, len(heads), len(keys), len(bundles), start, heads[-1].as_dict(), stamps
+    )
 
 
 def verify_receipt(receipt: dict[str, Any], keys: dict[str, str]) -> None:

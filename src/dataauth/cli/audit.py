@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -41,13 +41,29 @@ def audit_export(
 
 
 @app.command("verify")
-def audit_verify(directory: Annotated[Path, typer.Argument(help="an export")]) -> None:
+def audit_verify(
+    directory: Annotated[Path, typer.Argument(help="an export")],
+    tsa_roots: Annotated[
+        Path | None, typer.Option(help="the TSA's root certificates (PEM): check time-stamps")
+    ] = None,
+    max_stamp_gap: Annotated[
+        float | None,
+        typer.Option(help="fail where a head went unstamped this many seconds (--tsa-roots)"),
+    ] = None,
+) -> None:
     """Check an export offline: signatures, the head chain, every root, every entry."""
+    from dataauth.audit.timestamps import TimestampError, load_roots
     from dataauth.audit.verify import Failed, verify_export
 
+    if max_stamp_gap is not None and tsa_roots is None:
+        fail("FAILED: --max-stamp-gap checks time-stamps: give --tsa-roots too")
+    try:
+        roots = load_roots(tsa_roots) if tsa_roots is not None else None
+    except TimestampError as exc:
+        fail(f"FAILED: --tsa-roots: {exc}")
     with progress("verifying") as advance:
         try:
-            report = verify_export(directory, advance)
+            report = verify_export(directory, advance, roots, max_stamp_gap)
         except Failed as exc:
             fail(f"FAILED: {exc}")
     typer.echo(
@@ -55,6 +71,26 @@ def audit_verify(directory: Annotated[Path, typer.Argument(help="an export")]) -
         f"{report.heads} signed tree heads, {report.keys} keys, {report.bundles} policy bundles"
     )
     typer.echo(f"latest root {report.last_head['root']} at size {report.last_head['size']}")
+    stamps = report.stamps
+    if stamps.newest is not None or stamps.checked:
+        typer.echo(stamp_line(stamps))
+
+
+def stamp_line(stamps: Any) -> str:
+    """What verify says of the time-stamps: checked or not, the newest and its age."""
+    from dataauth.canonical import rfc3339, utc_now
+
+    said = (
+        f"{stamps.stamps} time-stamps verified against the TSA roots"
+        if stamps.checked
+        else f"{stamps.stamps} time-stamps, not checked (give --tsa-roots)"
+    )
+    newest = stamps.newest
+    age = (utc_now() - newest.gen_time).total_seconds()
+    return (
+        f"{said}; the newest covers size {newest.size}, stamped {rfc3339(newest.gen_time)} "
+        f"({age:.0f} s ago), {stamps.unstamped} later heads unstamped"
+    )
 
 
 @app.command("replay")
