@@ -157,7 +157,8 @@ def test_a_gateway_fails_closed_while_its_tsa_is_away(tmp_path, tsa, other_tsa):
         token = running.token()
         assert identity(running.url, token).status_code == 200
         health = lambda: httpx.get(f"{running.url}/healthz", timeout=10)  # noqa: E731
-        wait_for(lambda: (health().json()["timestamping"]["newest_stamp"] or {}).get("size", 0) >= 1)
+        stamped = lambda: health().json()["timestamping"]["newest_stamp"] or {}  # noqa: E731
+        wait_for(lambda: stamped().get("size", 0) >= 1)
 
         tsa.stop()
         assert identity(running.url, token).status_code == 200  # within the allowed period

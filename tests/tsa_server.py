@@ -140,7 +140,7 @@ class LocalTSA:
         tsa = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 query = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 try:
                     body, status = tsa.reply(query), 200
