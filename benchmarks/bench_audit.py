@@ -8,6 +8,10 @@ the gateway's own settings (WAL, synchronous=FULL).
   many threads, with the tree-head signer running; beside it, raw inserts into the same
   table in the same run: one row per transaction, and all rows in one transaction (the
   ratio to the latter is the figure that travels between machines).
+- appends with time-stamping: the same appends again, in the same run, with the
+  stamper running beside the signer against a local TSA (OpenSSL's ``ts -reply``,
+  tests/tsa_server.py, in a process of its own); the ratio to the appends without is
+  the figure (target within 10%: the TSA is never on the append path).
 - export and verify: a log of ``--entries`` entries with a signed head every 10,000,
   exported and verified offline, timed together.
 - proofs: inclusion and consistency proofs at that size, for random indexes.
@@ -22,6 +26,8 @@ import multiprocessing as mp
 import os
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -34,7 +40,9 @@ from dataauth.audit.export import export_log
 from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import LEAF_PREFIX, AuditLog, Record, leaf_data
 from dataauth.audit.signing import Ed25519Signer
+from dataauth.audit.stamper import Freshness, Stamper, Stamps
 from dataauth.audit.tables import AuditEntry
+from dataauth.audit.timestamps import load_roots
 from dataauth.audit.verify import verify_export
 from dataauth.canonical import canonical
 from dataauth.config import SOURCE_POLICIES
@@ -46,6 +54,7 @@ from dataauth.store.statements import prepare
 TARGETS = {
     "appends_per_second_min": 20_000,
     "appends_to_raw_one_transaction_ratio_min": 0.2,
+    "stamped_to_unstamped_appends_ratio_min": 0.9,
     "export_and_verify_seconds_max": 60,
     "proof_milliseconds_max": 1.0,
 }
@@ -84,13 +93,21 @@ def record(n: int) -> Record:
     )  # fmt: skip
 
 
-def _append_for(path: str, keys: str, args: argparse.Namespace, slot: int, out) -> None:
-    """One gateway process's worth of appenders, with its own tree-head signer."""
+def _append_for(
+    path: str, keys: str, args: argparse.Namespace, slot: int, out, tsa: tuple[str, str] | None
+) -> None:
+    """One gateway process's worth of appenders, with its own tree-head signer and,
+    given a TSA (url, roots), its own stamper."""
     engine = gateway_engine(f"sqlite:///{path}", sqlite_synchronous=args.synchronous)
     ledger = Ledger(engine, Ed25519Signer.from_keys_dir(Path(keys)))
     signer = HeadSigner(ledger, args.head_delay_ms / 1000)
     threads = args.threads
     log = AuditLog(engine, on_commit=signer.notify)
+    stamper = None
+    if tsa is not None:
+        freshness = Freshness(max_age=3600)
+        stamper = Stamper(ledger, freshness, tsa[0], load_roots(Path(tsa[1])), args.tsa_interval)
+        stamper.start()
     signer.start()
     counts = [0] * threads
     deadline = time.perf_counter() + args.seconds
@@ -107,6 +124,8 @@ def _append_for(path: str, keys: str, args: argparse.Namespace, slot: int, out) 
         worker.start()
     for worker in workers:
         worker.join()
+    if stamper is not None:
+        stamper.stop()
     signer.stop()
     out.put(sum(counts))
 
@@ -142,15 +161,18 @@ def bench_raw(directory: Path, name: str) -> tuple[float, float]:
     return per_row_commit, one_transaction
 
 
-def bench_appends(directory: Path, args: argparse.Namespace) -> dict[str, float]:
-    path = str(directory / "appends.sqlite")
+def bench_appends(
+    directory: Path, args: argparse.Namespace, tsa: tuple[str, str] | None = None
+) -> dict[str, float]:
+    case = "stamped" if tsa else "appends"
+    path = str(directory / f"{case}.sqlite")
     gateway_engine(f"sqlite:///{path}").dispose()  # tables and triggers, once
     Ed25519Signer.from_keys_dir(directory / "keys")
     # the baseline on either side of the appends: a shared machine drifts
-    before = bench_raw(directory, "raw-before.sqlite")
+    before = bench_raw(directory, f"raw-before-{case}.sqlite")
     queue: mp.Queue = mp.Queue()
     runs = [
-        mp.Process(target=_append_for, args=(path, str(directory / "keys"), args, i, queue))
+        mp.Process(target=_append_for, args=(path, str(directory / "keys"), args, i, queue, tsa))
         for i in range(args.processes)
     ]
     started = time.perf_counter()
@@ -163,7 +185,8 @@ def bench_appends(directory: Path, args: argparse.Namespace) -> dict[str, float]
     ledger = Ledger(gateway_engine(f"sqlite:///{path}"))
     heads = len(ledger.heads())
     covered = ledger.latest_head()
-    after = bench_raw(directory, "raw-after.sqlite")
+    stamps = len(Stamps(ledger.engine).between(0, covered.size if covered else 0))
+    after = bench_raw(directory, f"raw-after-{case}.sqlite")
     per_row_commit = (before[0] + after[0]) / 2
     one_transaction = (before[1] + after[1]) / 2
 
@@ -174,8 +197,31 @@ def bench_appends(directory: Path, args: argparse.Namespace) -> dict[str, float]
         "tree_heads_signed": heads,
         "tree_heads_per_entry": heads / max(appended, 1),
         "last_head_covers": covered.size if covered else 0,
+        "timestamps": stamps,
         "raw_insert_one_commit_per_row_per_second": per_row_commit,
         "raw_insert_one_transaction_per_second": one_transaction,
+    }
+
+
+def bench_stamped(directory: Path, args: argparse.Namespace) -> dict[str, float]:
+    """Appends without and with the stamper, back to back in this run, and their ratio."""
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parents[1] / "tests" / "tsa_server.py"),
+         str(directory / "tsa")], stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        url = server.stdout.readline().strip()  # type: ignore[union-attr]
+        tsa = (url, str(directory / "tsa" / "root.pem"))
+        plain = bench_appends(directory, args)
+        stamped = bench_appends(directory, args, tsa)
+    finally:
+        server.terminate()
+        server.wait()
+    return plain | {
+        "stamped_appends_per_second": stamped["appends_per_second"],
+        "stamped_timestamps": stamped["timestamps"],
+        "stamped_to_unstamped_appends_ratio": stamped["appends_per_second"]
+        / plain["appends_per_second"],
     }
 
 
@@ -264,6 +310,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=64, help="appenders per process")
     parser.add_argument("--head-delay-ms", type=float, default=100.0, help="as the gateway's")
+    parser.add_argument(
+        "--tsa-interval", type=float, default=1.0,
+        help="seconds between time-stamps in the stamped case; 0: no stamped case",
+    )  # fmt: skip
     parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
     parser.add_argument(
         "--processes",
@@ -273,7 +323,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="bench-audit-"))
-    appends = bench_appends(directory, args)
+    stamped = args.tsa_interval > 0
+    appends = bench_stamped(directory, args) if stamped else bench_appends(directory, args)
     export_verify, ledger = bench_export_verify(directory, args.entries)
     proofs = bench_proofs(ledger)
     rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in
@@ -283,6 +334,7 @@ def main() -> None:
         "threads": args.threads,
         "processes": args.processes,
         "head_delay_ms": args.head_delay_ms,
+        "tsa_interval": args.tsa_interval,
         "sqlite_synchronous": args.synchronous,
     }
     summary = {"benchmark": "audit", "metrics": rounded, "baseline": baseline}
