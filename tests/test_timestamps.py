@@ -220,3 +220,25 @@ def test_a_gateway_fails_closed_while_its_tsa_is_away(tmp_path, tsa, other_tsa):
     (tampered / "timestamps.json").write_text(json.dumps([{**stamps[-1], "size": sizes[0]}]))
     moved = dataauth("audit", "verify", str(tampered), "--tsa-roots", str(tsa.roots))
     assert moved.returncode == 1 or len(sizes) == 1
+
+
+def test_settings_refuse_a_tsa_without_roots_or_with_no_room_to_retry(tmp_path, tsa):
+    from dataauth.config import Settings
+
+    assert Settings().tsa_refusal() is None  # off by default
+    assert "TSA_ROOTS" in Settings(tsa_url=tsa.url).tsa_refusal()
+    tight = Settings(tsa_url=tsa.url, tsa_roots=tsa.roots, tsa_interval=60, tsa_max_age=60)
+    assert "TSA_MAX_AGE" in tight.tsa_refusal()
+    assert Settings(tsa_url=tsa.url, tsa_roots=tsa.roots).tsa_refusal() is None
+
+
+def test_freshness_fails_closed_when_the_stamper_stops_looking():
+    now = [datetime(2026, 12, 2, tzinfo=UTC)]
+    freshness = Freshness(max_age=10, clock=lambda: now[0])
+    assert not freshness.stale() and freshness.refusal() is None
+    now[0] += timedelta(seconds=11)  # no round since: a stuck stamper is not trusted
+    assert freshness.stale() and freshness.refusal().code == "timestamping_stale"
+    freshness.update(None, None, None)
+    assert not freshness.stale()
+    freshness.update(None, now[0] - timedelta(seconds=11), "the TSA did not answer")
+    assert freshness.stale() and freshness.status()["last_error"] == "the TSA did not answer"
