@@ -117,9 +117,7 @@ def test_traffic_counts_by_kind_and_outcome(client, regulator, traffic):
     assert all(c["hour"].endswith(":00Z") for c in counts["by_hour"])
     narrowed = client.get("/v1/audit/traffic", headers=regulator,
                           params={"outcome": "rejected", "kind": "verify"}).json()  # fmt: skip
-    assert {(c["kind"], c["outcome"]) for c in narrowed["by_kind"]} == {
-        ("verify", "rejected")
-    }
+    assert {(c["kind"], c["outcome"]) for c in narrowed["by_kind"]} == {("verify", "rejected")}
 
 
 def test_tree_heads_newest_first(client, traffic):
