@@ -46,6 +46,21 @@ def metrics(request: Request, authorization: Authorization = None) -> Response:
     return Response(exposition(request.app.state.ledger), media_type=CONTENT_TYPE_LATEST)
 
 
+@router.get("/v1/me", tags=["identity"])
+def me(gw: GatewayDep, authorization: Authorization = None) -> Response:
+    """Who the token is: its subject, its roles, and whether it is an operator of the
+    catalog (the console picks its views from this; nothing here is secret)."""
+    caller = gw.access.caller(authorization)
+    operator = gw.catalog.operator(caller.subject)
+    return json_response(
+        {
+            "subject": caller.subject,
+            "roles": sorted(caller.roles),
+            "operator": None if operator is None else {"id": operator.id, "name": operator.name},
+        }
+    )
+
+
 @router.get("/v1/products", tags=["catalog"])
 def products(gw: GatewayDep, authorization: Authorization = None) -> Response:
     """The products the calling operator's licence covers, each with its parameters."""
