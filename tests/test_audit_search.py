@@ -66,8 +66,11 @@ def test_entries_filter_by_operator_kind_outcome_and_time(client, auth, regulato
     assert bank in {e["index"] for e in until} and max(e["index"] for e in until) < insurer
     # a time in another zone is the same instant
     assert everything(client, regulator, since=stamp.replace("Z", "+00:00")) == since
-    bad = client.get("/v1/audit/entries", headers=regulator, params={"since": "yesterday"})
-    assert bad.status_code == 422 and bad.json()["code"] == "invalid_time"
+    for since in ("yesterday", "9999-12-31T23:59:59-23:59"):
+        bad = client.get("/v1/audit/entries", headers=regulator, params={"since": since})
+        assert bad.status_code == 422 and bad.json()["code"] == "invalid_time"
+    bad = client.get("/v1/audit/traffic", headers=regulator, params={"operator": "a\x00b"})
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_filter"
 
 
 def test_a_filtered_page_says_where_the_next_starts(client, regulator, traffic):

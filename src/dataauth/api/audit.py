@@ -156,11 +156,14 @@ def _filter(
     operator: str | None, kind: str | None, outcome: str | None, since: str | None,
     until: str | None,
 ) -> Filter:  # fmt: skip
+    for name, value in (("operator", operator), ("kind", kind), ("outcome", outcome)):
+        if value is not None and not value.isprintable():
+            raise unprocessable("invalid_filter", f"{name} holds a control character")
     times = {}
     for name, value in (("since", since), ("until", until)):
         try:
             times[name] = None if value is None else entry_time(value)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise unprocessable("invalid_time", f"{name} must be an ISO 8601 time") from None
     return Filter(operator, kind, outcome, **times)
 
