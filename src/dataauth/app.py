@@ -200,7 +200,7 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     app.state.model_review = review
     app.state.settings = settings
     app.state.he_admin = HEAdmin(steps, gateway.kinds[EncryptedScore.name].registry)
-    app.state.policy_admin = PolicyAdmin(steps)
+    app.state.policy_admin = PolicyAdmin(steps, settings.policy_engine)
     verify: Any = gateway.kinds[Verify.name]
     app.state.catalog_admin = CatalogAdmin(steps, verify.domain.engine)
     problems.install(app)

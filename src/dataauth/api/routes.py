@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import PlainTextResponse, Response
 
@@ -80,3 +80,26 @@ def publish_policy(
 def current_policy(gw: GatewayDep) -> Response:
     """The digest of the bundle in force."""
     return json_response({"digest": gw.policy.engine().digest})
+
+
+@router.get("/v1/admin/policy/bundle", tags=["policy"])
+def policy_bundle(request: Request, authorization: Authorization = None) -> Response:
+    """The bundle in force, whole ({digest, modules, data}; a department's token)."""
+    return json_response(request.app.state.policy_admin.in_force(authorization))
+
+
+Moment = Annotated[str | None, Query(max_length=40, pattern=r"^\d{4}-\d{2}-\d{2}[T ]?[0-9:.]*Z?$")]
+
+
+@router.post("/v1/admin/policy/whatif", tags=["policy"])
+def policy_whatif(
+    content: dict[str, Any],
+    request: Request,
+    since: Moment = None,
+    until: Moment = None,
+    authorization: Authorization = None,
+) -> Response:
+    """How the recorded decisions would change under a candidate bundle ({modules, data};
+    a department's token). A dry run: nothing changes, so nothing is audited."""
+    admin = request.app.state.policy_admin
+    return json_response(admin.whatif(authorization, content, since, until))
