@@ -23,6 +23,7 @@ from dataauth.admin.steps import Steps
 from dataauth.api import openapi, problems
 from dataauth.api.audit import router as audit_router
 from dataauth.api.catalog import router as catalog_router
+from dataauth.api.demo import router as demo_router
 from dataauth.api.he import router as he_router
 from dataauth.api.limits import BodyLimit
 from dataauth.api.observe import DOCS_ASSETS, Observe
@@ -40,6 +41,8 @@ from dataauth.catalog.he import HEFilings
 from dataauth.catalog.store import Catalog
 from dataauth.catalog.submissions import Submissions
 from dataauth.config import Settings
+from dataauth.console import router as console_router
+from dataauth.console import static_files as console_static
 from dataauth.demo import domain as demo
 from dataauth.domain.database import Domain, open_domain
 from dataauth.gateway import Gateway
@@ -221,7 +224,7 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     app.state.model_review = review
     app.state.settings = settings
     app.state.he_admin = HEAdmin(steps, gateway.kinds[EncryptedScore.name].registry)
-    app.state.policy_admin = PolicyAdmin(steps)
+    app.state.policy_admin = PolicyAdmin(steps, settings.policy_engine)
     verify: Any = gateway.kinds[Verify.name]
     app.state.catalog_admin = CatalogAdmin(steps, verify.domain.engine)
     problems.install(app)
@@ -241,6 +244,9 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     app.include_router(query_router)
     app.include_router(review_router)
     app.include_router(catalog_router)
+    app.include_router(demo_router)
+    app.include_router(console_router)
+    app.mount("/console/static", console_static(), name="console-static")
     # what is loaded by now (libraries, catalog, compiled policy) lives as long as the
     # process: out of the collector's sight, a full collection no longer walks it, which
     # made a batch's request parsing twice as slow with every library loaded

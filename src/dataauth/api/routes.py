@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import PlainTextResponse, Response
 
@@ -53,6 +53,21 @@ def metrics(request: Request, authorization: Authorization = None) -> Response:
     return Response(exposition(request.app.state.ledger), media_type=CONTENT_TYPE_LATEST)
 
 
+@router.get("/v1/me", tags=["identity"])
+def me(gw: GatewayDep, authorization: Authorization = None) -> Response:
+    """Who the token is: its subject, its roles, and whether it is an operator of the
+    catalog (the console picks its views from this; nothing here is secret)."""
+    caller = gw.access.caller(authorization)
+    operator = gw.catalog.operator(caller.subject)
+    return json_response(
+        {
+            "subject": caller.subject,
+            "roles": sorted(caller.roles),
+            "operator": None if operator is None else {"id": operator.id, "name": operator.name},
+        }
+    )
+
+
 @router.get("/v1/products", tags=["catalog"])
 def products(gw: GatewayDep, authorization: Authorization = None) -> Response:
     """The products the calling operator's licence covers, each with its parameters."""
@@ -72,3 +87,26 @@ def publish_policy(
 def current_policy(gw: GatewayDep) -> Response:
     """The digest of the bundle in force."""
     return json_response({"digest": gw.policy.engine().digest})
+
+
+@router.get("/v1/admin/policy/bundle", tags=["policy"])
+def policy_bundle(request: Request, authorization: Authorization = None) -> Response:
+    """The bundle in force, whole ({digest, modules, data}; a department's token)."""
+    return json_response(request.app.state.policy_admin.in_force(authorization))
+
+
+Moment = Annotated[str | None, Query(max_length=40, pattern=r"^\d{4}-\d{2}-\d{2}[T ]?[0-9:.]*Z?$")]
+
+
+@router.post("/v1/admin/policy/whatif", tags=["policy"])
+def policy_whatif(
+    content: dict[str, Any],
+    request: Request,
+    since: Moment = None,
+    until: Moment = None,
+    authorization: Authorization = None,
+) -> Response:
+    """How the recorded decisions would change under a candidate bundle ({modules, data};
+    a department's token). A dry run: nothing changes, so nothing is audited."""
+    admin = request.app.state.policy_admin
+    return json_response(admin.whatif(authorization, content, since, until))
