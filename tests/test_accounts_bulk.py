@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from conftest import cluster
+from dataauth.accounts import disclosure
 from dataauth.accounts.disclosure import Disclosure, DisclosureLedger, Spent, SubjectBudget
 from dataauth.accounts.usage import UsageMeter
 from dataauth.store.engine import gateway_engine
@@ -68,3 +69,15 @@ def test_a_batch_of_new_questions_is_charged_once(engine):
     exhausted = ledger.charge("op", over, budget, now)
     assert not isinstance(exhausted, Spent) and exhausted.index == len(SUBJECTS) - 1
     assert counted(engine, "subject_disclosure") == len(SUBJECTS)  # none of the batch
+
+
+def test_the_ledger_remembers_a_bounded_number_of_questions(engine, monkeypatch):
+    monkeypatch.setattr(disclosure, "KNOWN", 300)
+    ledger = DisclosureLedger(engine)
+    now = datetime.now(UTC)
+    budget = SubjectBudget(timedelta(days=30), 2, 3)
+    ledger.charge("op", [Disclosure(s, "q:one", 1.0) for s in SUBJECTS], budget, now)
+    assert len(ledger._known) == 300  # the newest: the oldest are read again when asked
+    assert next(iter(ledger._known)).startswith(SUBJECTS[400])
+    again = ledger.charge("op", [Disclosure(s, "q:one", 1.0) for s in SUBJECTS], budget, now)
+    assert isinstance(again, Spent) and again.as_entry() == []

@@ -25,6 +25,7 @@ person and no claimed value.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,8 +43,9 @@ MILLI = 1000
 CHUNK = 500
 """Subjects read per statement (far under any database's bind limit)."""
 KNOWN = 50_000
-"""Questions this process remembers as answered: past that it forgets them all and reads
-the database again (a bound on memory, some 10 MiB, not on correctness)."""
+"""Questions this process remembers as answered: past that it forgets the least recently
+remembered and reads the database for them again (a bound on memory, some 10 MiB, not
+on correctness)."""
 
 
 Row = tuple[str, str, str, int, int]
@@ -154,7 +156,7 @@ class DisclosureLedger:
         # window, so a question known answered since ``since`` is free without a read.
         # Keyed by one joined string, not a tuple of three: a third of the memory an entry
         # takes, and this is the one structure that grows with the subjects asked about
-        self._known: dict[str, int] = {}
+        self._known: OrderedDict[str, int] = OrderedDict()
         self._upsert = Rows(
             engine,
             "INSERT INTO subject_disclosure (subject, question, operator, at, millibits)",
@@ -200,11 +202,13 @@ class DisclosureLedger:
         return spent
 
     def _remember(self, rows: list[Row]) -> None:
-        if len(self._known) + len(rows) > KNOWN:
-            self._known = {}
         known = self._known
         for subject, question, operator, at, _ in rows:
-            known[_known_key(subject, question, operator)] = at
+            key = _known_key(subject, question, operator)
+            known[key] = at
+            known.move_to_end(key)
+        while len(known) > KNOWN:
+            known.popitem(last=False)
 
     def _remember_held(
         self, held: dict[str, list[tuple[str, str, int, int]]], operator: str
