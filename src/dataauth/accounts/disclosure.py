@@ -25,6 +25,7 @@ person and no claimed value.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,15 +36,20 @@ from sqlalchemy import Engine, text
 from sqlmodel import Field, SQLModel
 
 from dataauth.errors import forbidden
-from dataauth.store.statements import Prepared, Writer, prepare
+from dataauth.store.statements import Prepared, Rows, Writer, prepare, relaxed
 
 MILLI = 1000
 """Bits are kept in thousandths, as integers: sums of floats would drift."""
 CHUNK = 500
 """Subjects read per statement (far under any database's bind limit)."""
 KNOWN = 50_000
-"""Questions this process remembers as answered: past that it forgets them all and reads
-the database again (a bound on memory, some 10 MiB, not on correctness)."""
+"""Questions this process remembers as answered: past that it forgets the least recently
+remembered and reads the database for them again (a bound on memory, some 10 MiB, not
+on correctness)."""
+
+
+Row = tuple[str, str, str, int, int]
+"""A ledger row: subject, question, operator, at, millibits (the table's column order)."""
 
 
 def _known_key(subject: str, question: str, operator: str) -> str:
@@ -145,20 +151,18 @@ class DisclosureLedger:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._writer = Writer(engine, "subject_disclosure", on_connect=self._relaxed)
+        self._writer = Writer(engine, "subject_disclosure", on_connect=relaxed)
         # (subject, question, operator) -> when answered: rows are only ever added in a
         # window, so a question known answered since ``since`` is free without a read.
         # Keyed by one joined string, not a tuple of three: a third of the memory an entry
         # takes, and this is the one structure that grows with the subjects asked about
-        self._known: dict[str, int] = {}
-        self._upsert = prepare(
+        self._known: OrderedDict[str, int] = OrderedDict()
+        self._upsert = Rows(
             engine,
-            text(
-                "INSERT INTO subject_disclosure (subject, question, operator, at, millibits) "
-                "VALUES (:subject, :question, :operator, :at, :millibits) "
-                "ON CONFLICT (subject, question, operator) "
-                "DO UPDATE SET at = excluded.at, millibits = excluded.millibits"
-            ),
+            "INSERT INTO subject_disclosure (subject, question, operator, at, millibits)",
+            5,
+            "ON CONFLICT (subject, question, operator) "
+            "DO UPDATE SET at = excluded.at, millibits = excluded.millibits",
         )
 
     @lru_cache(maxsize=64)  # noqa: B019  (one ledger per gateway: the cache lives as long)
@@ -192,36 +196,31 @@ class DisclosureLedger:
                 return verdict
             spent, rows = verdict
             if rows:
-                cursor.executemany(self._upsert.sql, [self._upsert.bind(r) for r in rows])
+                self._upsert.insert(cursor, rows)
         self._remember_held(held, operator)
         self._remember(rows)
         return spent
 
-    def _remember(self, rows: list[dict[str, Any]]) -> None:
-        if len(self._known) + len(rows) > KNOWN:
-            self._known = {}
-        for r in rows:
-            self._known[_known_key(r["subject"], r["question"], r["operator"])] = r["at"]
+    def _remember(self, rows: list[Row]) -> None:
+        known = self._known
+        for subject, question, operator, at, _ in rows:
+            key = _known_key(subject, question, operator)
+            known[key] = at
+            known.move_to_end(key)
+        while len(known) > KNOWN:
+            known.popitem(last=False)
 
     def _remember_held(
         self, held: dict[str, list[tuple[str, str, int, int]]], operator: str
     ) -> None:
-        rows = [
-            {"subject": s, "question": q, "operator": o, "at": at}
-            for s, answered in held.items()
-            for q, o, at, _ in answered
-            if o == operator
-        ]
-        self._remember(rows)
-
-    def _relaxed(self, connection: Any) -> None:
-        if self.engine.dialect.name == "sqlite":
-            # no fsync of its own: the request's audit entry, committed with FULL on the
-            # same write-ahead log after this charge and before the answer leaves, makes
-            # the charge durable with it
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
+        self._remember(
+            [
+                (s, q, o, at, m)
+                for s, answered in held.items()
+                for q, o, at, m in answered
+                if o == operator
+            ]
+        )
 
     @staticmethod
     def _price(
@@ -231,7 +230,7 @@ class DisclosureLedger:
         operator: str,
         budget: SubjectBudget,
         now: datetime,
-    ) -> tuple[Spent, list[dict[str, Any]]] | Exhausted:
+    ) -> tuple[Spent, list[Row]] | Exhausted:
         """What the request costs each subject, against what was answered before: the
         charge and its rows, or the first subject it overdraws."""
         stamp = int(now.timestamp())
@@ -247,11 +246,7 @@ class DisclosureLedger:
                     return Exhausted(first[subject], scope, asked=cost / MILLI,
                                      remaining=allowed, budget=allowed,
                                      renews=now + budget.window)  # fmt: skip
-                rows += [
-                    {"subject": subject, "question": q, "operator": operator, "at": stamp,
-                     "millibits": m}
-                    for q, m in questions.items()
-                ]  # fmt: skip
+                rows += [(subject, q, operator, stamp, m) for q, m in questions.items()]
                 subjects.append(subject)
                 bits.append(cost / MILLI)
                 continue
@@ -276,16 +271,7 @@ class DisclosureLedger:
                         budget=allowed,
                         renews=_renews(counted, budget, now),
                     )
-            rows += [
-                {
-                    "subject": subject,
-                    "question": q,
-                    "operator": operator,
-                    "at": stamp,
-                    "millibits": m,
-                }
-                for q, m in fresh.items()
-            ]
+            rows += [(subject, q, operator, stamp, m) for q, m in fresh.items()]
             subjects.append(subject)
             bits.append(cost_mine / MILLI)
         return Spent(subjects, bits), rows

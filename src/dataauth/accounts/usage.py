@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, text
 from sqlmodel import Field, SQLModel
 
-from dataauth.store.statements import Prepared, Writer, prepare
+from dataauth.store.statements import Prepared, Rows, Writer, prepare, relaxed
 
 
 class UsageCounter(SQLModel, table=True):
@@ -43,8 +43,9 @@ class Refusal:
         return max(1, int((self.resets - now).total_seconds() + 0.999))
 
 
-@dataclass(frozen=True)
-class Charge:
+class Charge(NamedTuple):
+    """One counter to spend (a tuple: a batch makes one per subject)."""
+
     key: str
     window: int
     amount: int
@@ -57,15 +58,13 @@ class UsageMeter:
     def __init__(self, engine: Engine, timezone: str = "Asia/Shanghai") -> None:
         self.engine = engine
         self.zone = ZoneInfo(timezone)
-        self._writer = Writer(engine, "usage_counter")
-        self._upsert = prepare(
+        self._writer = Writer(engine, "usage_counter", on_connect=relaxed)
+        self._upsert = Rows(
             engine,
-            text(
-                # "window" is quoted: PostgreSQL reserves the word
-                'INSERT INTO usage_counter (key, "window", used) VALUES (:key, :window, :used) '
-                'ON CONFLICT (key, "window") '
-                "DO UPDATE SET used = usage_counter.used + excluded.used"
-            ),
+            # "window" is quoted: PostgreSQL reserves the word
+            'INSERT INTO usage_counter (key, "window", used)',
+            3,
+            'ON CONFLICT (key, "window") DO UPDATE SET used = usage_counter.used + excluded.used',
         )
 
     @lru_cache(maxsize=64)  # noqa: B019  (one meter per gateway: the cache lives as long)
@@ -142,9 +141,9 @@ class UsageMeter:
                 if used.get((charge.key, charge.window), 0) + charge.amount > charge.allowed:
                     # nothing written yet: leaving the block commits no change
                     return Refusal(charge.limit, charge.allowed, charge.resets)
-            rows = [
-                self._upsert.bind({"key": c.key, "window": c.window, "used": c.amount})
-                for c in charges
-            ]
-            cursor.executemany(self._upsert.sql, rows)
+            # one row per counter (the same counter named twice is spent twice, as one row)
+            spend: dict[tuple[str, int], int] = {}
+            for c in charges:
+                spend[(c.key, c.window)] = spend.get((c.key, c.window), 0) + c.amount
+            self._upsert.insert(cursor, [(key, window, n) for (key, window), n in spend.items()])
         return None

@@ -16,6 +16,9 @@ import orjson
 from dataauth.policy.decision import Decision
 
 FAILURES = ("policy_error", "policy_timeout")
+MEMO_BYTES = 4 << 20
+"""The memo's keys, in bytes, at most: a batch's or a query's input is kilobytes, so a
+bound on entries alone let the memo hold some 16 MiB before it stopped growing."""
 
 
 class Memoised:
@@ -26,6 +29,7 @@ class Memoised:
     def __init__(self, memo_size: int = 4096) -> None:
         self._memo: OrderedDict[bytes, Decision] = OrderedDict()
         self._memo_size = memo_size
+        self._memo_bytes = 0
         self._memo_lock = threading.Lock()
 
     def decide(self, policy_input: dict[str, Any]) -> Decision:
@@ -42,9 +46,14 @@ class Memoised:
         if decision.reasons and decision.reasons[0]["code"] in FAILURES:
             return decision
         with self._memo_lock:
+            if key not in self._memo:
+                self._memo_bytes += len(key)
             self._memo[key] = decision
-            if len(self._memo) > self._memo_size:
-                self._memo.popitem(last=False)
+            while self._memo and (
+                len(self._memo) > self._memo_size or self._memo_bytes > MEMO_BYTES
+            ):
+                oldest, _ = self._memo.popitem(last=False)
+                self._memo_bytes -= len(oldest)
         return decision
 
     def _evaluate(self, policy_input: dict[str, Any], as_json: bytes) -> Decision:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -38,6 +39,54 @@ def prepare(engine: Engine, statement: ClauseElement) -> Prepared:
     compiled = statement.compile(dialect=engine.dialect)
     order = tuple(compiled.positiontup or ()) if engine.dialect.positional else None
     return Prepared(compiled.string, order)
+
+
+MAX_BINDS = 999
+"""Bound values in one statement: SQLite's oldest limit, far under PostgreSQL's."""
+
+
+class Rows:
+    """One INSERT of many rows: ``head`` VALUES (a group per row) ``tail``, compiled once
+    per number of rows. Each call into the driver costs a statement's setup and hands
+    the interpreter to other threads; a batch of thousands of rows goes in as a few
+    statements instead of a step per row. No two rows of one call may share a key that
+    ``tail``'s ON CONFLICT updates (PostgreSQL refuses to update a row twice in one
+    statement)."""
+
+    def __init__(self, engine: Engine, head: str, width: int, tail: str = "") -> None:
+        self.engine = engine
+        self.head = head
+        self.width = width
+        self.tail = tail
+        self.per_statement = max(1, MAX_BINDS // width)
+        self._prepared: dict[int, Prepared] = {}
+
+    def _statement(self, size: int) -> Prepared:
+        made = self._prepared.get(size)
+        if made is None:
+            groups = ", ".join(
+                "(" + ", ".join(f":v{r}_{c}" for c in range(self.width)) + ")" for r in range(size)
+            )
+            made = prepare(self.engine, text(f"{self.head} VALUES {groups} {self.tail}"))
+            if made.order is not None:  # flattened row by row below: hold the text to it
+                expected = tuple(f"v{r}_{c}" for r in range(size) for c in range(self.width))
+                if made.order != expected:
+                    raise ValueError("a multi-row statement's binds are not in row order")
+            if len(self._prepared) >= 64:  # full chunks and a few remainders stay
+                self._prepared.clear()
+            self._prepared[size] = made
+        return made
+
+    def insert(self, cursor: Any, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` (each ``width`` values in the statement's column order)."""
+        for start in range(0, len(rows), self.per_statement):
+            part = rows[start : start + self.per_statement]
+            statement = self._statement(len(part))
+            if statement.order is not None:
+                cursor.execute(statement.sql, [value for row in part for value in row])
+            else:
+                named = {f"v{r}_{c}": v for r, row in enumerate(part) for c, v in enumerate(row)}
+                cursor.execute(statement.sql, named)
 
 
 class WriteLock:
@@ -125,6 +174,18 @@ class Writer:
                 connection, self._connection = self._connection, None
                 connection.close()
                 raise
+
+
+def relaxed(connection: Any) -> None:
+    """A ``Writer``'s ``on_connect`` for an account written before its request's audit
+    entry (usage counters, disclosure budgets): on SQLite, no fsync of its own. The
+    entry, committed with FULL on the same write-ahead log after the charge and before
+    any answer leaves, syncs the log up to and past the charge, so a charge is durable
+    whenever an answer it paid for is."""
+    if isinstance(connection.dbapi_connection, sqlite3.Connection):
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
 
 
 def insert_once(engine: Engine, sql: str, values: Mapping[str, Any]) -> None:
