@@ -17,9 +17,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Connection, Engine, insert, text
 
 from dataauth.audit.tables import AuditEntry
 from dataauth.canonical import canonical
@@ -154,6 +154,12 @@ class _Pending:
     done: threading.Lock = field(default_factory=_held_lock)
 
 
+class EntryNotWritten(Exception):
+    """A change's entry could not be committed, so neither was the change."""
+
+
+T = TypeVar("T")
+
 ROWS_PER_STATEMENT = 128
 """Rows in one multi-row INSERT: 7 values a row stays under SQLite's oldest limit of 999."""
 
@@ -194,6 +200,49 @@ class AuditLog:
 
     def append(self, record: Record) -> Receipt:
         """Commit one entry; return only once it is durable."""
+        pending = self._pending(record)
+        with self._lock:
+            self._queue.append(pending)
+            lead = not self._leading
+            self._leading = True
+        if lead:
+            self._lead()
+        pending.done.acquire()
+        if pending.error is not None:
+            raise pending.error
+        return Receipt(pending.index, pending.leaf.hex(), pending.nonce.hex())
+
+    def append_with(self, change: Callable[[Connection], tuple[T, Record]]) -> tuple[T, Receipt]:
+        """Make a change to the gateway database and commit its entry in the same
+        transaction: both are in force, or neither is.
+
+        ``change`` writes on the connection it is given, in a transaction that holds the
+        log's write lock (so indexes stay consecutive across appends and processes), and
+        returns its value and the entry to write; nothing else may write meanwhile, on
+        that connection's database, from this thread. What ``change`` raises comes out as
+        it is, with the transaction rolled back; a failure from the entry on (its insert,
+        the commit) is ``EntryNotWritten``. Nothing in memory moves before the commit.
+        """
+        lock = self._writer.lock
+        with lock.held(), self.engine.connect() as connection:
+            connection.exec_driver_sql(lock.begin)
+            value, record = change(connection)
+            try:
+                pending = self._pending(record)
+                cursor = connection.connection.cursor()
+                try:
+                    first, leaves = self._rows(cursor, [pending])
+                finally:
+                    cursor.close()
+                connection.commit()
+            except Exception as exc:
+                raise EntryNotWritten(type(exc).__name__) from exc
+        if self.on_commit is not None:
+            self.on_commit()
+        return value, Receipt(first, leaves[0].hex(), pending.nonce.hex())
+
+    def _pending(self, record: Record) -> _Pending:
+        """The entry serialised, and its leaf hashed up to the index."""
         nonce = secrets.token_bytes(16)
         entry = {
             "v": 1,
@@ -217,7 +266,7 @@ class AuditLog:
         if record.disclosure:
             entry["disclosure"] = record.disclosure
         head = leaf_head(canonical(entry))
-        pending = _Pending(
+        return _Pending(
             {
                 "time": entry["time"],
                 "operator_id": record.operator,
@@ -228,49 +277,43 @@ class AuditLog:
             hashlib.sha256(LEAF_PREFIX + head),
             nonce,
         )
-        with self._lock:
-            self._queue.append(pending)
-            lead = not self._leading
-            self._leading = True
-        if lead:
-            self._lead()
-        pending.done.acquire()
-        if pending.error is not None:
-            raise pending.error
-        return Receipt(pending.index, pending.leaf.hex(), nonce.hex())
 
     def _write(self, batch: list[_Pending]) -> None:
         """Write ``batch`` in one transaction, giving each entry its index and leaf."""
-        leaves = []
         with self._writer.transaction() as cursor:
-            cursor.execute(self._next_index.sql, self._next_index.bind({}))
-            first = int(cursor.fetchone()[0])
-            values = []
-            for n, pending in enumerate(batch):
-                suffix = leaf_tail(first + n)
-                hasher = pending.hasher.copy()
-                hasher.update(suffix)
-                leaf = hasher.digest()
-                leaves.append(leaf)
-                row = pending.row | {
-                    "index": first + n,
-                    "canonical": pending.head + suffix,
-                    "leaf_hash": leaf,
-                }
-                values.append(self._insert.bind(row))
-            if self._multirow:
-                for start in range(0, len(values), ROWS_PER_STATEMENT):
-                    group = values[start : start + ROWS_PER_STATEMENT]
-                    sql = f"{self._insert_head} VALUES " + ", ".join(
-                        [self._insert_values] * len(group)
-                    )
-                    cursor.execute(sql, [value for row in group for value in row])
-            else:
-                cursor.executemany(self._insert.sql, values)
+            first, leaves = self._rows(cursor, batch)
         for n, (pending, leaf) in enumerate(zip(batch, leaves, strict=True)):
             pending.index, pending.leaf = first + n, leaf  # only once durable
         if self.on_commit is not None:
             self.on_commit()
+
+    def _rows(self, cursor: Any, batch: list[_Pending]) -> tuple[int, list[bytes]]:
+        """Insert ``batch`` in the cursor's transaction, which holds the write lock: the
+        first index it took, and each entry's leaf."""
+        leaves = []
+        cursor.execute(self._next_index.sql, self._next_index.bind({}))
+        first = int(cursor.fetchone()[0])
+        values = []
+        for n, pending in enumerate(batch):
+            suffix = leaf_tail(first + n)
+            hasher = pending.hasher.copy()
+            hasher.update(suffix)
+            leaf = hasher.digest()
+            leaves.append(leaf)
+            row = pending.row | {
+                "index": first + n,
+                "canonical": pending.head + suffix,
+                "leaf_hash": leaf,
+            }
+            values.append(self._insert.bind(row))
+        if self._multirow:
+            for start in range(0, len(values), ROWS_PER_STATEMENT):
+                group = values[start : start + ROWS_PER_STATEMENT]
+                sql = f"{self._insert_head} VALUES " + ", ".join([self._insert_values] * len(group))
+                cursor.execute(sql, [value for row in group for value in row])
+        else:
+            cursor.executemany(self._insert.sql, values)
+        return first, leaves
 
     def _lead(self) -> None:
         """Write queued batches until the queue is empty, then stop leading."""
