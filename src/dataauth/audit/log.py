@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -160,6 +161,15 @@ class EntryNotWritten(Exception):
 
 T = TypeVar("T")
 
+
+@contextmanager
+def _logs_part() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        raise EntryNotWritten(type(exc).__name__) from exc
+
+
 ROWS_PER_STATEMENT = 128
 """Rows in one multi-row INSERT: 7 values a row stays under SQLite's oldest limit of 999."""
 
@@ -216,27 +226,30 @@ class AuditLog:
         """Make a change to the gateway database and commit its entry in the same
         transaction: both are in force, or neither is.
 
-        ``change`` writes on the connection it is given, in a transaction that holds the
-        log's write lock (so indexes stay consecutive across appends and processes), and
-        returns its value and the entry to write; nothing else may write meanwhile, on
-        that connection's database, from this thread. What ``change`` raises comes out as
-        it is, with the transaction rolled back; a failure from the entry on (its insert,
-        the commit) is ``EntryNotWritten``. Nothing in memory moves before the commit.
+        ``change`` writes on the connection it is given (and nowhere else: another
+        connection's write would wait on this one's lock), in a transaction that holds the
+        log's write lock, so indexes stay consecutive across appends and processes; it
+        returns its value and the entry to write. What ``change`` raises comes out as it
+        is, the transaction rolled back; a failure of the log's part (the connection, its
+        lock, the entry's insert, the commit) is ``EntryNotWritten``. Nothing in memory
+        moves before the commit: the receipt, ``on_commit``, the caller's own state.
         """
         lock = self._writer.lock
-        with lock.held(), self.engine.connect() as connection:
-            connection.exec_driver_sql(lock.begin)
-            value, record = change(connection)
-            try:
-                pending = self._pending(record)
-                cursor = connection.connection.cursor()
-                try:
-                    first, leaves = self._rows(cursor, [pending])
-                finally:
-                    cursor.close()
-                connection.commit()
-            except Exception as exc:
-                raise EntryNotWritten(type(exc).__name__) from exc
+        with lock.held():
+            with _logs_part():
+                connection = self.engine.connect()
+            with connection:
+                with _logs_part():
+                    connection.exec_driver_sql(lock.begin)
+                value, record = change(connection)
+                with _logs_part():
+                    pending = self._pending(record)
+                    cursor = connection.connection.cursor()
+                    try:
+                        first, leaves = self._rows(cursor, [pending])
+                    finally:
+                        cursor.close()
+                    connection.commit()
         if self.on_commit is not None:
             self.on_commit()
         return value, Receipt(first, leaves[0].hex(), pending.nonce.hex())
