@@ -99,19 +99,19 @@ class CatalogAdmin:
             name = digest(document)
         except Exception:  # NaN or an infinity somewhere: JSON has no such number
             raise invalid([{"at": "", "message": "a number is not finite"}]) from None
+        counts = document.counts()
         try:
-            apply(self.engine, document, caller.subject)
+            _, receipt = self.steps.take(
+                caller.subject,
+                lambda connection: apply(connection, document, caller.subject),
+                {"kind": "catalog-publish", "digest": name, "counts": counts},
+                purpose="catalog-administration",
+                request=name.encode(),
+                outcome="published",
+            )
         except (IntegrityError, OperationalError):  # another publication at the same moment
             raise Problem(409, "catalog_conflict", "the catalog changed; try again") from None
-        self.catalog.refresh()  # this worker now; the others within one TTL
-        counts = document.counts()
-        receipt = self.steps.record(
-            caller.subject,
-            {"kind": "catalog-publish", "digest": name, "counts": counts},
-            purpose="catalog-administration",
-            request=name.encode(),
-            outcome="published",
-        )
+        self.catalog.refresh()  # this worker now, once committed; the others within one TTL
         return {
             "digest": name,
             "counts": counts,

@@ -15,9 +15,8 @@ from dataauth.admin.steps import Steps
 from dataauth.catalog.he import (
     KIND,
     ContextRequest,
-    HEContext,
+    Filing,
     HEFilings,
-    HEModel,
     ModelRequest,
     registration,
 )
@@ -34,13 +33,13 @@ class HEAdmin:
         self, authorization: str | None, body: ContextRequest, raw: bytes
     ) -> dict[str, Any]:
         """Register a public CKKS context (no secret key)."""
-        return self._register(authorization, raw, "context", self.registry.register_context, body)
+        return self._register(authorization, raw, "context", self.registry.context_filing, body)
 
     def register_model(
         self, authorization: str | None, body: ModelRequest, raw: bytes
     ) -> dict[str, Any]:
         """File a model: product, features in order, commitment to its weights."""
-        return self._register(authorization, raw, "model", self.registry.register_model, body)
+        return self._register(authorization, raw, "model", self.registry.model_filing, body)
 
     def filing(self, authorization: str | None, model_id: str) -> dict[str, Any]:
         """A filing as a regulator takes it away."""
@@ -54,23 +53,28 @@ class HEAdmin:
         authorization: str | None,
         raw: bytes,
         what: str,
-        make: Callable[[str, Any, datetime], HEContext | HEModel],
+        make: Callable[[str, Any, datetime], Filing],
         body: Any,
     ) -> dict[str, Any]:
         _, operator = self.steps.access.operator(authorization)
-
-        def record(outcome: str, **operation: str) -> dict[str, Any]:
-            return self.steps.record(
+        kind = f"{KIND}-{what}"
+        try:
+            filing = make(operator.id, body, self.steps.clock())
+        except Problem as problem:
+            problem.extensions["audit"] = self.steps.record(
                 operator.id,
-                {"kind": f"{KIND}-{what}", **operation},
+                {"kind": kind, "code": problem.code},
                 purpose="he-registration",
                 request=raw,
-                outcome=outcome,
+                outcome="refused",
             ).as_dict()
-
-        try:
-            row = make(operator.id, body, self.steps.clock())
-        except Problem as problem:
-            problem.extensions["audit"] = record("refused", code=problem.code)
             raise
-        return {**registration(row), "audit": record("registered", id=row.id)}
+        _, receipt = self.steps.take(
+            operator.id,
+            lambda connection: self.registry.save(connection, filing),
+            {"kind": kind, "id": filing.row.id},
+            purpose="he-registration",
+            request=raw,
+            outcome="registered",
+        )
+        return {**registration(filing.row), "audit": receipt.as_dict()}

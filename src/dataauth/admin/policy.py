@@ -28,22 +28,26 @@ class PolicyAdmin:
         self.engine_name = engine_name
 
     def publish(self, authorization: str | None, content: dict[str, Any]) -> dict[str, Any]:
-        """The bundle must compile before it may be in force; the publication is audited."""
+        """The bundle must compile before it may be in force; the publication and its
+        entry are one transaction, and this process decides by it only once both are in."""
         caller = self.steps.access.department(authorization)
         bundle = _candidate(content)
         policy = self.steps.policy
         try:
-            policy.make_engine(bundle)
+            engine = policy.make_engine(bundle)
         except BundleError as exc:
             raise unprocessable("invalid_bundle", str(exc)) from None
-        previous = policy.publish(bundle, caller.subject)
-        receipt = self.steps.record(
+        previous, receipt = self.steps.take(
             caller.subject,
-            {"kind": "policy-publish", "previous": previous, "new": bundle.digest},
+            lambda connection: policy.record_publication(connection, bundle, caller.subject),
+            {"kind": "policy-publish", "new": bundle.digest},
+            found=lambda previous: {"previous": previous},
             purpose="policy-administration",
             request=bundle.digest.encode(),
             outcome="published",
+            bundle=bundle.digest,
         )
+        policy.adopt(engine)
         return {"previous": previous, "digest": bundle.digest, "audit": receipt.as_dict()}
 
     def in_force(self, authorization: str | None) -> dict[str, Any]:

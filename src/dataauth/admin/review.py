@@ -16,6 +16,7 @@ from datetime import UTC
 from typing import Any
 
 from pydantic import BaseModel, Field
+from sqlalchemy import Connection
 
 from dataauth.admin.steps import Steps
 from dataauth.admin.submission_checks import PROBES, SubmissionChecks, refuse_leaks
@@ -119,7 +120,7 @@ class ModelReview:
         except Problem as problem:
             problem.extensions["audit"] = record("refused", code=problem.code)
             raise
-        row = ModelSubmission(
+        submission = ModelSubmission(
             id=submission_id(operator.id, digest, manifest),
             digest=digest,
             operator_id=operator.id,
@@ -128,8 +129,15 @@ class ModelReview:
             status="pending",
             submitted_at=self.steps.clock(),
         )
-        row = self.registry.add(row, content)
-        return {**view(row), "audit": record("submitted", model=row.id)}
+        row, receipt = self.steps.take(
+            operator.id,
+            lambda connection: self.registry.add(connection, submission, content),
+            {**operation, "model": submission.id},
+            purpose=manifest.purpose,
+            request=request,
+            outcome="submitted",
+        )
+        return {**view(row), "audit": receipt.as_dict()}
 
     # -- reading -----------------------------------------------------------------------
 
@@ -248,8 +256,6 @@ class ModelReview:
     ) -> dict[str, Any]:
         values = {**values, "status": status, "reviewer": reviewer,
                   "reviewed_at": self.steps.clock()}  # fmt: skip
-        if not self.registry.review(row.id, values, was):
-            raise Problem(409, "already_reviewed", f"model {row.id} was reviewed meanwhile")
         operation = {
             "kind": "model-review",
             "model": row.id,
@@ -257,8 +263,14 @@ class ModelReview:
             "decision": status,
             **({"conditions": values["conditions"]} if "conditions" in values else {}),
         }
-        receipt = self.steps.record(
+
+        def review(connection: Connection) -> None:
+            if not self.registry.review(connection, row.id, values, was):
+                raise Problem(409, "already_reviewed", f"model {row.id} was reviewed meanwhile")
+
+        _, receipt = self.steps.take(
             reviewer,
+            review,
             operation,
             purpose="model-review",
             request=canonical({"model": row.id, "digest": row.digest, "decision": status}),

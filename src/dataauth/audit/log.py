@@ -14,12 +14,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Connection, Engine, insert, text
 
 from dataauth.audit.tables import AuditEntry
 from dataauth.canonical import canonical
@@ -154,6 +155,21 @@ class _Pending:
     done: threading.Lock = field(default_factory=_held_lock)
 
 
+class EntryNotWritten(Exception):
+    """A change's entry could not be committed, so neither was the change."""
+
+
+T = TypeVar("T")
+
+
+@contextmanager
+def _logs_part() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        raise EntryNotWritten(type(exc).__name__) from exc
+
+
 ROWS_PER_STATEMENT = 128
 """Rows in one multi-row INSERT: 7 values a row stays under SQLite's oldest limit of 999."""
 
@@ -194,6 +210,52 @@ class AuditLog:
 
     def append(self, record: Record) -> Receipt:
         """Commit one entry; return only once it is durable."""
+        pending = self._pending(record)
+        with self._lock:
+            self._queue.append(pending)
+            lead = not self._leading
+            self._leading = True
+        if lead:
+            self._lead()
+        pending.done.acquire()
+        if pending.error is not None:
+            raise pending.error
+        return Receipt(pending.index, pending.leaf.hex(), pending.nonce.hex())
+
+    def append_with(self, change: Callable[[Connection], tuple[T, Record]]) -> tuple[T, Receipt]:
+        """Make a change to the gateway database and commit its entry in the same
+        transaction: both are in force, or neither is.
+
+        ``change`` writes on the connection it is given (and nowhere else: another
+        connection's write would wait on this one's lock), in a transaction that holds the
+        log's write lock, so indexes stay consecutive across appends and processes; it
+        returns its value and the entry to write. What ``change`` raises comes out as it
+        is, the transaction rolled back; a failure of the log's part (the connection, its
+        lock, the entry's insert, the commit) is ``EntryNotWritten``. Nothing in memory
+        moves before the commit: the receipt, ``on_commit``, the caller's own state.
+        """
+        lock = self._writer.lock
+        with lock.held():
+            with _logs_part():
+                connection = self.engine.connect()
+            with connection:
+                with _logs_part():
+                    connection.exec_driver_sql(lock.begin)
+                value, record = change(connection)
+                with _logs_part():
+                    pending = self._pending(record)
+                    cursor = connection.connection.cursor()
+                    try:
+                        first, leaves = self._rows(cursor, [pending])
+                    finally:
+                        cursor.close()
+                    connection.commit()
+        if self.on_commit is not None:
+            self.on_commit()
+        return value, Receipt(first, leaves[0].hex(), pending.nonce.hex())
+
+    def _pending(self, record: Record) -> _Pending:
+        """The entry serialised, and its leaf hashed up to the index."""
         nonce = secrets.token_bytes(16)
         entry = {
             "v": 1,
@@ -217,7 +279,7 @@ class AuditLog:
         if record.disclosure:
             entry["disclosure"] = record.disclosure
         head = leaf_head(canonical(entry))
-        pending = _Pending(
+        return _Pending(
             {
                 "time": entry["time"],
                 "operator_id": record.operator,
@@ -228,49 +290,43 @@ class AuditLog:
             hashlib.sha256(LEAF_PREFIX + head),
             nonce,
         )
-        with self._lock:
-            self._queue.append(pending)
-            lead = not self._leading
-            self._leading = True
-        if lead:
-            self._lead()
-        pending.done.acquire()
-        if pending.error is not None:
-            raise pending.error
-        return Receipt(pending.index, pending.leaf.hex(), nonce.hex())
 
     def _write(self, batch: list[_Pending]) -> None:
         """Write ``batch`` in one transaction, giving each entry its index and leaf."""
-        leaves = []
         with self._writer.transaction() as cursor:
-            cursor.execute(self._next_index.sql, self._next_index.bind({}))
-            first = int(cursor.fetchone()[0])
-            values = []
-            for n, pending in enumerate(batch):
-                suffix = leaf_tail(first + n)
-                hasher = pending.hasher.copy()
-                hasher.update(suffix)
-                leaf = hasher.digest()
-                leaves.append(leaf)
-                row = pending.row | {
-                    "index": first + n,
-                    "canonical": pending.head + suffix,
-                    "leaf_hash": leaf,
-                }
-                values.append(self._insert.bind(row))
-            if self._multirow:
-                for start in range(0, len(values), ROWS_PER_STATEMENT):
-                    group = values[start : start + ROWS_PER_STATEMENT]
-                    sql = f"{self._insert_head} VALUES " + ", ".join(
-                        [self._insert_values] * len(group)
-                    )
-                    cursor.execute(sql, [value for row in group for value in row])
-            else:
-                cursor.executemany(self._insert.sql, values)
+            first, leaves = self._rows(cursor, batch)
         for n, (pending, leaf) in enumerate(zip(batch, leaves, strict=True)):
             pending.index, pending.leaf = first + n, leaf  # only once durable
         if self.on_commit is not None:
             self.on_commit()
+
+    def _rows(self, cursor: Any, batch: list[_Pending]) -> tuple[int, list[bytes]]:
+        """Insert ``batch`` in the cursor's transaction, which holds the write lock: the
+        first index it took, and each entry's leaf."""
+        leaves = []
+        cursor.execute(self._next_index.sql, self._next_index.bind({}))
+        first = int(cursor.fetchone()[0])
+        values = []
+        for n, pending in enumerate(batch):
+            suffix = leaf_tail(first + n)
+            hasher = pending.hasher.copy()
+            hasher.update(suffix)
+            leaf = hasher.digest()
+            leaves.append(leaf)
+            row = pending.row | {
+                "index": first + n,
+                "canonical": pending.head + suffix,
+                "leaf_hash": leaf,
+            }
+            values.append(self._insert.bind(row))
+        if self._multirow:
+            for start in range(0, len(values), ROWS_PER_STATEMENT):
+                group = values[start : start + ROWS_PER_STATEMENT]
+                sql = f"{self._insert_head} VALUES " + ", ".join([self._insert_values] * len(group))
+                cursor.execute(sql, [value for row in group for value in row])
+        else:
+            cursor.executemany(self._insert.sql, values)
+        return first, leaves
 
     def _lead(self) -> None:
         """Write queued batches until the queue is empty, then stop leading."""

@@ -18,13 +18,12 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import JSON, Column, Engine, LargeBinary
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import JSON, Column, Connection, Engine, LargeBinary
 from sqlmodel import Field as SQLField
 from sqlmodel import Session, SQLModel, select
 
@@ -146,6 +145,14 @@ def check_bounds(bounds: list[float] | None, features: list[str]) -> list[float]
     return [float(b) for b in bounds]
 
 
+@dataclass(frozen=True)
+class Filing:
+    """A registration to write: the context or model row, and a model's ciphertexts."""
+
+    row: HEContext | HEModel
+    weights: list[bytes] = field(default_factory=list)
+
+
 def he_product(catalog: Catalog, product_id: str) -> tuple[ProductInfo, HEProductSpec]:
     product = catalog.product(product_id)
     if product is None or product.kind != KIND:
@@ -164,23 +171,25 @@ class HEFilings:
         self._weights: OrderedDict[str, tuple[list[Any], Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _save(self, row: SQLModel, key: tuple[str, ...]) -> None:
-        """Insert, or renew the expiry of the same registration (idempotent)."""
-        for _ in range(2):
-            with Session(self.engine, expire_on_commit=False) as session:
-                existing = session.get(type(row), key)
-                if existing is not None:
-                    existing.expires = row.expires  # type: ignore[attr-defined]
-                    session.add(existing)
-                else:
-                    session.add(row)
-                try:
-                    session.commit()
-                    return
-                except IntegrityError:  # registered at the same moment elsewhere: renew it
-                    session.rollback()
+    def save(self, connection: Connection, filing: Filing) -> None:
+        """Write ``filing`` in ``connection``'s transaction, which the caller commits with
+        its entry: insert it, or renew the expiry of the same registration (idempotent).
+        The ciphertexts go in with it: a model row is never there without the ones it
+        is bound to."""
+        row = filing.row
+        with Session(bind=connection) as session:
+            for position, data in enumerate(filing.weights):
+                session.merge(HEWeight(model=row.id, position=position, data=data))
+            key = (row.id, row.operator) if isinstance(row, HEContext) else (row.id,)
+            existing = session.get(type(row), key)
+            if existing is not None:
+                existing.expires = row.expires
+            else:
+                session.add(row)
+            session.flush()
 
-    def register_context(self, operator: str, body: ContextRequest, now: datetime) -> HEContext:
+    def context_filing(self, operator: str, body: ContextRequest, now: datetime) -> Filing:
+        """The context's registration, checked; nothing is written yet (``save``)."""
         data = b64decode(body.context, "context")
         parameters = check_context(data)
         row = HEContext(
@@ -191,10 +200,11 @@ class HEFilings:
             expires=now + self.ttl,
             data=data,
         )
-        self._save(row, (row.id, operator))
-        return row
+        return Filing(row)
 
-    def register_model(self, operator: str, body: ModelRequest, now: datetime) -> HEModel:
+    def model_filing(self, operator: str, body: ModelRequest, now: datetime) -> Filing:
+        """The model's filing, checked against its context, product and ciphertexts;
+        nothing is written yet (``save``)."""
         parameters, context = self.context(operator, body.context, now)
         product, spec = he_product(self.catalog, body.product)
         dataset = self.catalog.dataset(product.dataset_id)
@@ -233,13 +243,7 @@ class HEFilings:
             weights_digest=digest,
             bounds=bounds,
         )
-        # the ciphertexts first: a model row is never there without the ones it is bound to
-        with Session(self.engine) as session:
-            for position, data in enumerate(blobs):
-                session.merge(HEWeight(model=row.id, position=position, data=data))
-            session.commit()
-        self._save(row, (row.id,))
-        return row
+        return Filing(row, blobs)
 
     def _weight_blobs(
         self, body: ModelRequest, parameters: Parameters, context: Any

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlmodel import Session, select
 
 from dataauth.canonical import canonical
@@ -68,9 +68,10 @@ def export(engine: Engine) -> CatalogDocument:
                            operators=operators, licences=licences)  # fmt: skip
 
 
-def apply(engine: Engine, document: CatalogDocument, department: str) -> None:
-    """Upsert every item the document names, in one transaction; others stay."""
-    with Session(engine) as session:
+def apply(connection: Connection, document: CatalogDocument, department: str) -> None:
+    """Upsert every item the document names, in ``connection``'s transaction (the
+    caller commits it, with the publication's entry); others stay."""
+    with Session(bind=connection) as session:
         for d in document.datasets:
             session.merge(
                 Dataset(id=d.id, title=d.title, department=d.department or department,
@@ -89,7 +90,7 @@ def apply(engine: Engine, document: CatalogDocument, department: str) -> None:
             session.merge(Operator(**o.model_dump()))
         for lic in document.licences:
             session.merge(Licence(**lic.model_dump()))
-        session.commit()
+        session.flush()
 
 
 def as_json(document: CatalogDocument) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy import JSON, Column, Engine, LargeBinary, update
+from sqlalchemy import JSON, Column, Connection, Engine, LargeBinary, update
 from sqlmodel import Field as Column_
 from sqlmodel import Session, SQLModel, select
 
@@ -138,16 +138,19 @@ class Submissions:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def add(self, submission: ModelSubmission, content: bytes) -> ModelSubmission:
-        with Session(self.engine) as session:
+    def add(
+        self, connection: Connection, submission: ModelSubmission, content: bytes
+    ) -> ModelSubmission:
+        """Store a submission (once) in ``connection``'s transaction, which the caller
+        commits with its entry."""
+        with Session(bind=connection) as session:
             existing = session.get(ModelSubmission, submission.id)
             if existing is not None:
                 return existing
             if session.get(ModelBlob, submission.digest) is None:
                 session.add(ModelBlob(digest=submission.digest, content=content))
             session.add(submission)
-            session.commit()
-            session.refresh(submission)
+            session.flush()
             return submission
 
     def get(self, model_id: str) -> ModelSubmission | None:
@@ -171,15 +174,17 @@ class Submissions:
             return None
         return blob.content
 
-    def review(self, model_id: str, values: dict[str, Any], was: str = "pending") -> bool:
+    def review(
+        self, connection: Connection, model_id: str, values: dict[str, Any], was: str = "pending"
+    ) -> bool:
         """Move a submission on from status ``was`` (pending: a decision; approved: a
-        revocation); False if it was not in that status any more."""
-        with Session(self.engine) as session:
+        revocation), in ``connection``'s transaction, which the caller commits with its
+        entry; False if it was not in that status any more."""
+        with Session(bind=connection) as session:
             result = session.exec(  # type: ignore[call-overload]
                 update(ModelSubmission)
                 .where(ModelSubmission.id == model_id)  # type: ignore[arg-type]
                 .where(ModelSubmission.status == was)  # type: ignore[arg-type]
                 .values(**values)
             )
-            session.commit()
             return bool(result.rowcount)

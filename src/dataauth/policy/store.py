@@ -12,8 +12,9 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from dataauth.canonical import canonical, utc_stamp
 from dataauth.policy.bundle import Bundle, bundle_digest
@@ -23,13 +24,17 @@ from dataauth.store.statements import insert_once
 EngineFactory = Callable[[Bundle], PolicyEngine]
 
 
+KEEP_BUNDLE = "INSERT INTO policy_bundle VALUES (:d, :c, :t)"
+LATEST = "SELECT digest FROM policy_publication ORDER BY seq DESC LIMIT 1"
+
+
+def _bundle_row(bundle: Bundle) -> dict[str, Any]:
+    return {"d": bundle.digest, "c": canonical(bundle.content()), "t": utc_stamp()}
+
+
 def record_bundle(engine: Engine, bundle: Bundle) -> None:
     """Keep ``bundle`` under its digest (once; the first use is remembered)."""
-    insert_once(
-        engine,
-        "INSERT INTO policy_bundle VALUES (:d, :c, :t)",
-        {"d": bundle.digest, "c": canonical(bundle.content()), "t": utc_stamp()},
-    )
+    insert_once(engine, KEEP_BUNDLE, _bundle_row(bundle))
 
 
 def stored_bundles(engine: Engine, digests: set[str]) -> dict[str, bytes]:
@@ -62,9 +67,7 @@ class PolicyStore:
 
     def current_digest(self) -> str | None:
         with self.db.connect() as connection:
-            return connection.execute(
-                text("SELECT digest FROM policy_publication ORDER BY seq DESC LIMIT 1")
-            ).scalar()
+            return connection.execute(text(LATEST)).scalar()
 
     def seed(self, bundle: Bundle) -> None:
         """Publish ``bundle`` if nothing has been published yet (the first start)."""
@@ -72,22 +75,38 @@ class PolicyStore:
             self.publish(bundle, "policies-folder")
 
     def publish(self, bundle: Bundle, by: str) -> str:
-        """Record ``bundle`` and put it in force; return the digest it replaces ("" if none)."""
+        """Record ``bundle`` and put it in force, with no entry of its own (the seed, and
+        tests); a department's publication is ``admin/policy.py``'s, with its entry."""
         record_bundle(self.db, bundle)
         with self.db.begin() as connection:
-            previous = connection.execute(
-                text("SELECT digest FROM policy_publication ORDER BY seq DESC LIMIT 1")
-            ).scalar()
-            connection.execute(
-                text(
-                    "INSERT INTO policy_publication (digest, previous, published_by, time) "
-                    "VALUES (:d, :p, :b, :t)"
-                ),
-                {"d": bundle.digest, "p": previous or "", "b": by, "t": utc_stamp()},
-            )
-        with self._lock:
-            self._engine, self._checked = self.make_engine(bundle), time.monotonic()
+            previous = self.record_publication(connection, bundle, by)
+        self.adopt(self.make_engine(bundle))
+        return previous
+
+    def record_publication(self, connection: Connection, bundle: Bundle, by: str) -> str:
+        """Keep ``bundle`` and publish it, in ``connection``'s transaction; return the
+        digest it replaces ("" if none). It is in force once that transaction commits:
+        this process's engine changes only with ``adopt``."""
+        held = connection.execute(
+            text("SELECT 1 FROM policy_bundle WHERE digest = :d"), {"d": bundle.digest}
+        ).first()
+        if held is None:
+            connection.execute(text(KEEP_BUNDLE), _bundle_row(bundle))
+        previous = connection.execute(text(LATEST)).scalar()
+        connection.execute(
+            text(
+                "INSERT INTO policy_publication (digest, previous, published_by, time) "
+                "VALUES (:d, :p, :b, :t)"
+            ),
+            {"d": bundle.digest, "p": previous or "", "b": by, "t": utc_stamp()},
+        )
         return previous or ""
+
+    def adopt(self, engine: PolicyEngine) -> None:
+        """Decide with ``engine`` in this process from now on (its bundle's publication
+        committed); the other processes read the publication within one TTL."""
+        with self._lock:
+            self._engine, self._checked = engine, time.monotonic()
 
     def engine(self) -> PolicyEngine:
         """The engine of the bundle in force, checked against the database every TTL."""

@@ -120,18 +120,32 @@ class WriteLock:
             connection.dbapi_connection.isolation_level = None
         return connection
 
+    @property
+    def begin(self) -> str:
+        """The statement that opens a transaction holding the lock (its first statement)."""
+        if self.engine.dialect.name == "sqlite":
+            return "BEGIN IMMEDIATE"
+        return f"LOCK TABLE {self.table} IN EXCLUSIVE MODE"
+
     @contextmanager
-    def transaction(self, connection: Any) -> Iterator[Any]:
-        """A cursor in a transaction that holds the write lock; committed on leaving."""
+    def held(self) -> Iterator[None]:
+        """This process's turn: other threads, then (SQLite) other processes, wait."""
         self._threads.acquire()
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_EX)
         try:
+            yield
+        finally:
+            if self._file is not None:
+                fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._threads.release()
+
+    @contextmanager
+    def transaction(self, connection: Any) -> Iterator[Any]:
+        """A cursor in a transaction that holds the write lock; committed on leaving."""
+        with self.held():
             cursor = connection.cursor()
-            if self.engine.dialect.name == "sqlite":
-                cursor.execute("BEGIN IMMEDIATE")
-            else:
-                cursor.execute(f"LOCK TABLE {self.table} IN EXCLUSIVE MODE")
+            cursor.execute(self.begin)
             try:
                 yield cursor
                 connection.commit()
@@ -140,10 +154,6 @@ class WriteLock:
                 raise
             finally:
                 cursor.close()
-        finally:
-            if self._file is not None:
-                fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._threads.release()
 
 
 class Writer:
