@@ -309,3 +309,34 @@ def test_a_gateway_switched_to_sm2_logs_the_rotation(gateway, tmp_path):
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "rotated (signed by the old key)" in verified.stdout
     assert (running.data_dir / "keys" / "audit-signing.sm2.pem").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_lost_key_stops_the_start_until_it_is_revoked(gateway, tmp_path):
+    running = start_beside(gateway, tmp_path)
+    try:
+        ask_and_export(running, tmp_path)
+    finally:
+        stop_gateway(running)
+    (running.data_dir / "keys" / "audit-signing.ed25519.pem").unlink()
+    env = {**running.env, "DATAAUTH_AUDIT_SIGNING": "sm2"}
+    refused = subprocess.run(
+        [sys.executable, "-m", "dataauth.cli", "serve", "--demo", "--port", "9",
+         "--data-dir", str(running.data_dir)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **env},
+    )  # fmt: skip
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "not under keys/" in refused.stderr and "revoke-key" in refused.stderr
+    running.env.update(env)
+    revoked = running.cli("audit", "revoke-key")
+    assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+    assert "revoked key" in revoked.stdout
+    again = start_gateway(running.data_dir, "--demo", env=env)
+    try:
+        exported = ask_and_export(again, tmp_path)
+    finally:
+        stop_gateway(again)
+    verified = dataauth("audit", "verify", str(exported))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "REVOKED (signed by the new key only" in verified.stdout
+    twice = running.cli("audit", "revoke-key")
+    assert twice.returncode != 0 and "is the configured signer" in twice.stderr
