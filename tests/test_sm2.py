@@ -308,6 +308,9 @@ def test_a_gateway_switched_to_sm2_logs_the_rotation(gateway, tmp_path):
     verified = dataauth("audit", "verify", str(exported))
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "rotated (signed by the old key)" in verified.stdout
+    replayed = dataauth("audit", "replay", str(exported))
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert " 0 differ" in replayed.stdout and "administrative entries" in replayed.stdout
     assert (running.data_dir / "keys" / "audit-signing.sm2.pem").stat().st_mode & 0o777 == 0o600
 
 

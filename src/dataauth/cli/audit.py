@@ -92,7 +92,8 @@ def audit_replay(
         f"{len(report.mismatches)} differ, {report.not_replayable} were engine failures"
         + (
             f" ({report.administrative} administrative entries: policy publications, "
-            "catalog publications, model submissions and reviews, HE registrations)"
+            "catalog publications, model submissions and reviews, HE registrations, "
+            "signing key changes)"
             if report.administrative
             else ""
         )
