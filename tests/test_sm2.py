@@ -28,8 +28,8 @@ from dataauth.audit.rotation import (
     revoke_last,
     rotate_to,
 )
-from dataauth.audit.signing import Ed25519Signer, public_key_id, verify_signature
-from dataauth.audit.sm2 import ALGORITHM, SM2Signer, verify_sm2
+from dataauth.audit.signing import Ed25519Signer, pem_der, public_key_id, verify_signature
+from dataauth.audit.sm2 import ALGORITHM, SM2Signer, pem_block, verify_sm2
 from dataauth.audit.verify import Failed, verify_export
 from dataauth.canonical import canonical, utc_now
 from dataauth.store.engine import gateway_engine
@@ -101,6 +101,19 @@ def test_we_verify_openssls_signature_and_read_its_key(tmp_path):
     ours = SM2Signer.from_keys_dir(keys)
     assert ours.public_key_pem() == public
     assert verify_sm2(public, MESSAGE, ours.sign(MESSAGE))
+
+
+def test_a_key_file_whose_public_key_is_another_is_refused(signer, tmp_path):
+    other = SM2Signer.from_keys_dir(tmp_path / "other")
+    path = tmp_path / "keys" / "audit-signing.sm2.pem"
+    mine = pem_der(path.read_text(), "PRIVATE KEY")
+    theirs = pem_der(other.public_key_pem())
+    path.write_text(pem_block("PRIVATE KEY", mine[:-64] + theirs[-64:]))
+    with pytest.raises(ValueError, match="its public key is not its private key's"):
+        SM2Signer.from_keys_dir(tmp_path / "keys")
+    path.write_text(pem_block("PRIVATE KEY", mine[:-1]))
+    with pytest.raises(ValueError, match="not an SM2 private key"):
+        SM2Signer.from_keys_dir(tmp_path / "keys")
 
 
 def test_malformed_keys_and_signatures_verify_false(signer, tmp_path):

@@ -44,7 +44,7 @@ _PKCS8_PREFIX = bytes.fromhex("308187020100") + _ALGORITHM_ID + bytes.fromhex("0
 _PKCS8_MIDDLE = bytes.fromhex("a14403420004")
 
 
-def _pem(label: str, der: bytes) -> str:
+def pem_block(label: str, der: bytes) -> str:
     body = base64.b64encode(der).decode("ascii")
     lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     return f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n"
@@ -52,7 +52,7 @@ def _pem(label: str, der: bytes) -> str:
 
 def public_pem(point: bytes) -> str:
     """The SubjectPublicKeyInfo PEM of a 64-byte SM2 point (x || y)."""
-    return _pem("PUBLIC KEY", _SPKI_PREFIX + point)
+    return pem_block("PUBLIC KEY", _SPKI_PREFIX + point)
 
 
 def public_point(pem: str) -> bytes:
@@ -68,7 +68,7 @@ def _z(point: bytes) -> bytes:
 
 
 def _private_pem(scalar: bytes, point: bytes) -> bytes:
-    return _pem("PRIVATE KEY", _PKCS8_PREFIX + scalar + _PKCS8_MIDDLE + point).encode("ascii")
+    return pem_block("PRIVATE KEY", _PKCS8_PREFIX + scalar + _PKCS8_MIDDLE + point).encode("ascii")
 
 
 def _read_private(data: bytes) -> tuple[bytes, bytes]:
@@ -101,9 +101,16 @@ class SM2Signer:
             point, scalar = gmssl_pyx.sm2_key_generate()
             write_private(path, _private_pem(scalar, point))
         try:
-            return cls(*_read_private(path.read_bytes()))
+            signer = cls(*_read_private(path.read_bytes()))
         except ValueError as exc:
             raise ValueError(f"{path.name}: {exc}") from None
+        # the file carries the point beside the scalar: a mismatch would sign heads that
+        # no one can verify, so find it now rather than in a regulator's export
+        if not verify_sm2(
+            signer.public_key_pem(), KEY_FILE.encode(), signer.sign(KEY_FILE.encode())
+        ):
+            raise ValueError(f"{path.name}: its public key is not its private key's")
+        return signer
 
     def sign(self, message: bytes) -> bytes:
         # SM3(Z || message) hashed here: gmssl-pyx's sm2_sign, which does the same, takes
