@@ -84,6 +84,7 @@ def test_error_items_of_every_shape_print_where_and_what():
 NEEDS_A_GATEWAY = [
     ("token", "--operator", "demo-bank"),
     ("audit", "export", "out"),
+    ("audit", "revoke-key"),
     ("consent", "issue", "--subject", "1", "--operator", "demo-bank", "--purpose", "credit",
      "--product", "income-band"),
     ("consent", "revoke", "some-jti"),

@@ -33,7 +33,7 @@ from dataauth.api.review import router as review_router
 from dataauth.api.routes import router
 from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import AuditLog
-from dataauth.audit.signing import Ed25519Signer
+from dataauth.audit.rotation import load_signer, rotate_to
 from dataauth.audit.stamper import Freshness, Stamper
 from dataauth.audit.timestamps import load_roots
 from dataauth.canonical import utc_now
@@ -69,10 +69,13 @@ def prepare(settings: Settings, progress: demo.Progress | None = None) -> None:
     storage = gateway_engine(settings.gateway_url, sqlite_synchronous=settings.sqlite_synchronous)
     keyring = Keyring(settings.keys_dir)
     keyring.subject_hasher()
-    Ed25519Signer.from_keys_dir(settings.keys_dir)
+    audit_signer = load_signer(settings.audit_signing, settings.keys_dir)
     # the policies folder seeds the first publication; later ones go through publish
     compiled = lambda bundle: in_process_engine(bundle, settings.policy_engine)  # noqa: E731
-    PolicyStore(storage, compiled).seed(load_bundle(settings.policies()))
+    policy = PolicyStore(storage, compiled)
+    policy.seed(load_bundle(settings.policies()))
+    # once, before any worker signs: a head by a new key must follow its logged rotation
+    rotate_to(storage, audit_signer, settings.keys_dir, policy.current_digest() or "")
     if settings.development_issuer:
         keyring.dev_issuer_key()
     if settings.consent_jwks_file is None:
@@ -134,7 +137,7 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
         open_domain(settings.department_url, settings.domain_timeout_ms), settings.domain_timeout_ms
     )
     policy = PolicyStore(storage, engine_factory(settings), settings.catalog_ttl_seconds)
-    ledger = Ledger(storage, Ed25519Signer.from_keys_dir(settings.keys_dir))
+    ledger = Ledger(storage, load_signer(settings.audit_signing, settings.keys_dir))
     signer = HeadSigner(ledger, settings.head_delay_ms / 1000)
     usage = UsageMeter(storage, settings.timezone)
     budgets = PrivacyBudgets(storage)  # ε accounts: queries, model and HE cohorts spend from one

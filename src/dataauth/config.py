@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     opa_url: str = Field("http://127.0.0.1:8181", description="the OPA server (policy_engine=opa)")
     catalog_ttl_seconds: float = Field(2.0, ge=0, description="how stale a cached licence may be")
     sqlite_synchronous: str = Field("FULL", pattern="^(NORMAL|FULL|EXTRA)$")
+    audit_signing: str = Field(
+        "ed25519",
+        pattern="^(ed25519|sm2)$",
+        description="the tree-head signature: Ed25519, or SM2 with SM3 (国密); a change is "
+        "logged as a key rotation signed by the old key",
+    )
     head_delay_ms: float = Field(
         100.0, gt=0, description="at most one tree head per this interval, across workers"
     )

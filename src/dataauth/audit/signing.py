@@ -1,19 +1,20 @@
 """Signatures over tree heads: a small interface, Ed25519 behind it.
 
-A national-crypto deployment (SM2 with SM3) implements ``Signer`` and registers a
-verifier in ``VERIFIERS``; nothing else changes. A key's id is the SHA-256 of its
-public key (DER SubjectPublicKeyInfo), so an id names exactly one key whatever its
-algorithm.
+Another algorithm implements ``Signer`` and registers a verifier in ``VERIFIERS``, as
+SM2 with SM3 does (``audit/sm2.py``). A key's id is the SHA-256 of its public key (DER
+SubjectPublicKeyInfo), so an id names exactly one key whatever its algorithm.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -75,12 +76,22 @@ def _verify_ed25519(public_key_pem: str, message: bytes, signature: bytes) -> bo
 VERIFIERS: dict[str, Callable[[str, bytes, bytes], bool]] = {"Ed25519": _verify_ed25519}
 
 
+def pem_der(pem: str, label: str = "PUBLIC KEY") -> bytes:
+    """The DER inside one PEM block with ``label``; raises ValueError otherwise."""
+    begin, end = f"-----BEGIN {label}-----", f"-----END {label}-----"
+    text = pem.strip()
+    if not (text.startswith(begin) and text.endswith(end)):
+        raise ValueError(f"not a PEM {label}")
+    try:
+        return base64.b64decode(text[len(begin) : -len(end)])
+    except binascii.Error:
+        raise ValueError(f"not a PEM {label}") from None
+
+
 def public_key_id(public_key_pem: str) -> str:
-    key = serialization.load_pem_public_key(public_key_pem.encode("ascii"))
-    der = key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return key_id_of(der)
+    """The id of a public key PEM of any algorithm: DER is one encoding per key, so the
+    bytes in the PEM are what a signer hashed."""
+    return key_id_of(pem_der(public_key_pem))
 
 
 def verify_signature(algorithm: str, public_key_pem: str, message: bytes, signature: bytes) -> bool:
@@ -90,5 +101,5 @@ def verify_signature(algorithm: str, public_key_pem: str, message: bytes, signat
         return False
     try:
         return verifier(public_key_pem, message, signature)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # a key of another algorithm
         return False

@@ -4,6 +4,8 @@ Checks, stopping at the first failure and naming where it is:
 - every key's id is the SHA-256 of the key;
 - every tree head's signature, and the chain (each head names the digest of the one
   before, so a dropped or altered head breaks a link);
+- where the signing key changes between two heads, a key change signed by the old key
+  (a rotation) or the new one (a revocation, reported) is among the entries between;
 - every entry's line holds its own index (a dropped, inserted or moved entry is named);
 - the root recomputed from the entries equals every signed head's root; where it does
   not, the leaf list (itself checked against the head) names the altered entry;
@@ -29,6 +31,7 @@ from cryptography import x509
 from dataauth.audit.export import BUNDLE_REF, FORMAT
 from dataauth.audit.heads import TreeHead, verify_head
 from dataauth.audit.merkle import Frontier, verify_inclusion
+from dataauth.audit.rotation import MARK, verify_change
 from dataauth.audit.signing import public_key_id
 from dataauth.audit.timestamps import StampReport, TimestampError, check_stamps
 from dataauth.canonical import utc_now
@@ -47,6 +50,8 @@ class Report:
     first: int = 0
     last_head: dict[str, Any] = field(default_factory=dict)
     stamps: StampReport = field(default_factory=StampReport)
+    key_changes: list[dict[str, Any]] = field(default_factory=list)
+    """Each logged key change the heads follow, with the index of its entry."""
 
 
 def _json(path: Path) -> Any:
@@ -173,6 +178,9 @@ def verify_export(
     if start > 0 and (heads[0].size != start or frontier.root() != heads[0].root):
         raise Failed(f"the frontier at {start} does not match a signed tree head")
     leaves = _lines(directory / "leaves.txt")
+    previous = heads[0] if start > 0 else None
+    changes: list[tuple[int, dict[str, Any]]] = []  # key changes logged since ``previous``
+    followed: list[dict[str, Any]] = []
     first_changed: int | None = None
     index = start
     for line in _lines(directory / "entries.jsonl"):
@@ -184,6 +192,8 @@ def verify_export(
         for digest in BUNDLE_REF.findall(line):
             if digest.decode() not in bundles:
                 raise Failed(f"entry {index}: policy bundle {digest.decode()} is not in the export")
+        if MARK in line:
+            changes.append((index, _operation(line)))
         leaf = hashlib.sha256(b"\x00" + line).digest()
         frontier.append(leaf)
         listed = next(leaves, b"")
@@ -202,12 +212,50 @@ def verify_export(
                                  f"tree head at size {head.size} signed")  # fmt: skip
                 raise Failed(f"tree head at size {head.size}: its root does not match the "
                              "entries it covers")  # fmt: skip
+            if previous is not None and head.key_id != previous.key_id:
+                followed.append(_key_change(changes, previous, head, keys))
+            previous, changes = head, []
         if progress and index % 50_000 == 0:
             progress(index - start, end - start)
     if index != end:
         raise Failed(f"the export ends at entry {index}, but its tree heads cover {end}")
     return Report(
-        index - start, len(heads), len(keys), len(bundles), start, heads[-1].as_dict(), stamps
+        index - start,
+        len(heads),
+        len(keys),
+        len(bundles),
+        start,
+        heads[-1].as_dict(),
+        stamps=stamps,
+        key_changes=followed,
+    )
+
+
+def _operation(line: bytes) -> dict[str, Any]:
+    """The operation of an entry that looks like a key change; {} if it is not one (an
+    altered line is then named by the root check)."""
+    try:
+        operation = json.loads(line)["entry"]["operation"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        return {}
+    return operation if isinstance(operation, dict) else {}
+
+
+def _key_change(
+    changes: list[tuple[int, dict[str, Any]]],
+    before: TreeHead,
+    after: TreeHead,
+    keys: dict[str, str],
+) -> dict[str, Any]:
+    """The signed change from ``before``'s key to ``after``'s among ``changes``."""
+    for index, change in changes:
+        if verify_change(change, before, after, keys):
+            return {"entry": index, "reason": change["reason"], "from_key_id": before.key_id,
+                    "to_key_id": after.key_id, "to_algorithm": after.algorithm}  # fmt: skip
+    raise Failed(
+        f"tree head at size {after.size}: signed by key {after.key_id} ({after.algorithm}), "
+        f"but no key change from key {before.key_id} signed by either key is logged "
+        f"after the head at size {before.size}"
     )
 
 

@@ -71,6 +71,16 @@ def audit_verify(
         f"{report.heads} signed tree heads, {report.keys} keys, {report.bundles} policy bundles"
     )
     typer.echo(f"latest root {report.last_head['root']} at size {report.last_head['size']}")
+    for change in report.key_changes:
+        typer.echo(
+            f"entry {change['entry']}: signing key {change['from_key_id'][:16]}… "
+            + (
+                "rotated (signed by the old key)"
+                if change["reason"] == "rotation"
+                else "REVOKED (signed by the new key only: trust it as you trust keys.json)"
+            )
+            + f" to {change['to_key_id'][:16]}… ({change['to_algorithm']})"
+        )
     stamps = report.stamps
     if stamps.newest is not None or stamps.checked:
         typer.echo(stamp_line(stamps))
@@ -118,7 +128,8 @@ def audit_replay(
         f"{len(report.mismatches)} differ, {report.not_replayable} were engine failures"
         + (
             f" ({report.administrative} administrative entries: policy publications, "
-            "catalog publications, model submissions and reviews, HE registrations)"
+            "catalog publications, model submissions and reviews, HE registrations, "
+            "signing key changes)"
             if report.administrative
             else ""
         )
@@ -147,3 +158,26 @@ def audit_verify_receipt(
     except (Failed, ValueError) as exc:
         fail(f"FAILED: {exc}")
     typer.echo("the receipt verifies: the entry is in the signed log")
+
+
+@app.command("revoke-key")
+def audit_revoke_key(data_dir: DataDir = None) -> None:
+    """Revoke the key of the last tree head (lost, or no longer trusted): log it, signed
+    by the configured signer (DATAAUTH_AUDIT_SIGNING), which must be another key."""
+    from dataauth.audit.rotation import KeyChangeRefused, load_signer, revoke_last
+    from dataauth.policy.engines import in_process_engine
+    from dataauth.policy.store import PolicyStore
+    from dataauth.store.engine import gateway_engine
+
+    settings = load_settings(data_dir)
+    engine = gateway_engine(gateway_database(settings))
+    signer = load_signer(settings.audit_signing, settings.keys_dir)
+    try:
+        bundle = PolicyStore(engine, in_process_engine).current_digest() or ""
+        change = revoke_last(engine, signer, bundle)
+    except KeyChangeRefused as exc:
+        fail(f"cannot revoke: {exc}")
+    typer.echo(
+        f"revoked key {change['from_key_id']}; key {change['to_key_id']} "
+        f"({change['to_algorithm']}) signs the next tree head"
+    )

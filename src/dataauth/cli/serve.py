@@ -75,6 +75,7 @@ def serve(
     metrics_dir.mkdir(parents=True, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     from dataauth.app import prepare
+    from dataauth.audit.rotation import KeyChangeRefused
 
     with Progress(
         TextColumn("demo domain: {task.description}"), BarColumn(), MofNCompleteColumn()
@@ -86,7 +87,10 @@ def serve(
                 tasks[table] = bar.add_task(table, total=total)
             bar.update(tasks[table], completed=done)
 
-        prepare(settings, progress)
+        try:
+            prepare(settings, progress)
+        except KeyChangeRefused as exc:
+            refuse(f"dataauth will not start: {exc}")
     # workers are separate processes: they read the same settings from the environment
     os.environ["DATAAUTH_DATA_DIR"] = str(settings.data_dir)
     os.environ["DATAAUTH_DEMO"] = "true" if settings.demo else "false"
