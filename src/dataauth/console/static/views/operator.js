@@ -2,6 +2,7 @@
 // to try one (the same POST /v1/verify/{product} the SDK makes, audited), and its own
 // receipts (GET /v1/audit/entries answers an operator its own entries only).
 import { fill, h, notice, problem, table, when } from "../ui.js";
+import { USAGE_LABELS, usagePanel } from "./usage.js";
 
 const LABELS = {
   en: {
@@ -18,20 +19,27 @@ const LABELS = {
   },
 };
 
-const SECTIONS = ["licence", "receipts"];
+const SECTIONS = ["licence", "usage", "receipts"];
 
 export async function mount(element, ctx) {
   ctx.t.add(LABELS);
+  ctx.t.add(USAGE_LABELS);
   const { t } = ctx;
   const section = SECTIONS.includes(ctx.section) ? ctx.section : "licence";
   const body = h("div", { id: `op-${section}` });
   element.replaceChildren(
     h("h2", {}, t("role.operator"), " ", h("code", {}, ctx.me.subject)),
     h("div", { class: "tabs", role: "navigation", "aria-label": t("role.operator") },
-      [["licence", "op.products"], ["receipts", "op.receipts"]].map(([s, label]) => h("a", { href: `#/operator/${s}`, "aria-current": s === section ? "page" : null }, t(label)))),
+      [["licence", "op.products"], ["usage", "use.title"], ["receipts", "op.receipts"]].map(([s, label]) => h("a", { href: `#/operator/${s}`, "aria-current": s === section ? "page" : null }, t(label)))),
     body,
   );
-  await (section === "receipts" ? receipts(body, ctx) : licence(body, ctx));
+  await { licence, usage, receipts }[section](body, ctx);
+}
+
+// its own usage and budgets only: GET /v1/usage answers for the token's operator
+async function usage(body, ctx) {
+  const { api, t } = ctx;
+  await fill(body, t, async () => [h("p", { class: "muted" }, t("use.source")), usagePanel(await api("/v1/usage"), t)]);
 }
 
 async function licence(body, ctx) {
