@@ -68,39 +68,59 @@ def load_export_bundle(directory: Path, digest: str) -> Bundle:
     return Bundle(modules, data, digest)
 
 
+def judge(
+    entry: dict[str, Any], engine_for: Callable[[str], Memoised]
+) -> tuple[str, dict[str, Any] | None]:
+    """What replay makes of one entry: "matched" or "differs" (with the replayed
+    decision), or why there is nothing to re-decide ("rejected", "administrative",
+    "not_replayable")."""
+    recorded = entry["decision"]
+    if entry.get("outcome") == "rejected":
+        return "rejected", None
+    if recorded is None:  # a policy publication: nothing was decided
+        return "administrative", None
+    if {r.get("code") for r in recorded.get("reasons", [])} & ENGINE_FAILURES:
+        return "not_replayable", None
+    replayed = engine_for(entry["policy_bundle"]).decide(entry["policy_input"]).as_dict()
+    return ("matched" if _normal(replayed) == _normal(recorded) else "differs"), replayed
+
+
+def engines_over(
+    load: Callable[[str], Bundle], engine_name: str = POLICY_ENGINE
+) -> Callable[[str], Memoised]:
+    """One engine per bundle digest, compiled on first use from ``load(digest)``."""
+    engines: dict[str, Memoised] = {}
+
+    def engine_for(digest: str) -> Memoised:
+        if digest not in engines:
+            engine = in_process_engine(load(digest), engine_name)
+            engine.timeout = float("inf")  # a deadline is the gateway's, not replay's
+            engines[digest] = engine
+        return engines[digest]
+
+    return engine_for
+
+
 def replay_export(
     directory: Path,
     progress: Callable[[int], None] | None = None,
     engine_name: str = POLICY_ENGINE,
 ) -> ReplayReport:
     """Re-decide every entry of the export in ``directory`` on the engine ``engine_name``."""
-    engines: dict[str, Memoised] = {}
+    engine_for = engines_over(lambda digest: load_export_bundle(directory, digest), engine_name)
     report = ReplayReport()
     with (directory / "entries.jsonl").open("rb") as handle:
         for line in handle:
             leaf = orjson.loads(line)
             index, entry = leaf["index"], leaf["entry"]
             report.entries += 1
-            recorded = entry["decision"]
-            if entry.get("outcome") == "rejected":
-                report.rejected += 1
-                continue
-            if recorded is None:  # a policy publication: nothing was decided
-                report.administrative += 1
-                continue
-            if {r.get("code") for r in recorded.get("reasons", [])} & ENGINE_FAILURES:
-                report.not_replayable += 1
-                continue
-            digest = entry["policy_bundle"]
-            if digest not in engines:
-                engine = in_process_engine(load_export_bundle(directory, digest), engine_name)
-                engine.timeout = float("inf")  # a deadline is the gateway's, not replay's
-                engines[digest] = engine
-            replayed = engines[digest].decide(entry["policy_input"]).as_dict()
-            if _normal(replayed) == _normal(recorded):
+            verdict, replayed = judge(entry, engine_for)
+            if verdict == "matched":
                 report.matched += 1
+            elif verdict == "differs":
+                report.mismatches.append(Mismatch(index, entry["decision"], replayed or {}))
             else:
-                report.mismatches.append(Mismatch(index, recorded, replayed))
+                setattr(report, verdict, getattr(report, verdict) + 1)
             if progress and report.entries % 10_000 == 0:
                 progress(report.entries)
     return report
