@@ -87,3 +87,19 @@ def test_the_department_lists_he_filings(
     expect(page.locator(f"#dept-filings code[title='{model.commitment()}']")).to_be_visible()
     expect(page.locator(f"#dept-filings code[title='{context}']").first).to_be_visible()
     screenshot(page, "department-he-filings")
+
+
+def test_an_operator_checks_its_receipt_in_the_browser(
+    page: Page, console_gateway: Running, sign_in, screenshot
+) -> None:
+    insure(console_gateway)
+    sign_in(page, "demo-insurer")
+    page.goto(f"{console_gateway.url}/console#/operator/receipts")
+    first = page.locator("#op-receipts tbody tr").first
+    expect(first).to_be_visible()
+    index = first.locator("button[data-index]").get_attribute("data-index")
+    first.locator("button[data-index]").click()
+    result = page.locator(f"#check-{index}")
+    expect(result).to_have_attribute("data-ok", "true")
+    expect(result).to_contain_text("checked in this browser")
+    screenshot(page, "operator-receipt-checked")
