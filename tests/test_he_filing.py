@@ -149,3 +149,20 @@ def test_the_docs_check_runs_as_written(gateway, bank, secret, tmp_path):
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 1
     assert "ciphertext_mismatch: weight 0" in done.stdout and "FAILED" in done.stderr
+
+
+def test_the_filings_are_listed_to_a_department_and_a_regulator(gateway, bank, regulator, secret):
+    client, context_id = bank
+    model_id = client.register_model(PRODUCT, context_id, HONEST, secret)
+    department = gateway.token("demo-department", roles=("department",))
+    with HEClient(gateway.url, department) as reader:
+        listing = reader.request("GET", "/v1/he/filings")
+    model = next(m for m in listing["models"] if m["id"] == model_id)
+    assert model["operator"] == "demo-bank" and model["commitment"] == HONEST.commitment()
+    assert model["context"] == context_id and model["weights_digest"].startswith("sha256:")
+    assert any(c["id"] == context_id for c in listing["contexts"])
+    assert "data" not in str(listing.keys()) and "weights" not in model
+    assert regulator.request("GET", "/v1/he/filings") == listing
+    with pytest.raises(GatewayError) as refused:
+        client.request("GET", "/v1/he/filings")
+    assert refused.value.status == 403

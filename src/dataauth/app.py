@@ -20,6 +20,7 @@ from dataauth.admin.he import HEAdmin
 from dataauth.admin.policy import PolicyAdmin
 from dataauth.admin.review import ModelReview
 from dataauth.admin.steps import Steps
+from dataauth.admin.usage import UsageReports
 from dataauth.api import openapi, problems
 from dataauth.api.audit import router as audit_router
 from dataauth.api.catalog import router as catalog_router
@@ -31,6 +32,7 @@ from dataauth.api.operations import operation_routes
 from dataauth.api.query import router as query_router
 from dataauth.api.review import router as review_router
 from dataauth.api.routes import router
+from dataauth.api.usage import router as usage_router
 from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import AuditLog
 from dataauth.audit.rotation import load_signer, rotate_to
@@ -227,6 +229,7 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     app.state.model_review = review
     app.state.settings = settings
     app.state.he_admin = HEAdmin(steps, gateway.kinds[EncryptedScore.name].registry)
+    app.state.usage_reports = UsageReports(gateway, ledger)
     app.state.policy_admin = PolicyAdmin(steps, settings.policy_engine)
     verify: Any = gateway.kinds[Verify.name]
     app.state.catalog_admin = CatalogAdmin(steps, verify.domain.engine)
@@ -248,6 +251,7 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     app.include_router(review_router)
     app.include_router(catalog_router)
     app.include_router(demo_router)
+    app.include_router(usage_router)
     app.include_router(console_router)
     app.mount("/console/static", console_static(), name="console-static")
     # what is loaded by now (libraries, catalog, compiled policy) lives as long as the

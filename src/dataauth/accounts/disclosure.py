@@ -316,3 +316,41 @@ def _renews(times: list[int], budget: SubjectBudget, now: datetime) -> datetime:
     if not times:
         return now + budget.window
     return datetime.fromtimestamp(min(times), tz=now.tzinfo) + budget.window
+
+
+@dataclass(frozen=True)
+class Standing:
+    """How many subjects have had answers told in a window, and how many of them stand
+    near (at least ``NEAR`` of it) or at their budget: counts, never which subjects."""
+
+    subjects: int
+    near: int
+    at: int
+
+
+NEAR = 0.8
+
+
+def standing(engine: Engine, operator: str | None, since: int, budget: float) -> Standing:
+    """Subjects' disclosure in the window from ``since`` (Unix seconds): against one
+    operator's budget (its own questions), or with ``operator`` None against the budget
+    across all operators (each question counted once, at the most any operator told)."""
+    where = "at > :since" + ("" if operator is None else " AND operator = :operator")
+    per_question = (
+        f"SELECT subject, question, MAX(millibits) AS m FROM subject_disclosure WHERE {where} "
+        "GROUP BY subject, question"
+    )
+    per_subject = f"SELECT subject, SUM(m) AS total FROM ({per_question}) q GROUP BY subject"
+    values: dict[str, Any] = {"since": since, "near": _milli(budget * NEAR), "at": _milli(budget)}
+    if operator is not None:
+        values["operator"] = operator
+    with engine.connect() as connection:
+        count, near, at = connection.execute(
+            text(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN total >= :near THEN 1 ELSE 0 END), 0), "
+                "COALESCE(SUM(CASE WHEN total >= :at THEN 1 ELSE 0 END), 0) "
+                f"FROM ({per_subject}) s"
+            ),
+            values,
+        ).one()
+    return Standing(int(count), int(near), int(at))

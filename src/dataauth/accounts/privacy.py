@@ -379,3 +379,14 @@ def _account(spend: Spend) -> dict[str, float]:
         "epsilon_remaining": spend.remaining,
         "epsilon_total": spend.total,
     }
+
+
+def spent_by(engine: Engine, operator: str) -> dict[str, float]:
+    """ε ``operator`` has spent, by dataset (its accounts as they stand)."""
+    prefix = f"{operator}|"
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT key, spent FROM privacy_budget WHERE substr(key, 1, :n) = :prefix"),
+            {"n": len(prefix), "prefix": prefix},
+        )
+        return {dataset_of(key): spent / MICRO for key, spent in rows}

@@ -54,6 +54,20 @@ class Charge(NamedTuple):
     resets: datetime
 
 
+@dataclass(frozen=True)
+class Held:
+    """An operator's counters as they stand (``UsageMeter.held``)."""
+
+    rate: dict[str, int]
+    """Requests this minute, by scope ("product|purpose")."""
+    quota: dict[str, int]
+    """Subjects today, by scope."""
+    subjects: int
+    """Subjects asked about today (a count, never which)."""
+    most: int
+    """The most times today any one subject was asked about."""
+
+
 class UsageMeter:
     def __init__(self, engine: Engine, timezone: str = "Asia/Shanghai") -> None:
         self.engine = engine
@@ -128,6 +142,36 @@ class UsageMeter:
                 for subject, count in per_subject.items()
             )
         return charges
+
+    def held(self, operator: str, now: datetime) -> Held:
+        """What ``operator`` has spent of its counters now: this minute's requests and
+        today's subjects per scope (product and purpose), and today's per-subject counts
+        as aggregates only (how many subjects, the most any one was asked about)."""
+        minute = int(now.timestamp()) // 60
+        day = now.astimezone(self.zone).toordinal()
+        rate: dict[str, int] = {}
+        quota: dict[str, int] = {}
+        with self.engine.connect() as connection:
+            for counter, window, into in (("rate", minute, rate), ("quota", day, quota)):
+                prefix = f"{counter}|{operator}|"
+                rows = connection.execute(
+                    text(
+                        'SELECT key, used FROM usage_counter WHERE "window" = :window '
+                        "AND substr(key, 1, :n) = :prefix"
+                    ),
+                    {"window": window, "n": len(prefix), "prefix": prefix},
+                )
+                for key, used in rows:
+                    into[key[len(prefix) :]] = int(used)
+            prefix = f"subject|{operator}|"
+            count, most = connection.execute(
+                text(
+                    'SELECT COUNT(*), COALESCE(MAX(used), 0) FROM usage_counter WHERE "window" = '
+                    ":window AND substr(key, 1, :n) = :prefix"
+                ),
+                {"window": day, "n": len(prefix), "prefix": prefix},
+            ).one()
+        return Held(rate, quota, int(count), int(most))
 
     def charge(self, charges: list[Charge]) -> Refusal | None:
         """Spend every charge, or none and say which limit refused."""

@@ -21,7 +21,7 @@ from dataauth.catalog.he import (
     registration,
 )
 from dataauth.errors import Problem, forbidden
-from dataauth.identity.access import REGULATOR
+from dataauth.identity.access import DEPARTMENT, REGULATOR
 
 
 class HEAdmin:
@@ -47,6 +47,14 @@ class HEAdmin:
         if REGULATOR not in caller.roles:
             raise forbidden("not_allowed", "reading a model filing needs a regulator's token")
         return self.registry.filing(model_id)
+
+    def listing(self, authorization: str | None) -> dict[str, Any]:
+        """Every context and model filed, with its commitments (a department's or a
+        regulator's token)."""
+        caller = self.steps.access.caller(authorization)
+        if not {DEPARTMENT, REGULATOR} & set(caller.roles):
+            raise forbidden("not_allowed", "the filings need a department's or a regulator's token")
+        return self.registry.listing()
 
     def _register(
         self,

@@ -47,6 +47,13 @@ async def register_model(
     return json_response(answer, status_code=201)
 
 
+@router.get("/filings")
+def filings(request: Request, authorization: Authorization = None) -> Response:
+    """Every registered context and filed model (算法备案) with its commitment to the
+    weights and the digest of their ciphertexts (a department's or a regulator's token)."""
+    return json_response(_admin(request).listing(authorization))
+
+
 @router.get("/models/{model_id}/filing")
 def filing(model_id: str, request: Request, authorization: Authorization = None) -> Response:
     """A filing as a regulator takes it away (算法备案): what was filed, the public context

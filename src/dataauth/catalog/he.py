@@ -361,6 +361,21 @@ class HEFilings:
             "bias": encoded[-1] if encoded else None,
         }
 
+    def listing(self) -> dict[str, Any]:
+        """Every registered context and filed model, as registered (no context bytes or
+        ciphertexts: those are the filing itself, ``filing``), newest first."""
+        with Session(self.engine) as session:
+            contexts = session.exec(
+                select(HEContext).order_by(HEContext.registered.desc())  # type: ignore[attr-defined]
+            ).all()
+            models = session.exec(
+                select(HEModel).order_by(HEModel.registered.desc())  # type: ignore[attr-defined]
+            ).all()
+            return {
+                "contexts": [{**registration(c), "operator": c.operator} for c in contexts],
+                "models": [{**registration(m), "operator": m.operator} for m in models],
+            }
+
 
 def registration(row: HEContext | HEModel) -> dict[str, Any]:
     """What the operator gets back for a registration."""

@@ -132,3 +132,41 @@ export function when(value) {
   if (!value) return "—";
   return String(value).replace("T", " ").replace(/\.\d+/, "").replace("Z", " UTC");
 }
+
+/** Columns over time, one per point, stacked by series: [{label, values: {key: n}}] in
+ * order (oldest first). Each column carries a <title>; the first and last labels and the
+ * highest total are drawn. */
+export function columns(points, series, { title, width = 560, height = 140 } = {}) {
+  const left = 36;
+  const bottom = 18;
+  const plotW = width - left - 4;
+  const plotH = height - bottom - 6;
+  const totals = points.map((p) => series.reduce((a, k) => a + (p.values[k.key] || 0), 0));
+  const top = Math.max(1, ...totals);
+  const step = plotW / Math.max(1, points.length);
+  const svg = s("svg", {
+    class: "chart time", viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+    "aria-label": title || "chart",
+  });
+  if (title) svg.append(s("title", {}, title));
+  svg.append(s("rect", { class: "track", x: left, y: 6, width: plotW, height: plotH }));
+  svg.append(s("text", { x: 0, y: 14 }, formatNumber(top)), s("text", { x: 0, y: 6 + plotH }, "0"));
+  points.forEach((point, n) => {
+    let y = 6 + plotH;
+    const x = left + n * step + step * 0.15;
+    for (const k of series) {
+      const value = point.values[k.key] || 0;
+      const hgt = (value / top) * plotH;
+      if (hgt > 0) {
+        y -= hgt;
+        svg.append(s("rect", { class: k.cls, x, y, width: step * 0.7, height: hgt, "data-label": point.label },
+          s("title", {}, `${point.label}: ${k.label} ${value}`)));
+      }
+    }
+  });
+  if (points.length) {
+    svg.append(s("text", { x: left, y: height - 4 }, points[0].label));
+    svg.append(s("text", { x: width - 4, y: height - 4, "text-anchor": "end" }, points[points.length - 1].label));
+  }
+  return h("figure", { class: "figure" }, svg, legend(series));
+}

@@ -3,6 +3,7 @@
 // Every change is the audited call the command line makes (PUT /v1/admin/catalog,
 // POST /v1/admin/policy, POST /v1/models/{id}/approve|reject).
 import { bars, empty, fill, h, notice, problem, table, when } from "../ui.js";
+import { USAGE_LABELS, daysChart, usagePanel } from "./usage.js";
 
 const LEVELS = ["L1", "L2", "L3", "L4"];
 const USES = ["key", "compare", "aggregate", "feature", "plaintext"];
@@ -24,6 +25,11 @@ const LABELS = {
     "dept.manifest": "Manifest", "dept.graph": "Graph summary", "dept.weights": "Weights summary",
     "dept.probes": "Probes", "dept.leakage": "Leakage report", "dept.reviewed": "{status}; audit entry {entry}",
     "dept.operators": "Operators and licences 授权运营",
+    "dept.usage": "Usage 用量", "dept.filings": "HE filings 算法备案",
+    "dept.contexts": "Registered contexts (public CKKS) 密态计算上下文", "dept.filedmodels": "Filed models 备案模型",
+    "dept.id": "Id", "dept.parameters": "Parameters", "dept.registered": "Registered", "dept.features": "Features",
+    "dept.commitment": "Commitment to the weights", "dept.ciphertexts": "Ciphertexts digest", "dept.context": "Context",
+    "dept.product": "Product", "dept.nofilings": "Nothing filed yet.",
   },
   zh: {
     "dept.catalog": "分类分级 Catalog", "dept.products": "产品 Products", "dept.policy": "策略 Policy",
@@ -39,13 +45,18 @@ const LABELS = {
     "dept.maxruns": "最多运行次数", "dept.forms": "形式", "dept.note": "备注", "dept.nomodels": "暂无提交。",
     "dept.manifest": "清单", "dept.graph": "计算图摘要", "dept.weights": "权重摘要", "dept.probes": "探测",
     "dept.leakage": "泄露报告", "dept.reviewed": "{status}；审计条目 {entry}", "dept.operators": "授权运营 Operators and licences",
+    "dept.usage": "用量 Usage", "dept.filings": "算法备案 HE filings",
+    "dept.contexts": "已登记上下文（公开 CKKS）", "dept.filedmodels": "备案模型", "dept.id": "标识",
+    "dept.parameters": "参数", "dept.registered": "登记时间", "dept.features": "特征", "dept.commitment": "权重承诺",
+    "dept.ciphertexts": "密文摘要", "dept.context": "上下文", "dept.product": "产品", "dept.nofilings": "尚无备案。",
   },
 };
 
-const SECTIONS = ["catalog", "products", "policy", "models"];
+const SECTIONS = ["catalog", "products", "policy", "models", "usage", "filings"];
 
 export async function mount(element, ctx) {
   ctx.t.add(LABELS);
+  ctx.t.add(USAGE_LABELS);
   const { t } = ctx;
   const section = SECTIONS.includes(ctx.section.split("/")[0]) ? ctx.section.split("/")[0] : "catalog";
   const body = h("div", { id: `dept-${section}` });
@@ -55,7 +66,55 @@ export async function mount(element, ctx) {
       SECTIONS.map((s) => h("a", { href: `#/department/${s}`, "aria-current": s === section ? "page" : null }, t(`dept.${s}`)))),
     body,
   );
-  await { catalog, products, policy, models }[section](body, ctx);
+  await { catalog, products, policy, models, usage, filings }[section](body, ctx);
+}
+
+// -- usage and budgets per operator (GET /v1/admin/usage) ------------------------------
+
+async function usage(body, ctx) {
+  const { api, t } = ctx;
+  await fill(body, t, async () => {
+    const report = await api("/v1/admin/usage");
+    const all = report.disclosure_all_operators;
+    return [
+      h("h3", {}, t("use.title")),
+      h("p", { class: "muted" }, t("use.source")),
+      h("section", { class: "panel", id: "usage-all" }, h("h4", {}, t("use.all")),
+        daysChart(report.days, t, "days-all"),
+        all ? h("p", { class: "disclosure" }, t("use.disclosure.text", { subjects: all.subjects, days: all.window_days, near: all.near, at: all.at, bits: all.bits_total })) : null),
+      ...report.operators.map((o) => usagePanel(o, t)),
+    ];
+  });
+}
+
+// -- HE filings (算法备案), GET /v1/he/filings -----------------------------------------
+
+async function filings(body, ctx) {
+  const { api, t } = ctx;
+  const short = (digest) => h("code", { title: digest }, digest ? `${String(digest).slice(0, 23)}…` : "—");
+  await fill(body, t, async () => {
+    const { contexts, models: filed } = await api("/v1/he/filings");
+    return [
+      h("h3", {}, t("dept.filedmodels")),
+      table([
+        { label: t("dept.id"), cell: (m) => short(m.id) },
+        { label: t("dept.operator"), cell: (m) => m.operator },
+        { label: t("dept.product"), cell: (m) => h("code", {}, m.product) },
+        { label: t("dept.features"), cell: (m) => m.features.join(", ") },
+        { label: t("dept.commitment"), cell: (m) => short(m.commitment) },
+        { label: t("dept.ciphertexts"), cell: (m) => short(m.weights_digest) },
+        { label: t("dept.context"), cell: (m) => short(m.context) },
+        { label: t("dept.registered"), cell: (m) => `${when(m.registered)} → ${when(m.expires)}` },
+      ], filed, { emptyText: t("dept.nofilings") }),
+      h("h3", {}, t("dept.contexts")),
+      table([
+        { label: t("dept.id"), cell: (c) => short(c.id) },
+        { label: t("dept.operator"), cell: (c) => c.operator },
+        { label: t("dept.parameters"), cell: (c) => c.parameters?.name ?? "" },
+        { label: t("dept.registered"), cell: (c) => `${when(c.registered)} → ${when(c.expires)}` },
+      ], contexts, { emptyText: t("dept.nofilings") }),
+    ];
+  });
 }
 
 // -- catalog -------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 // to try one (the same POST /v1/verify/{product} the SDK makes, audited), and its own
 // receipts (GET /v1/audit/entries answers an operator its own entries only).
 import { fill, h, notice, problem, table, when } from "../ui.js";
+import { checkEntry } from "../verify.js";
+import { USAGE_LABELS, usagePanel } from "./usage.js";
 
 const LABELS = {
   en: {
@@ -9,29 +11,40 @@ const LABELS = {
     "op.status": "Status", "op.valid": "Valid", "op.purposes": "Purposes", "op.try": "Try it",
     "op.key": "Subject key", "op.purpose": "Purpose", "op.send": "Send", "op.noproducts": "The licence covers no product.",
     "op.noreceipts": "No entries yet.", "op.answer": "Answer; audit entry {entry}",
+    "op.check": "Check", "op.checked": "Included in the signed log: checked in this browser",
+    "op.unchecked": "Proof checked; the head's signature could not be checked here", "op.notin": "Not proven: {steps}",
   },
   zh: {
     "op.licence": "许可 Licence", "op.products": "产品 Products", "op.receipts": "回执 Receipts",
     "op.status": "状态", "op.valid": "有效期", "op.purposes": "用途", "op.try": "试用",
     "op.key": "主体标识", "op.purpose": "目的", "op.send": "发送", "op.noproducts": "许可未覆盖任何产品。",
     "op.noreceipts": "暂无条目。", "op.answer": "结果；审计条目 {entry}",
+    "op.check": "校验", "op.checked": "已在本浏览器中验证：条目包含在已签名的日志中",
+    "op.unchecked": "证明已校验；签名无法在此校验", "op.notin": "未能证明：{steps}",
   },
 };
 
-const SECTIONS = ["licence", "receipts"];
+const SECTIONS = ["licence", "usage", "receipts"];
 
 export async function mount(element, ctx) {
   ctx.t.add(LABELS);
+  ctx.t.add(USAGE_LABELS);
   const { t } = ctx;
   const section = SECTIONS.includes(ctx.section) ? ctx.section : "licence";
   const body = h("div", { id: `op-${section}` });
   element.replaceChildren(
     h("h2", {}, t("role.operator"), " ", h("code", {}, ctx.me.subject)),
     h("div", { class: "tabs", role: "navigation", "aria-label": t("role.operator") },
-      [["licence", "op.products"], ["receipts", "op.receipts"]].map(([s, label]) => h("a", { href: `#/operator/${s}`, "aria-current": s === section ? "page" : null }, t(label)))),
+      [["licence", "op.products"], ["usage", "use.title"], ["receipts", "op.receipts"]].map(([s, label]) => h("a", { href: `#/operator/${s}`, "aria-current": s === section ? "page" : null }, t(label)))),
     body,
   );
-  await (section === "receipts" ? receipts(body, ctx) : licence(body, ctx));
+  await { licence, usage, receipts }[section](body, ctx);
+}
+
+// its own usage and budgets only: GET /v1/usage answers for the token's operator
+async function usage(body, ctx) {
+  const { api, t } = ctx;
+  await fill(body, t, async () => [h("p", { class: "muted" }, t("use.source")), usagePanel(await api("/v1/usage"), t)]);
 }
 
 async function licence(body, ctx) {
@@ -106,11 +119,39 @@ async function receipts(body, ctx) {
         { label: "time", cell: (e) => when(e.time) },
         { label: "operator", cell: (e) => e.operator },
         { label: "operation", cell: (e) => `${e.operation?.kind ?? ""} ${e.operation?.product ?? ""}` },
-        { label: "outcome", cell: (e) => h("span", { class: e.outcome === "allowed" ? "allow" : "deny" }, e.outcome) },
+        { label: "outcome", cell: (e) => h("span", { class: e.outcome === "released" ? "allow" : "deny" }, e.outcome) },
         { label: "leaf", cell: (e) => h("code", {}, String(e.leaf).slice(0, 16) + "…") },
+        { label: t("op.check"), cell: (e) => checkButton(e.index, ctx) },
       ],
       rows,
       { emptyText: t("op.noreceipts") },
     );
   });
+}
+
+// A receipt checked here, not taken on the gateway's word: the entry's stored bytes
+// hashed in the page, the inclusion proof to a signed head, its Ed25519 signature
+// (verify.js, WebCrypto)
+function checkButton(index, ctx) {
+  const { t } = ctx;
+  const out = h("span", { class: "check", id: `check-${index}`, "aria-live": "polite" });
+  const button = h("button", {
+    type: "button", "data-index": index,
+    onclick: async () => {
+      button.disabled = true;
+      out.replaceChildren(t("loading"));
+      try {
+        const result = await checkEntry(ctx.api, index, { token: ctx.token });
+        const failed = result.steps.filter((step) => step.ok === false).map((step) => step.name);
+        out.dataset.ok = String(result.ok);
+        out.replaceChildren(h("span", { class: result.ok === true ? "allow" : result.ok === false ? "deny" : "muted" },
+          result.ok === true ? t("op.checked") : result.ok === false ? t("op.notin", { steps: failed.join(", ") }) : t("op.unchecked")));
+      } catch (error) {
+        out.replaceChildren(problem(error));
+      } finally {
+        button.disabled = false;
+      }
+    },
+  }, t("op.check"));
+  return h("span", {}, button, " ", out);
 }
