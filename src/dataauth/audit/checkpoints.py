@@ -45,10 +45,7 @@ def stored_origin(engine: Engine) -> str | None:
     """The origin of the newest stored checkpoint, if there is one."""
     with engine.connect() as connection:
         note = connection.execute(
-            text(
-                "SELECT checkpoint FROM signed_tree_head WHERE checkpoint IS NOT NULL "
-                "ORDER BY size DESC LIMIT 1"
-            )
+            text("SELECT note FROM tree_head_checkpoint ORDER BY size DESC LIMIT 1")
         ).scalar()
     if note is None:
         return None

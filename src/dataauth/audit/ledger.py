@@ -67,19 +67,18 @@ class Ledger:
         self._insert_head = prepare(
             engine,
             text(
-                f"INSERT INTO signed_tree_head ({HEAD_COLUMNS}, checkpoint) VALUES "
-                "(:size, :root, :time, :key_id, :algorithm, :prev, :signature, :checkpoint)"
+                f"INSERT INTO signed_tree_head ({HEAD_COLUMNS}) "
+                "VALUES (:size, :root, :time, :key_id, :algorithm, :prev, :signature)"
             ),
+        )
+        self._insert_checkpoint = prepare(
+            engine, text("INSERT INTO tree_head_checkpoint (size, note) VALUES (:size, :note)")
         )
         self._checkpoint_at = prepare(
-            engine, text("SELECT checkpoint FROM signed_tree_head WHERE size = :size")
+            engine, text("SELECT note FROM tree_head_checkpoint WHERE size = :size")
         )
         self._checkpoint_latest = prepare(
-            engine,
-            text(
-                "SELECT checkpoint FROM signed_tree_head WHERE checkpoint IS NOT NULL "
-                "ORDER BY size DESC LIMIT 1"
-            ),
+            engine, text("SELECT note FROM tree_head_checkpoint ORDER BY size DESC LIMIT 1")
         )
         if signer is not None:
             self._register_key(signer)
@@ -165,7 +164,19 @@ class Ledger:
             rows = self._run(self._checkpoint_latest, {})
         else:
             rows = self._run(self._checkpoint_at, {"size": size})
-        return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
+        return bytes(rows[0][0]) if rows else None
+
+    def checkpoints(self, start: int, end: int) -> dict[int, bytes]:
+        """The checkpoint notes of the heads with ``start <= size <= end``, by size."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT size, note FROM tree_head_checkpoint "
+                    "WHERE size >= :start AND size <= :end"
+                ),
+                {"start": start, "end": end},
+            )
+            return {int(size): bytes(note) for size, note in rows}
 
     def vkeys(self) -> list[str]:
         """Every note key that has signed a checkpoint, as a vkey."""
@@ -175,19 +186,22 @@ class Ledger:
 
     def sign_missing_checkpoints(self) -> int:
         """Sign the checkpoints of heads signed before there were checkpoints; return how
-        many. Ed25519 signatures are deterministic, so processes racing here write the
-        same bytes."""
+        many. Ed25519 signatures are deterministic, so processes racing here would write
+        the same bytes; the one that comes second writes nothing."""
         if self.notes is None:
             return 0
         with self.engine.begin() as connection:
             rows = connection.execute(
-                text("SELECT size, root FROM signed_tree_head WHERE checkpoint IS NULL")
+                text(
+                    "SELECT h.size, h.root FROM signed_tree_head h "
+                    "LEFT JOIN tree_head_checkpoint c ON c.size = h.size WHERE c.size IS NULL"
+                )
             ).all()
             for size, root in rows:
                 connection.execute(
                     text(
-                        "UPDATE signed_tree_head SET checkpoint = :note "
-                        "WHERE size = :size AND checkpoint IS NULL"
+                        "INSERT INTO tree_head_checkpoint (size, note) VALUES (:size, :note) "
+                        "ON CONFLICT (size) DO NOTHING"
                     ),
                     {"note": checkpoint_note(self.notes, int(size), bytes(root)), "size": size},
                 )
@@ -230,14 +244,11 @@ class Ledger:
                     utc_stamp(),
                     previous.digest() if previous else "",
                 )
-                row = head.as_dict() | {
-                    "root": head.root,
-                    "signature": head.signature,
-                    "checkpoint": None
-                    if self.notes is None
-                    else checkpoint_note(self.notes, size, head.root),
-                }
+                row = head.as_dict() | {"root": head.root, "signature": head.signature}
                 cursor.execute(self._insert_head.sql, self._insert_head.bind(row))
+                if self.notes is not None:  # the same transaction: no head without its note
+                    note = {"size": size, "note": checkpoint_note(self.notes, size, head.root)}
+                    cursor.execute(self._insert_checkpoint.sql, self._insert_checkpoint.bind(note))
             return head, 0.0
         finally:
             connection.close()

@@ -31,10 +31,17 @@ class SignedTreeHead(SQLModel, table=True):
     signature: bytes
     prev: str = Field(unique=True)
     """Digest of the head before it ("" for the first): dropping a head breaks the chain."""
-    checkpoint: bytes | None = None
-    """The same size and root as a C2SP checkpoint in a signed note (Ed25519 note key named
-    by the log's origin): what tlog clients and witnesses read. None only for heads signed
-    before checkpoints were, until the gateway's next start signs theirs."""
+
+
+class TreeHeadCheckpoint(SQLModel, table=True):
+    """Each head's size and root as a C2SP checkpoint in a signed note (an Ed25519 note key
+    named by the log's origin): what tlog clients and witnesses read. Written with its
+    head; a head signed before there were checkpoints gets its own at the next start."""
+
+    __tablename__ = "tree_head_checkpoint"
+
+    size: int = Field(primary_key=True)
+    note: bytes
 
 
 class CheckpointKey(SQLModel, table=True):

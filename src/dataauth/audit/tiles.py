@@ -84,7 +84,8 @@ def parse_index(text: str) -> tuple[int, int]:
     """Parse ``<N>[.p/<W>]``; returns (N, W) with W = 256 for a full tile. Only the one
     canonical spelling of each N is accepted (no leading ``x000/`` group)."""
     body, dot, width = text.partition(".p/")
-    if not _GROUP.fullmatch(body) or (dot and not _WIDTH.fullmatch(width)):
+    # 9 groups reach 10**27 tiles, past any tree of 2**64 entries: no longer spelling
+    if len(body) > 35 or not _GROUP.fullmatch(body) or (dot and not _WIDTH.fullmatch(width)):
         raise TilePathError(f"not a tile index: {text!r}")
     if body.startswith("x000/"):
         raise TilePathError(f"not the canonical form of a tile index: {text!r}")

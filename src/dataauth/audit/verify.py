@@ -8,7 +8,12 @@ Checks, stopping at the first failure and naming where it is:
 - the root recomputed from the entries equals every signed head's root; where it does
   not, the leaf list (itself checked against the head) names the altered entry;
 - every bundle file's content has the digest its name claims, and every bundle an
-  entry names is there.
+  entry names is there;
+- every head's C2SP checkpoint (where the export carries them, all heads) holds the
+  head's size and root and verifies under one of the log's note keys (vkeys).
+
+A log fetched over HTTP as tiles (``audit/tileverify.py``) gets the same entry checks
+(``EntryChecks``) and the same checkpoint check (``open_checkpoint``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 from dataauth.audit.export import BUNDLE_REF, FORMAT
 from dataauth.audit.heads import TreeHead, verify_head
 from dataauth.audit.merkle import Frontier, verify_inclusion
+from dataauth.audit.note import Checkpoint, Note, NoteError, Verifier
 from dataauth.audit.signing import public_key_id
 
 
@@ -38,6 +44,7 @@ class Report:
     bundles: int = 0
     first: int = 0
     last_head: dict[str, Any] = field(default_factory=dict)
+    checkpoints: int = 0
 
 
 def _json(path: Path) -> Any:
@@ -61,6 +68,63 @@ def load_keys(value: Any) -> dict[str, str]:
             raise Failed("keys.json holds a malformed key") from None
         keys[key_id] = pem
     return keys
+
+
+def load_vkeys(vkeys: Any) -> list[Verifier]:
+    """Note keys (``name+hexid+base64``), each id checked against its key."""
+    if not isinstance(vkeys, list):
+        raise Failed("the note keys (vkeys) must be a list")
+    try:
+        return [Verifier.from_vkey(str(vkey)) for vkey in vkeys]
+    except NoteError as exc:
+        raise Failed(f"a note key: {exc}") from None
+
+
+def open_checkpoint(note: bytes, verifiers: list[Verifier]) -> Checkpoint:
+    """The checkpoint in a signed note, its signature verified under a key named by the
+    checkpoint's own origin (as tlog clients require); raise Failed."""
+    try:
+        parsed = Note.parse(note)
+        checkpoint = Checkpoint.parse(parsed.text)
+        parsed.open(v for v in verifiers if v.name == checkpoint.origin)
+    except NoteError as exc:
+        raise Failed(f"checkpoint: {exc}") from None
+    return checkpoint
+
+
+def check_checkpoint(head: TreeHead, note: Any, verifiers: list[Verifier]) -> None:
+    """A head's checkpoint: its size and root the head's, its note signature good."""
+    where = f"tree head at size {head.size}"
+    if not isinstance(note, str):
+        raise Failed(f"{where}: its checkpoint is missing")
+    try:
+        checkpoint = open_checkpoint(note.encode(), verifiers)
+    except Failed as exc:
+        raise Failed(f"{where}: {exc}") from None
+    if (checkpoint.size, checkpoint.root) != (head.size, head.root):
+        raise Failed(f"{where}: its checkpoint is of another tree (size {checkpoint.size})")
+
+
+class EntryChecks:
+    """What each entry is checked for, read from an export or from a log's tiles: it
+    holds its own index, and every policy bundle it names is at hand (``bundles`` None:
+    none are, as over HTTP; the digests named are collected)."""
+
+    def __init__(self, bundles: set[str] | None) -> None:
+        self.bundles = bundles
+        self.named: set[str] = set()
+
+    def leaf(self, index: int, line: bytes) -> bytes:
+        """The entry's leaf hash, once its checks pass; raise Failed."""
+        if not line.endswith(b',"index":%d}' % index):
+            raise Failed(f"entry {index}: the line is not entry {index} (one is missing, "
+                         "moved or inserted)")  # fmt: skip
+        for found in BUNDLE_REF.findall(line):
+            digest = found.decode()
+            if self.bundles is not None and digest not in self.bundles:
+                raise Failed(f"entry {index}: policy bundle {digest} is not in the export")
+            self.named.add(digest)
+        return hashlib.sha256(b"\x00" + line).digest()
 
 
 def load_heads(value: Any, keys: dict[str, str]) -> list[TreeHead]:
@@ -106,16 +170,30 @@ def _lines(path: Path) -> Iterator[bytes]:
         raise Failed(f"{path.name} is missing from the export") from None
 
 
-def verify_export(directory: Path, progress: Callable[[int, int], None] | None = None) -> Report:
-    """Verify the export in ``directory``; raise Failed at the first problem."""
+def verify_export(
+    directory: Path,
+    progress: Callable[[int, int], None] | None = None,
+    vkeys: list[Verifier] | None = None,
+) -> Report:
+    """Verify the export in ``directory``; raise Failed at the first problem. With
+    ``vkeys`` (the log's note keys, as its operator published them) every head must carry
+    a checkpoint that verifies under one of them, not under the export's own list."""
     manifest = _json(directory / "manifest.json")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise Failed(f"manifest.json is not a {FORMAT} manifest")
     start, end = manifest.get("from"), manifest.get("to")
     if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end):
         raise Failed("manifest.json: from and to must be entry indexes, from < to")
-    keys = load_keys(_json(directory / "keys.json"))
-    heads = load_heads(_json(directory / "heads.json"), keys)
+    listed = _json(directory / "keys.json")
+    keys = load_keys(listed)
+    raw_heads = _json(directory / "heads.json")
+    heads = load_heads(raw_heads, keys)
+    checkpoints = 0
+    if vkeys is not None or manifest.get("checkpoints"):  # older exports carry none
+        verifiers = vkeys if vkeys is not None else load_vkeys(listed.get("vkeys"))
+        for head, item in zip(heads, raw_heads, strict=True):
+            check_checkpoint(head, item.get("checkpoint"), verifiers)
+        checkpoints = len(heads)
     if not heads:
         raise Failed("the export holds no signed tree head")
     if start == 0 and heads[0].prev != "":
@@ -125,6 +203,7 @@ def verify_export(directory: Path, progress: Callable[[int, int], None] | None =
             f"the last tree head covers {heads[-1].size} entries; the export ends at {end}"
         )
     bundles = check_bundles(directory)
+    checks = EntryChecks(bundles)
 
     try:
         frontier = Frontier(start, [bytes.fromhex(h) for h in manifest.get("frontier", [])])
@@ -140,13 +219,7 @@ def verify_export(directory: Path, progress: Callable[[int, int], None] | None =
     for line in _lines(directory / "entries.jsonl"):
         if index >= end:
             raise Failed(f"entry {index}: the export holds more entries than its heads cover")
-        if not line.endswith(b',"index":%d}' % index):
-            raise Failed(f"entry {index}: the line is not entry {index} (one is missing, "
-                         "moved or inserted)")  # fmt: skip
-        for digest in BUNDLE_REF.findall(line):
-            if digest.decode() not in bundles:
-                raise Failed(f"entry {index}: policy bundle {digest.decode()} is not in the export")
-        leaf = hashlib.sha256(b"\x00" + line).digest()
+        leaf = checks.leaf(index, line)
         frontier.append(leaf)
         listed = next(leaves, b"")
         try:
@@ -168,7 +241,9 @@ def verify_export(directory: Path, progress: Callable[[int, int], None] | None =
             progress(index - start, end - start)
     if index != end:
         raise Failed(f"the export ends at entry {index}, but its tree heads cover {end}")
-    return Report(index - start, len(heads), len(keys), len(bundles), start, heads[-1].as_dict())
+    return Report(
+        index - start, len(heads), len(keys), len(bundles), start, heads[-1].as_dict(), checkpoints
+    )
 
 
 def verify_receipt(receipt: dict[str, Any], keys: dict[str, str]) -> None:
