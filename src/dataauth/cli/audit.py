@@ -82,10 +82,10 @@ def audit_verify(
             report = verify_export(directory, advance, pinned)
         except Failed as exc:
             fail(f"FAILED: {exc}")
+    checkpoints = f"{report.checkpoints} checkpoints of " if report.checkpoints else ""
     typer.echo(
-        f"verified: entries [{report.first}, {report.first + report.entries}), "
+        f"verified: entries [{report.first}, {report.first + report.entries}), {checkpoints}"
         f"{report.heads} signed tree heads, {report.keys} keys, {report.bundles} policy bundles"
-        + (f", {report.checkpoints} checkpoints" if report.checkpoints else "")
     )
     typer.echo(f"latest root {report.last_head['root']} at size {report.last_head['size']}")
 
