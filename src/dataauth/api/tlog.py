@@ -43,6 +43,8 @@ def _caching(tile: Tile, who: str = "public") -> str:
 
 CHECKPOINT_CACHE = "public, max-age=2"
 OCTETS = "application/octet-stream"
+_BINARY = {200: {"content": {OCTETS: {"schema": {"type": "string", "format": "binary"}}}}}
+_NOTE = {200: {"content": {"text/plain; charset=utf-8": {"schema": {"type": "string"}}}}}
 
 
 def _signed_size(log: Ledger) -> tuple[bytes, int]:
@@ -71,7 +73,7 @@ def _in_range(log: Ledger, tile: Tile) -> int:
     return size
 
 
-@router.get("/checkpoint")
+@router.get("/checkpoint", response_class=Response, responses=_NOTE)
 def checkpoint(log: LedgerDep) -> Response:
     """The newest signed checkpoint (c2sp.org/tlog-checkpoint in a signed note)."""
     note, _ = _signed_size(log)
@@ -121,7 +123,7 @@ Authorization = Annotated[str | None, Header()]
 AcceptEncoding = Annotated[str, Header()]
 
 
-@router.get("/tile/entries/{index:path}")
+@router.get("/tile/entries/{index:path}", response_class=Response, responses=_BINARY)
 def entry_bundle(
     index: str,
     log: LedgerDep,
@@ -133,7 +135,7 @@ def entry_bundle(
     return _entries(log, gw, authorization, index, False, accept_encoding)
 
 
-@router.get("/entries-wide/{index:path}")
+@router.get("/entries-wide/{index:path}", response_class=Response, responses=_BINARY)
 def entry_bundle_wide(
     index: str,
     log: LedgerDep,
@@ -145,7 +147,7 @@ def entry_bundle_wide(
     return _entries(log, gw, authorization, index, True, accept_encoding)
 
 
-@router.get("/tile/{level}/{index:path}")
+@router.get("/tile/{level}/{index:path}", response_class=Response, responses=_BINARY)
 def tile(level: str, index: str, log: LedgerDep) -> Response:
     """Tile N of level L: up to 256 hashes of the RFC 6962 tree, 32 bytes each."""
     try:
