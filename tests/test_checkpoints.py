@@ -5,8 +5,11 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from sqlalchemy import Engine
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
+from conftest import DATABASES, cluster
 from dataauth.audit.checkpoints import NOTE_KEY_FILE, derived_origin, note_key, note_signer
 from dataauth.audit.ledger import Ledger
 from dataauth.audit.log import AuditLog, Record
@@ -16,8 +19,10 @@ from dataauth.canonical import utc_now
 from dataauth.store.engine import gateway_engine
 
 
-def _engine(tmp_path: Path) -> Engine:
-    return gateway_engine(f"sqlite:///{tmp_path / 'gateway.sqlite'}")
+def _engine(tmp_path: Path, database: str = "sqlite") -> Engine:
+    if database == "sqlite":
+        return gateway_engine(f"sqlite:///{tmp_path / 'gateway.sqlite'}")
+    return gateway_engine(cluster().new_database())
 
 
 def _append(engine: Engine, count: int) -> None:
@@ -27,8 +32,11 @@ def _append(engine: Engine, count: int) -> None:
                                  purpose="test", request=b"{}", outcome="published"))  # fmt: skip
 
 
-def test_heads_signed_before_checkpoints_get_theirs_and_they_verify(tmp_path: Path) -> None:
-    engine, heads = _engine(tmp_path), Ed25519Signer.from_keys_dir(tmp_path / "keys")
+@pytest.mark.parametrize("database", DATABASES)
+def test_heads_signed_before_checkpoints_get_theirs_and_they_verify(
+    tmp_path: Path, database: str
+) -> None:
+    engine, heads = _engine(tmp_path, database), Ed25519Signer.from_keys_dir(tmp_path / "keys")
     old = Ledger(engine, heads)  # as the gateway was: no note signer
     for count in (3, 2):
         _append(engine, count)
@@ -46,6 +54,10 @@ def test_heads_signed_before_checkpoints_get_theirs_and_they_verify(tmp_path: Pa
     head = ledger.sign_pending()
     assert head is not None and ledger.checkpoint() == ledger.checkpoint(head.size)
     assert ledger.vkeys() == [notes.verifier.vkey()]
+    # append-only, as the heads are
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as connection:
+        connection.execute(text("UPDATE tree_head_checkpoint SET note = note"))
+    engine.dispose()
 
 
 def test_the_origin_is_the_setting_else_the_logs_own_else_derived(tmp_path: Path) -> None:
