@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +16,9 @@ from dataauth.cli.common import (
     progress,
     refuse,
 )
+
+if TYPE_CHECKING:
+    from dataauth.audit.note import Verifier
 
 app = typer.Typer(
     help="The audit log, offline: export it, verify it, replay its decisions.",
@@ -90,7 +93,7 @@ def audit_verify(
     typer.echo(f"latest root {report.last_head['root']} at size {report.last_head['size']}")
 
 
-def _verify_url(url: str, vkeys: list, token: str | None, data_dir: Path | None) -> None:
+def _verify_url(url: str, vkeys: list[Verifier], token: str | None, data_dir: Path | None) -> None:
     from dataauth.audit.tileverify import Unavailable, verify_tiles
     from dataauth.audit.verify import Failed
     from dataauth.sdk.client import GatewayError
