@@ -32,7 +32,9 @@ from dataauth.api.operations import operation_routes
 from dataauth.api.query import router as query_router
 from dataauth.api.review import router as review_router
 from dataauth.api.routes import router
+from dataauth.api.tlog import router as tlog_router
 from dataauth.api.usage import router as usage_router
+from dataauth.audit.checkpoints import note_signer
 from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import AuditLog
 from dataauth.audit.rotation import load_signer, rotate_to
@@ -71,13 +73,15 @@ def prepare(settings: Settings, progress: demo.Progress | None = None) -> None:
     storage = gateway_engine(settings.gateway_url, sqlite_synchronous=settings.sqlite_synchronous)
     keyring = Keyring(settings.keys_dir)
     keyring.subject_hasher()
-    audit_signer = load_signer(settings.audit_signing, settings.keys_dir)
+    ledger = audit_ledger(settings, storage)
+    # heads signed before there were checkpoints get theirs, once, before any worker serves
+    ledger.sign_missing_checkpoints()
     # the policies folder seeds the first publication; later ones go through publish
     compiled = lambda bundle: in_process_engine(bundle, settings.policy_engine)  # noqa: E731
     policy = PolicyStore(storage, compiled)
     policy.seed(load_bundle(settings.policies()))
     # once, before any worker signs: a head by a new key must follow its logged rotation
-    rotate_to(storage, audit_signer, settings.keys_dir, policy.current_digest() or "")
+    rotate_to(storage, ledger.signer, settings.keys_dir, policy.current_digest() or "")
     if settings.development_issuer:
         keyring.dev_issuer_key()
     if settings.consent_jwks_file is None:
@@ -131,6 +135,13 @@ def engine_factory(settings: Settings) -> Callable[[Bundle], PolicyEngine]:
     return lambda bundle: in_process_engine(bundle, name, timeout)
 
 
+def audit_ledger(settings: Settings, storage: Any) -> Ledger:
+    """The log's ledger with its head signer and its checkpoints' Ed25519 note signer."""
+    heads = load_signer(settings.audit_signing, settings.keys_dir)
+    notes = note_signer(storage, heads, settings.keys_dir, settings.log_origin)
+    return Ledger(storage, heads, notes)
+
+
 def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
     keyring = Keyring(settings.keys_dir)
     storage = gateway_engine(settings.gateway_url, sqlite_synchronous=settings.sqlite_synchronous)
@@ -139,7 +150,7 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
         open_domain(settings.department_url, settings.domain_timeout_ms), settings.domain_timeout_ms
     )
     policy = PolicyStore(storage, engine_factory(settings), settings.catalog_ttl_seconds)
-    ledger = Ledger(storage, load_signer(settings.audit_signing, settings.keys_dir))
+    ledger = audit_ledger(settings, storage)
     signer = HeadSigner(ledger, settings.head_delay_ms / 1000)
     usage = UsageMeter(storage, settings.timezone)
     budgets = PrivacyBudgets(storage)  # ε accounts: queries, model and HE cohorts spend from one
@@ -247,6 +258,7 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     app.include_router(operations)
     app.include_router(he_router)
     app.include_router(audit_router)
+    app.include_router(tlog_router)
     app.include_router(query_router)
     app.include_router(review_router)
     app.include_router(catalog_router)

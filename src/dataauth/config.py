@@ -86,6 +86,13 @@ class Settings(BaseSettings):
         1800.0, gt=0, description="longest a tree head may wait for its stamp (then 503)"
     )
     tsa_timeout: float = Field(10.0, gt=0, description="seconds a TSA request may take")
+
+    log_origin: str | None = Field(
+        None,
+        pattern=r"^[^\s+]+$",
+        description="the log's C2SP checkpoint origin, e.g. gateway.example.gov.cn/audit; "
+        "default: the newest checkpoint's, else dataauth/<note key id>",
+    )
     domain_timeout_ms: float = Field(
         5000.0, gt=0, description="longest a statement may run in the department's database"
     )

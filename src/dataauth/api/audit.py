@@ -132,8 +132,9 @@ def consistency(
 
 @router.get("/keys")
 def keys(log: LedgerDep) -> Response:
-    """Every public key that has signed a tree head, by key id (SHA-256 of the key)."""
-    return json_response({"keys": log.keys()})
+    """Every public key that has signed a tree head, by key id (SHA-256 of the key); and
+    every note key that has signed a checkpoint, as a vkey (``origin+hexid+base64``)."""
+    return json_response({"keys": log.keys(), "vkeys": log.vkeys()})
 
 
 Text = Annotated[str | None, Query(max_length=200)]

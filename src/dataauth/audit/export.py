@@ -3,8 +3,10 @@
     DIR/manifest.json   format, the entry range [from, to), the frontier at ``from``
     DIR/entries.jsonl   one line per entry: the exact bytes its leaf covers
     DIR/leaves.txt      the leaf hashes, hex, one per line (names an altered entry)
-    DIR/heads.json      the signed tree heads in the range, by size
-    DIR/keys.json       every public key that signed a head
+    DIR/heads.json      the signed tree heads in the range, by size, each with its
+                        C2SP checkpoint (a signed note) where it has one
+    DIR/keys.json       every public key that signed a head; "vkeys": every note key
+                        that signed a checkpoint
     DIR/bundles/<hex>.json   each policy bundle an entry names, as canonical JSON
     DIR/timestamps.json the RFC 3161 tokens over those heads, where a TSA stamped them
 
@@ -88,12 +90,20 @@ def export_log(
     bundles = stored_bundles(engine, referenced)
     for digest, content in bundles.items():
         (directory / "bundles" / f"{digest.removeprefix('sha256:')}.json").write_bytes(content)
-    exported_heads = [h.as_dict() for h in heads if start <= h.size <= end]
+    notes = ledger.checkpoints(start, end)
+    exported_heads = [
+        h.as_dict() | ({"checkpoint": notes[h.size].decode()} if h.size in notes else {})
+        for h in heads
+        if start <= h.size <= end
+    ]
     (directory / "heads.json").write_text(json.dumps(exported_heads, indent=1))
     (directory / "keys.json").write_text(json.dumps({"keys": ledger.keys()}, indent=1))
     stamps = [stamp.as_dict() for stamp in Stamps(engine).between(start, end)]
     if stamps:  # an export of a gateway without a TSA looks as it always did
         (directory / "timestamps.json").write_text(json.dumps(stamps, indent=1))
+
+    listed = {"keys": ledger.keys(), "vkeys": ledger.vkeys()}
+    (directory / "keys.json").write_text(json.dumps(listed, indent=1))
     manifest = {
         "format": FORMAT,
         "from": start,
@@ -101,6 +111,8 @@ def export_log(
         "frontier": [h.hex() for h in ledger.tree.frontier(start)],
         "entries": end - start,
         "heads": len(exported_heads),
+        # every head carries its checkpoint, and verify checks each one
+        "checkpoints": all("checkpoint" in h for h in exported_heads),
         "bundles": sorted(bundles),
         "missing_bundles": sorted(referenced - set(bundles)),
         **({"timestamps": len(stamps)} if stamps else {}),

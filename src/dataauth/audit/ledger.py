@@ -21,8 +21,10 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, text
 
+from dataauth.audit.checkpoints import checkpoint_note
 from dataauth.audit.heads import TreeHead, sign_head
 from dataauth.audit.merkle import MerkleTree
+from dataauth.audit.note import Signer as NoteSigner
 from dataauth.audit.signing import Signer
 from dataauth.canonical import utc_now, utc_stamp
 from dataauth.store.statements import WriteLock, insert_once, prepare
@@ -38,9 +40,13 @@ def _head(row: Any) -> TreeHead:
 
 
 class Ledger:
-    def __init__(self, engine: Engine, signer: Signer | None = None) -> None:
+    def __init__(
+        self, engine: Engine, signer: Signer | None = None, notes: NoteSigner | None = None
+    ) -> None:
         self.engine = engine
         self.signer = signer
+        self.notes = notes
+        """Signs each head's checkpoint (see ``audit/checkpoints.py``)."""
         self.tree = MerkleTree()
         # heads are signed under the log's own lock: a head's size is then every entry
         self._write_lock = WriteLock(engine, "audit_entry")
@@ -66,8 +72,23 @@ class Ledger:
                 "VALUES (:size, :root, :time, :key_id, :algorithm, :prev, :signature)"
             ),
         )
+        self._insert_checkpoint = prepare(
+            engine, text("INSERT INTO tree_head_checkpoint (size, note) VALUES (:size, :note)")
+        )
+        self._checkpoint_at = prepare(
+            engine, text("SELECT note FROM tree_head_checkpoint WHERE size = :size")
+        )
+        self._checkpoint_latest = prepare(
+            engine, text("SELECT note FROM tree_head_checkpoint ORDER BY size DESC LIMIT 1")
+        )
         if signer is not None:
             self._register_key(signer)
+        if notes is not None:
+            insert_once(
+                engine,
+                "INSERT INTO checkpoint_key VALUES (:v, :o)",
+                {"v": notes.verifier.vkey(), "o": notes.name},
+            )
 
     def _register_key(self, signer: Signer) -> None:
         insert_once(
@@ -166,6 +187,56 @@ class Ledger:
             )
             return [orjson.loads(bytes(data))["entry"] for (data,) in rows]
 
+    def checkpoint(self, size: int | None = None) -> bytes | None:
+        """The signed checkpoint note of the head of ``size`` (the newest that has one by
+        default), as ``/checkpoint`` serves it; None where there is none."""
+        if size is None:
+            rows = self._run(self._checkpoint_latest, {})
+        else:
+            rows = self._run(self._checkpoint_at, {"size": size})
+        return bytes(rows[0][0]) if rows else None
+
+    def checkpoints(self, start: int, end: int) -> dict[int, bytes]:
+        """The checkpoint notes of the heads with ``start <= size <= end``, by size."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT size, note FROM tree_head_checkpoint "
+                    "WHERE size >= :start AND size <= :end"
+                ),
+                {"start": start, "end": end},
+            )
+            return {int(size): bytes(note) for size, note in rows}
+
+    def vkeys(self) -> list[str]:
+        """Every note key that has signed a checkpoint, as a vkey."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(text("SELECT vkey FROM checkpoint_key ORDER BY vkey"))
+            return [vkey for (vkey,) in rows]
+
+    def sign_missing_checkpoints(self) -> int:
+        """Sign the checkpoints of heads signed before there were checkpoints; return how
+        many. Ed25519 signatures are deterministic, so processes racing here would write
+        the same bytes; the one that comes second writes nothing."""
+        if self.notes is None:
+            return 0
+        with self.engine.begin() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT h.size, h.root FROM signed_tree_head h "
+                    "LEFT JOIN tree_head_checkpoint c ON c.size = h.size WHERE c.size IS NULL"
+                )
+            ).all()
+            for size, root in rows:
+                connection.execute(
+                    text(
+                        "INSERT INTO tree_head_checkpoint (size, note) VALUES (:size, :note) "
+                        "ON CONFLICT (size) DO NOTHING"
+                    ),
+                    {"note": checkpoint_note(self.notes, int(size), bytes(root)), "size": size},
+                )
+        return len(rows)
+
     def keys(self) -> list[dict[str, str]]:
         with self.engine.connect() as connection:
             rows = connection.execute(
@@ -205,6 +276,9 @@ class Ledger:
                 )
                 row = head.as_dict() | {"root": head.root, "signature": head.signature}
                 cursor.execute(self._insert_head.sql, self._insert_head.bind(row))
+                if self.notes is not None:  # the same transaction: no head without its note
+                    note = {"size": size, "note": checkpoint_note(self.notes, size, head.root)}
+                    cursor.execute(self._insert_checkpoint.sql, self._insert_checkpoint.bind(note))
             return head, 0.0
         finally:
             connection.close()

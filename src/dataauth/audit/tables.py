@@ -33,6 +33,26 @@ class SignedTreeHead(SQLModel, table=True):
     """Digest of the head before it ("" for the first): dropping a head breaks the chain."""
 
 
+class TreeHeadCheckpoint(SQLModel, table=True):
+    """Each head's size and root as a C2SP checkpoint in a signed note (an Ed25519 note key
+    named by the log's origin): what tlog clients and witnesses read. Written with its
+    head; a head signed before there were checkpoints gets its own at the next start."""
+
+    __tablename__ = "tree_head_checkpoint"
+
+    size: int = Field(primary_key=True)
+    note: bytes
+
+
+class CheckpointKey(SQLModel, table=True):
+    """Every note key that has signed a checkpoint, as a vkey (``origin+hexid+base64``)."""
+
+    __tablename__ = "checkpoint_key"
+
+    vkey: str = Field(primary_key=True)
+    origin: str
+
+
 class PolicyBundleRecord(SQLModel, table=True):
     """Every bundle the gateway has decided with, by digest, so replay can find it."""
 

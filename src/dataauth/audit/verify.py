@@ -13,7 +13,12 @@ Checks, stopping at the first failure and naming where it is:
   entry names is there;
 - given the TSA's roots, every RFC 3161 time-stamp (``audit.timestamps.check_stamps``):
   signed under those roots, over the head it names, not dated before that head; and,
-  given a gap, that no head went unstamped for longer.
+  given a gap, that no head went unstamped for longer;
+- every head's C2SP checkpoint (where the export carries them, all heads) holds the
+  head's size and root and verifies under one of the log's note keys (vkeys).
+
+A log fetched over HTTP as tiles (``audit/tileverify.py``) gets the same entry checks
+(``EntryChecks``) and the same checkpoint check (``open_checkpoint``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from cryptography import x509
 from dataauth.audit.export import BUNDLE_REF, FORMAT
 from dataauth.audit.heads import TreeHead, verify_head
 from dataauth.audit.merkle import Frontier, verify_inclusion
+from dataauth.audit.note import Checkpoint, Note, NoteError, Verifier
 from dataauth.audit.rotation import MARK, verify_change
 from dataauth.audit.signing import public_key_id
 from dataauth.audit.timestamps import StampReport, TimestampError, check_stamps
@@ -52,6 +58,7 @@ class Report:
     stamps: StampReport = field(default_factory=StampReport)
     key_changes: list[dict[str, Any]] = field(default_factory=list)
     """Each logged key change the heads follow, with the index of its entry."""
+    checkpoints: int = 0
 
 
 def _json(path: Path) -> Any:
@@ -75,6 +82,63 @@ def load_keys(value: Any) -> dict[str, str]:
             raise Failed("keys.json holds a malformed key") from None
         keys[key_id] = pem
     return keys
+
+
+def load_vkeys(vkeys: Any) -> list[Verifier]:
+    """Note keys (``name+hexid+base64``), each id checked against its key."""
+    if not isinstance(vkeys, list):
+        raise Failed("the note keys (vkeys) must be a list")
+    try:
+        return [Verifier.from_vkey(str(vkey)) for vkey in vkeys]
+    except NoteError as exc:
+        raise Failed(f"a note key: {exc}") from None
+
+
+def open_checkpoint(note: bytes, verifiers: list[Verifier]) -> Checkpoint:
+    """The checkpoint in a signed note, its signature verified under a key named by the
+    checkpoint's own origin (as tlog clients require); raise Failed."""
+    try:
+        parsed = Note.parse(note)
+        checkpoint = Checkpoint.parse(parsed.text)
+        parsed.open(v for v in verifiers if v.name == checkpoint.origin)
+    except NoteError as exc:
+        raise Failed(f"checkpoint: {exc}") from None
+    return checkpoint
+
+
+def check_checkpoint(head: TreeHead, note: Any, verifiers: list[Verifier]) -> None:
+    """A head's checkpoint: its size and root the head's, its note signature good."""
+    where = f"tree head at size {head.size}"
+    if not isinstance(note, str):
+        raise Failed(f"{where}: its checkpoint is missing")
+    try:
+        checkpoint = open_checkpoint(note.encode(), verifiers)
+    except Failed as exc:
+        raise Failed(f"{where}: {exc}") from None
+    if (checkpoint.size, checkpoint.root) != (head.size, head.root):
+        raise Failed(f"{where}: its checkpoint is of another tree (size {checkpoint.size})")
+
+
+class EntryChecks:
+    """What each entry is checked for, read from an export or from a log's tiles: it
+    holds its own index, and every policy bundle it names is at hand (``bundles`` None:
+    none are, as over HTTP; the digests named are collected)."""
+
+    def __init__(self, bundles: set[str] | None) -> None:
+        self.bundles = bundles
+        self.named: set[str] = set()
+
+    def leaf(self, index: int, line: bytes) -> bytes:
+        """The entry's leaf hash, once its checks pass; raise Failed."""
+        if not line.endswith(b',"index":%d}' % index):
+            raise Failed(f"entry {index}: the line is not entry {index} (one is missing, "
+                         "moved or inserted)")  # fmt: skip
+        for found in BUNDLE_REF.findall(line):
+            digest = found.decode()
+            if self.bundles is not None and digest not in self.bundles:
+                raise Failed(f"entry {index}: policy bundle {digest} is not in the export")
+            self.named.add(digest)
+        return hashlib.sha256(b"\x00" + line).digest()
 
 
 def load_heads(value: Any, keys: dict[str, str]) -> list[TreeHead]:
@@ -137,18 +201,29 @@ def verify_export(
     progress: Callable[[int, int], None] | None = None,
     tsa_roots: list[x509.Certificate] | None = None,
     max_stamp_gap: float | None = None,
+    vkeys: list[Verifier] | None = None,
 ) -> Report:
     """Verify the export in ``directory``; raise Failed at the first problem. With
     ``tsa_roots`` (certificates), its time-stamps too; with ``max_stamp_gap``, that
-    each head was stamped within that many seconds."""
+    each head was stamped within that many seconds. With ``vkeys`` (the log's note keys,
+    as its operator published them) every head must carry a checkpoint that verifies
+    under one of them, not under the export's own list."""
     manifest = _json(directory / "manifest.json")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise Failed(f"manifest.json is not a {FORMAT} manifest")
     start, end = manifest.get("from"), manifest.get("to")
     if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end):
         raise Failed("manifest.json: from and to must be entry indexes, from < to")
-    keys = load_keys(_json(directory / "keys.json"))
-    heads = load_heads(_json(directory / "heads.json"), keys)
+    listed = _json(directory / "keys.json")
+    keys = load_keys(listed)
+    raw_heads = _json(directory / "heads.json")
+    heads = load_heads(raw_heads, keys)
+    checkpoints = 0
+    if vkeys is not None or manifest.get("checkpoints"):  # older exports carry none
+        verifiers = vkeys if vkeys is not None else load_vkeys(listed.get("vkeys"))
+        for head, item in zip(heads, raw_heads, strict=True):
+            check_checkpoint(head, item.get("checkpoint"), verifiers)
+        checkpoints = len(heads)
     if not heads:
         raise Failed("the export holds no signed tree head")
     if start == 0 and heads[0].prev != "":
@@ -168,6 +243,7 @@ def verify_export(
         )
     except TimestampError as exc:
         raise Failed(str(exc)) from None
+    checks = EntryChecks(bundles)
 
     try:
         frontier = Frontier(start, [bytes.fromhex(h) for h in manifest.get("frontier", [])])
@@ -186,22 +262,16 @@ def verify_export(
     for line in _lines(directory / "entries.jsonl"):
         if index >= end:
             raise Failed(f"entry {index}: the export holds more entries than its heads cover")
-        if not line.endswith(b',"index":%d}' % index):
-            raise Failed(f"entry {index}: the line is not entry {index} (one is missing, "
-                         "moved or inserted)")  # fmt: skip
-        for digest in BUNDLE_REF.findall(line):
-            if digest.decode() not in bundles:
-                raise Failed(f"entry {index}: policy bundle {digest.decode()} is not in the export")
+        leaf = checks.leaf(index, line)
         if MARK in line:
             changes.append((index, _operation(line)))
-        leaf = hashlib.sha256(b"\x00" + line).digest()
         frontier.append(leaf)
-        listed = next(leaves, b"")
+        listed_leaf = next(leaves, b"")
         try:
-            recorded.append(bytes.fromhex(listed.decode()))
+            recorded.append(bytes.fromhex(listed_leaf.decode()))
         except ValueError:
             recorded.append(b"\x00" * 32)
-        if first_changed is None and listed != leaf.hex().encode():
+        if first_changed is None and listed_leaf != leaf.hex().encode():
             first_changed = index
         index += 1
         if pending and index == pending[0].size:
@@ -228,6 +298,7 @@ def verify_export(
         heads[-1].as_dict(),
         stamps=stamps,
         key_changes=followed,
+        checkpoints=checkpoints,
     )
 
 

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dataauth.cli.common import DataDir, fail, gateway_database, load_settings, progress
+from dataauth.cli.common import (
+    DataDir,
+    fail,
+    gateway,
+    gateway_database,
+    load_settings,
+    progress,
+    refuse,
+)
+
+if TYPE_CHECKING:
+    from dataauth.audit.note import Verifier
 
 app = typer.Typer(
     help="The audit log, offline: export it, verify it, replay its decisions.",
@@ -42,7 +53,16 @@ def audit_export(
 
 @app.command("verify")
 def audit_verify(
-    directory: Annotated[Path, typer.Argument(help="an export")],
+    directory: Annotated[Path | None, typer.Argument(help="an export")] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="a gateway: fetch its log as tlog tiles")
+    ] = None,
+    vkey: Annotated[
+        list[str] | None,
+        typer.Option(help="the log's note key (`dataauth audit vkey`); needed with --url"),
+    ] = None,
+    token: Annotated[str | None, typer.Option(help="a regulator's token (for --url)")] = None,
+    data_dir: DataDir = None,
     tsa_roots: Annotated[
         Path | None, typer.Option(help="the TSA's root certificates (PEM): check time-stamps")
     ] = None,
@@ -51,10 +71,23 @@ def audit_verify(
         typer.Option(help="fail where a head went unstamped this many seconds (--tsa-roots)"),
     ] = None,
 ) -> None:
-    """Check an export offline: signatures, the head chain, every root, every entry."""
+    """Check an export offline, or a gateway's log over HTTP as C2SP tlog tiles:
+    signatures, the head chain, checkpoints, time-stamps, every root, every entry."""
     from dataauth.audit.timestamps import TimestampError, load_roots
-    from dataauth.audit.verify import Failed, verify_export
+    from dataauth.audit.verify import Failed, load_vkeys, verify_export
 
+    if (directory is None) == (url is None):
+        refuse("give an export's directory or --url, one of them")
+    try:
+        pinned = load_vkeys(vkey) if vkey else None
+    except Failed as exc:
+        refuse(f"--vkey: {exc}")
+    if url is not None:
+        if pinned is None:
+            refuse("--url needs --vkey: the log's note key, as its operator published it")
+        _verify_url(url, pinned, token, data_dir)
+        return
+    assert directory is not None
     if max_stamp_gap is not None and tsa_roots is None:
         fail("FAILED: --max-stamp-gap checks time-stamps: give --tsa-roots too")
     try:
@@ -63,11 +96,12 @@ def audit_verify(
         fail(f"FAILED: --tsa-roots: {exc}")
     with progress("verifying") as advance:
         try:
-            report = verify_export(directory, advance, roots, max_stamp_gap)
+            report = verify_export(directory, advance, roots, max_stamp_gap, pinned)
         except Failed as exc:
             fail(f"FAILED: {exc}")
+    checkpoints = f"{report.checkpoints} checkpoints of " if report.checkpoints else ""
     typer.echo(
-        f"verified: entries [{report.first}, {report.first + report.entries}), "
+        f"verified: entries [{report.first}, {report.first + report.entries}), {checkpoints}"
         f"{report.heads} signed tree heads, {report.keys} keys, {report.bundles} policy bundles"
     )
     typer.echo(f"latest root {report.last_head['root']} at size {report.last_head['size']}")
@@ -101,6 +135,45 @@ def stamp_line(stamps: Any) -> str:
         f"{said}; the newest covers size {newest.size}, stamped {rfc3339(newest.gen_time)} "
         f"({age:.0f} s ago), {stamps.unstamped} later heads unstamped"
     )
+
+
+def _verify_url(url: str, vkeys: list[Verifier], token: str | None, data_dir: Path | None) -> None:
+    from dataauth.audit.tileverify import Unavailable, verify_tiles
+    from dataauth.audit.verify import Failed
+    from dataauth.sdk.client import GatewayError
+
+    with gateway(url, token, data_dir, subject="regulator", roles=("regulator",)) as client:
+
+        def fetch(path: str) -> bytes:
+            try:
+                return client.fetch(path)
+            except GatewayError as exc:
+                raise Unavailable(path, exc.code, str(exc)) from None
+
+        with progress("fetching tiles") as advance:
+            try:
+                report = verify_tiles(fetch, vkeys, advance)
+            except Failed as exc:
+                fail(f"FAILED: {exc}")
+    typer.echo(
+        f"verified: {report.size} entries of {report.origin} as tiles: {report.bundles} "
+        f"entry bundles, {report.tiles} tiles, the checkpoint's signature and root"
+    )
+    typer.echo(f"root {report.root} at size {report.size}")
+
+
+@app.command("vkey")
+def audit_vkey(data_dir: DataDir = None) -> None:
+    """Print the log's note keys (vkeys), for a tlog client, witness or `audit verify --url`."""
+    from dataauth.audit.ledger import Ledger
+    from dataauth.store.engine import gateway_engine
+
+    database = gateway_database(load_settings(data_dir))
+    vkeys = Ledger(gateway_engine(database)).vkeys()
+    if not vkeys:
+        fail("no checkpoint is signed yet: run the gateway, which signs them")
+    for line in vkeys:
+        typer.echo(line)
 
 
 @app.command("replay")

@@ -103,6 +103,14 @@ class Client:
             raise GatewayError(response.status_code, _problem(response))
         return response.json()
 
+    def fetch(self, path: str) -> bytes:
+        """The bytes served at ``path`` (the log's tlog-tiles: ``checkpoint``,
+        ``tile/0/000``); a refusal raises ``GatewayError``."""
+        response = self.send("GET", "/" + path.lstrip("/"))
+        if response.status_code >= 400:
+            raise GatewayError(response.status_code, _problem(response))
+        return response.content
+
     def health(self, timeout: float = 3.0) -> dict[str, Any]:
         """``/healthz`` (no token needed): ready only on a 200."""
         response = self.send("GET", "/healthz", timeout=timeout)
