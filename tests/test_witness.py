@@ -285,7 +285,7 @@ def test_a_split_view_is_refused_by_an_honest_witness(tmp_path, log_key):
             answer = w.add(grown)
             assert answer.status_code == 422, answer.text
         # the other view has no cosignature at all: a two-of-two policy fails on it
-        with pytest.raises(PolicyError, match="0 of the 2 .* no cosignature from"):
+        with pytest.raises(PolicyError, match=r"0 of the 2 .* no cosignature from"):
             policy.check(other.note(8).text, [])
         # nor do the first view's cosignatures pass for it
         with pytest.raises(PolicyError, match="does not verify from"):
@@ -301,11 +301,83 @@ def test_witness_policy_names_who_is_missing_and_who_is_bad(log_key):
     text = Log(log_key).grow(3).note().text
     lines = Note.parse(b"x\n\n" + keys[0].line(text.encode(), 1700000000).encode()).signatures
     assert WitnessPolicy.of(vkeys, 1).check(text, lines) == ["w0.example.test"]
-    with pytest.raises(PolicyError, match="1 of the 2 .*no cosignature from w1.example.test, "):
+    with pytest.raises(PolicyError, match=r"1 of the 2 .*no cosignature from w1\.example\.test, "):
         WitnessPolicy.of(vkeys, 2).check(text, lines)
-    with pytest.raises(PolicyError, match="0 of the 1 .*does not verify from w0"):
+    with pytest.raises(PolicyError, match=r"0 of the 1 .*does not verify from w0"):
         WitnessPolicy.of(vkeys[:1]).check(text.replace("3\n", "4\n"), lines)
     with pytest.raises(PolicyError, match="type 0x04"):
         WitnessPolicy.of([log_key.verifier.vkey()])
     with pytest.raises(PolicyError, match="3 keys given"):
         WitnessPolicy.of(vkeys, 4)
+
+
+def test_verify_receipt_takes_a_witness_policy(tmp_path, log_key):
+    """A receipt whose head's checkpoint two real witnesses cosigned passes a two-of-two
+    policy; with one key wrong or one cosignature gone it fails, naming the witness."""
+    import json
+
+    from dataauth.audit.heads import sign_head
+    from dataauth.audit.signing import Ed25519Signer
+
+    vkey = log_key.verifier.vkey()
+    witnesses = [
+        start_witness(tmp_path / "a", "witness.example.test/w1", vkey),
+        start_witness(tmp_path / "b", "witness.example.test/w2", vkey),
+    ]
+    try:
+        log = Log(log_key).grow(6)
+        note = log.note()
+        for w in witnesses:
+            note = note.with_signatures(cosignatures(w.add(log.body(0)).content))
+    finally:
+        for w in witnesses:
+            w.stop()
+    head_key = Ed25519Signer(Ed25519PrivateKey.generate())
+    head = sign_head(head_key, 6, log.tree.root(), "2026-12-02T00:00:00.000000Z", "")
+    receipt = {
+        "index": 2,
+        "leaf_hash": log.tree.leaf(2).hex(),
+        "tree_size": 6,
+        "proof": [p.hex() for p in log.tree.inclusion_proof(2, 6)],
+        "tree_head": head.as_dict(),
+        "checkpoint": note.serialise().decode(),
+    }
+    (tmp_path / "receipt.json").write_text(json.dumps(receipt))
+    keys = {"keys": [{"key_id": head_key.key_id, "algorithm": "Ed25519",
+                      "public_key_pem": head_key.public_key_pem()}]}  # fmt: skip
+    (tmp_path / "keys.json").write_text(json.dumps(keys))
+
+    def verify(*policy: str, receipt: dict = receipt) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "receipt.json").write_text(json.dumps(receipt))
+        return subprocess.run(
+            [sys.executable, "-m", "dataauth.cli", "audit", "verify-receipt",
+             str(tmp_path / "receipt.json"), "--keys", str(tmp_path / "keys.json"), *policy],
+            capture_output=True, text=True,
+        )  # fmt: skip
+
+    both = [arg for w in witnesses for arg in ("--witness", w.vkey)]
+    passed = verify(*both, "--witnesses-needed", "2")
+    assert passed.returncode == 0, passed.stderr
+    assert "witnessed by 2 of 2 trusted witnesses (2 needed)" in passed.stdout
+    assert verify().returncode == 0  # no policy: as before
+    stranger = Signer("witness.example.test/w3", Ed25519PrivateKey.generate(), 0x04)
+    wrong = verify("--witness", witnesses[0].vkey, "--witness", stranger.verifier.vkey())
+    assert wrong.returncode == 1
+    assert "1 of the 2 witness cosignatures needed" in wrong.stderr
+    assert "no cosignature from witness.example.test/w3" in wrong.stderr
+    # one of two needed: the stranger may be missing
+    assert verify("--witness", witnesses[0].vkey, "--witness", stranger.verifier.vkey(),
+                  "--witnesses-needed", "1").returncode == 0  # fmt: skip
+    dropped = Note(note.text, note.signatures[:2]).serialise().decode()
+    missing = verify(*both, receipt={**receipt, "checkpoint": dropped})
+    assert missing.returncode == 1
+    assert "no cosignature from witness.example.test/w2" in missing.stderr
+    unwitnessed = verify(*both, receipt={k: v for k, v in receipt.items() if k != "checkpoint"})
+    assert "no checkpoint with cosignatures" in unwitnessed.stderr
+    other = Log(log_key, b"other").grow(6).note().text
+    swapped = Note(other, note.signatures).serialise().decode()
+    assert (
+        "checkpoint is of another tree"
+        in verify(*both, receipt={**receipt, "checkpoint": swapped}).stderr
+    )
+    assert "needs the --witness keys" in verify("--witnesses-needed", "1").stderr

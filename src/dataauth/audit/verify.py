@@ -8,7 +8,9 @@ Checks, stopping at the first failure and naming where it is:
 - the root recomputed from the entries equals every signed head's root; where it does
   not, the leaf list (itself checked against the head) names the altered entry;
 - every bundle file's content has the digest its name claims, and every bundle an
-  entry names is there.
+  entry names is there;
+- under a witness policy, the last head's checkpoint (its size and root) carries the
+  cosignatures the policy needs (``check_witnessed``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from typing import Any
 from dataauth.audit.export import BUNDLE_REF, FORMAT
 from dataauth.audit.heads import TreeHead, verify_head
 from dataauth.audit.merkle import Frontier, verify_inclusion
+from dataauth.audit.note import Checkpoint, Note, NoteError
 from dataauth.audit.signing import public_key_id
+from dataauth.audit.witnesses import PolicyError, WitnessPolicy
 
 
 class Failed(Exception):
@@ -38,6 +42,8 @@ class Report:
     bundles: int = 0
     first: int = 0
     last_head: dict[str, Any] = field(default_factory=dict)
+    witnessed: list[str] = field(default_factory=list)
+    """The policy's witnesses that cosigned the last head."""
 
 
 def _json(path: Path) -> Any:
@@ -106,7 +112,31 @@ def _lines(path: Path) -> Iterator[bytes]:
         raise Failed(f"{path.name} is missing from the export") from None
 
 
-def verify_export(directory: Path, progress: Callable[[int, int], None] | None = None) -> Report:
+def check_witnessed(head: TreeHead, checkpoint: Any, policy: WitnessPolicy) -> list[str]:
+    """The witnesses of ``policy`` that cosigned ``head``: ``checkpoint`` is the head as a
+    signed note (its size and root must be the head's); raise Failed, naming who is
+    missing or bad, where the policy is not met."""
+    where = f"tree head at size {head.size}"
+    if not isinstance(checkpoint, str):
+        raise Failed(f"{where}: no checkpoint with cosignatures, and a witness policy is set")
+    try:
+        note = Note.parse(checkpoint.encode())
+        parsed = Checkpoint.parse(note.text)
+    except NoteError as exc:
+        raise Failed(f"{where}: its checkpoint is malformed: {exc}") from None
+    if (parsed.size, parsed.root) != (head.size, head.root):
+        raise Failed(f"{where}: its checkpoint is of another tree (size {parsed.size})")
+    try:
+        return policy.check(note.text, note.signatures)
+    except PolicyError as exc:
+        raise Failed(f"{where}: the witness policy is not met: {exc}") from None
+
+
+def verify_export(
+    directory: Path,
+    progress: Callable[[int, int], None] | None = None,
+    policy: WitnessPolicy | None = None,
+) -> Report:
     """Verify the export in ``directory``; raise Failed at the first problem."""
     manifest = _json(directory / "manifest.json")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -115,9 +145,13 @@ def verify_export(directory: Path, progress: Callable[[int, int], None] | None =
     if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end):
         raise Failed("manifest.json: from and to must be entry indexes, from < to")
     keys = load_keys(_json(directory / "keys.json"))
-    heads = load_heads(_json(directory / "heads.json"), keys)
+    listed_heads = _json(directory / "heads.json")
+    heads = load_heads(listed_heads, keys)
     if not heads:
         raise Failed("the export holds no signed tree head")
+    witnessed = []
+    if policy is not None:
+        witnessed = check_witnessed(heads[-1], listed_heads[-1].get("checkpoint"), policy)
     if start == 0 and heads[0].prev != "":
         raise Failed(f"tree head at size {heads[0].size}: an earlier head is missing")
     if heads[-1].size != end:
@@ -168,11 +202,17 @@ def verify_export(directory: Path, progress: Callable[[int, int], None] | None =
             progress(index - start, end - start)
     if index != end:
         raise Failed(f"the export ends at entry {index}, but its tree heads cover {end}")
-    return Report(index - start, len(heads), len(keys), len(bundles), start, heads[-1].as_dict())
+    return Report(
+        index - start, len(heads), len(keys), len(bundles), start, heads[-1].as_dict(), witnessed
+    )
 
 
-def verify_receipt(receipt: dict[str, Any], keys: dict[str, str]) -> None:
-    """Check one receipt (as ``GET /v1/audit/proof/inclusion`` gives it); raise Failed."""
+def verify_receipt(
+    receipt: dict[str, Any], keys: dict[str, str], policy: WitnessPolicy | None = None
+) -> list[str]:
+    """Check one receipt (as ``GET /v1/audit/proof/inclusion`` gives it); raise Failed.
+    Under a witness policy, its ``checkpoint`` must carry the cosignatures needed;
+    returns the names of the policy's witnesses that cosigned."""
     try:
         head = TreeHead.from_dict(receipt["tree_head"])
         index, size = int(receipt["index"]), int(receipt["tree_size"])
@@ -186,3 +226,6 @@ def verify_receipt(receipt: dict[str, Any], keys: dict[str, str]) -> None:
         raise Failed(f"the receipt's tree size {size} is not its head's size {head.size}")
     if not verify_inclusion(leaf, index, size, proof, head.root):
         raise Failed(f"entry {index} is not in the tree of size {size} by this proof")
+    if policy is None:
+        return []
+    return check_witnessed(head, receipt.get("checkpoint"), policy)

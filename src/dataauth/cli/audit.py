@@ -3,11 +3,49 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dataauth.cli.common import DataDir, fail, gateway_database, load_settings, progress
+
+if TYPE_CHECKING:
+    from dataauth.audit.witnesses import WitnessPolicy
+
+Witnesses = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--witness",
+        help="a witness's cosignature key (vkey, type 0x04) the check trusts; repeat for more",
+    ),
+]
+WitnessesNeeded = Annotated[
+    int | None,
+    typer.Option(help="how many of the --witness keys must have cosigned (default: all)", min=0),
+]
+
+
+def witness_policy(witnesses: list[str] | None, needed: int | None) -> WitnessPolicy | None:
+    """The policy the options give, or None where no --witness is given."""
+    from dataauth.audit.witnesses import PolicyError, WitnessPolicy
+
+    if not witnesses:
+        if needed:
+            fail("FAILED: --witnesses-needed needs the --witness keys it counts")
+        return None
+    try:
+        return WitnessPolicy.of(witnesses, needed)
+    except PolicyError as exc:
+        fail(f"FAILED: {exc}")
+
+
+def witnessed(names: list[str], policy: WitnessPolicy | None) -> None:
+    if policy is not None:
+        typer.echo(
+            f"witnessed by {len(names)} of {len(policy.witnesses)} trusted witnesses "
+            f"({policy.needed} needed): {', '.join(names) or 'none'}"
+        )
+
 
 app = typer.Typer(
     help="The audit log, offline: export it, verify it, replay its decisions.",
@@ -41,13 +79,19 @@ def audit_export(
 
 
 @app.command("verify")
-def audit_verify(directory: Annotated[Path, typer.Argument(help="an export")]) -> None:
-    """Check an export offline: signatures, the head chain, every root, every entry."""
+def audit_verify(
+    directory: Annotated[Path, typer.Argument(help="an export")],
+    witness: Witnesses = None,
+    witnesses_needed: WitnessesNeeded = None,
+) -> None:
+    """Check an export offline: signatures, the head chain, every root, every entry; with
+    --witness, that its last head is cosigned by the witnesses the policy needs."""
     from dataauth.audit.verify import Failed, verify_export
 
+    policy = witness_policy(witness, witnesses_needed)
     with progress("verifying") as advance:
         try:
-            report = verify_export(directory, advance)
+            report = verify_export(directory, advance, policy)
         except Failed as exc:
             fail(f"FAILED: {exc}")
     typer.echo(
@@ -55,6 +99,7 @@ def audit_verify(directory: Annotated[Path, typer.Argument(help="an export")]) -
         f"{report.heads} signed tree heads, {report.keys} keys, {report.bundles} policy bundles"
     )
     typer.echo(f"latest root {report.last_head['root']} at size {report.last_head['size']}")
+    witnessed(report.witnessed, policy)
 
 
 @app.command("replay")
@@ -100,14 +145,21 @@ def audit_replay(
 def audit_verify_receipt(
     receipt: Annotated[Path, typer.Argument(help="GET /v1/audit/proof/inclusion, saved")],
     keys: Annotated[Path, typer.Option(help="GET /v1/audit/keys or an export's keys.json")],
+    witness: Witnesses = None,
+    witnesses_needed: WitnessesNeeded = None,
 ) -> None:
-    """Check one receipt against its signed tree head and the log's public keys."""
+    """Check one receipt against its signed tree head and the log's public keys; with
+    --witness, that its head is cosigned by the witnesses the policy needs."""
     import json
 
     from dataauth.audit.verify import Failed, load_keys, verify_receipt
 
+    policy = witness_policy(witness, witnesses_needed)
     try:
-        verify_receipt(json.loads(receipt.read_text()), load_keys(json.loads(keys.read_text())))
+        names = verify_receipt(
+            json.loads(receipt.read_text()), load_keys(json.loads(keys.read_text())), policy
+        )
     except (Failed, ValueError) as exc:
         fail(f"FAILED: {exc}")
     typer.echo("the receipt verifies: the entry is in the signed log")
+    witnessed(names, policy)

@@ -62,7 +62,8 @@ class Witness:
         try:
             request.note.open(keys)
         except NoteError as exc:
-            raise Rejected(403, "bad_signature", f"the checkpoint is not the log's: {exc}") from None
+            detail = f"the checkpoint is not the log's: {exc}"
+            raise Rejected(403, "bad_signature", detail) from None
         if request.old > checkpoint.size:
             raise Rejected(
                 400, "malformed_request", f"old size {request.old} is over {checkpoint.size}"
