@@ -30,6 +30,8 @@ from dataauth.api.operations import operation_routes
 from dataauth.api.query import router as query_router
 from dataauth.api.review import router as review_router
 from dataauth.api.routes import router
+from dataauth.api.tlog import router as tlog_router
+from dataauth.audit.checkpoints import note_signer
 from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import AuditLog
 from dataauth.audit.signing import Ed25519Signer
@@ -64,7 +66,8 @@ def prepare(settings: Settings, progress: demo.Progress | None = None) -> None:
     storage = gateway_engine(settings.gateway_url, sqlite_synchronous=settings.sqlite_synchronous)
     keyring = Keyring(settings.keys_dir)
     keyring.subject_hasher()
-    Ed25519Signer.from_keys_dir(settings.keys_dir)
+    # heads signed before there were checkpoints get theirs, once, before any worker serves
+    audit_ledger(settings, storage).sign_missing_checkpoints()
     # the policies folder seeds the first publication; later ones go through publish
     compiled = lambda bundle: in_process_engine(bundle, settings.policy_engine)  # noqa: E731
     PolicyStore(storage, compiled).seed(load_bundle(settings.policies()))
@@ -121,6 +124,13 @@ def engine_factory(settings: Settings) -> Callable[[Bundle], PolicyEngine]:
     return lambda bundle: in_process_engine(bundle, name, timeout)
 
 
+def audit_ledger(settings: Settings, storage: Any) -> Ledger:
+    """The log's ledger with its head signer and its checkpoints' Ed25519 note signer."""
+    heads = Ed25519Signer.from_keys_dir(settings.keys_dir)
+    notes = note_signer(storage, heads, settings.keys_dir, settings.log_origin)
+    return Ledger(storage, heads, notes)
+
+
 def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
     keyring = Keyring(settings.keys_dir)
     storage = gateway_engine(settings.gateway_url, sqlite_synchronous=settings.sqlite_synchronous)
@@ -129,7 +139,7 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
         open_domain(settings.department_url, settings.domain_timeout_ms), settings.domain_timeout_ms
     )
     policy = PolicyStore(storage, engine_factory(settings), settings.catalog_ttl_seconds)
-    ledger = Ledger(storage, Ed25519Signer.from_keys_dir(settings.keys_dir))
+    ledger = audit_ledger(settings, storage)
     signer = HeadSigner(ledger, settings.head_delay_ms / 1000)
     usage = UsageMeter(storage, settings.timezone)
     budgets = PrivacyBudgets(storage)  # ε accounts: queries, model and HE cohorts spend from one
@@ -214,6 +224,7 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     app.include_router(operations)
     app.include_router(he_router)
     app.include_router(audit_router)
+    app.include_router(tlog_router)
     app.include_router(query_router)
     app.include_router(review_router)
     app.include_router(catalog_router)

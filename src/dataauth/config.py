@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     head_delay_ms: float = Field(
         100.0, gt=0, description="at most one tree head per this interval, across workers"
     )
+    log_origin: str | None = Field(
+        None,
+        pattern=r"^[^\s+]+$",
+        description="the log's C2SP checkpoint origin, e.g. gateway.example.gov.cn/audit; "
+        "default: the newest checkpoint's, else dataauth/<note key id>",
+    )
     domain_timeout_ms: float = Field(
         5000.0, gt=0, description="longest a statement may run in the department's database"
     )

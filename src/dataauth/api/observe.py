@@ -54,7 +54,10 @@ class Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = message.get("headers", [])
+                # no-store unless the route says how it may be cached (the tlog tiles)
+                own = {name.lower() for name, _ in headers}
+                message["headers"] = [*headers, *(h for h in extra if h[0] not in own)]
             await send(message)
 
         try:

@@ -20,8 +20,10 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from dataauth.audit.checkpoints import checkpoint_note
 from dataauth.audit.heads import TreeHead, sign_head
 from dataauth.audit.merkle import MerkleTree
+from dataauth.audit.note import Signer as NoteSigner
 from dataauth.audit.signing import Signer
 from dataauth.canonical import utc_now, utc_stamp
 from dataauth.store.statements import WriteLock, insert_once, prepare
@@ -37,9 +39,13 @@ def _head(row: Any) -> TreeHead:
 
 
 class Ledger:
-    def __init__(self, engine: Engine, signer: Signer | None = None) -> None:
+    def __init__(
+        self, engine: Engine, signer: Signer | None = None, notes: NoteSigner | None = None
+    ) -> None:
         self.engine = engine
         self.signer = signer
+        self.notes = notes
+        """Signs each head's checkpoint (see ``audit/checkpoints.py``)."""
         self.tree = MerkleTree()
         # heads are signed under the log's own lock: a head's size is then every entry
         self._write_lock = WriteLock(engine, "audit_entry")
@@ -61,12 +67,28 @@ class Ledger:
         self._insert_head = prepare(
             engine,
             text(
-                f"INSERT INTO signed_tree_head ({HEAD_COLUMNS}) "
-                "VALUES (:size, :root, :time, :key_id, :algorithm, :prev, :signature)"
+                f"INSERT INTO signed_tree_head ({HEAD_COLUMNS}, checkpoint) VALUES "
+                "(:size, :root, :time, :key_id, :algorithm, :prev, :signature, :checkpoint)"
+            ),
+        )
+        self._checkpoint_at = prepare(
+            engine, text("SELECT checkpoint FROM signed_tree_head WHERE size = :size")
+        )
+        self._checkpoint_latest = prepare(
+            engine,
+            text(
+                "SELECT checkpoint FROM signed_tree_head WHERE checkpoint IS NOT NULL "
+                "ORDER BY size DESC LIMIT 1"
             ),
         )
         if signer is not None:
             self._register_key(signer)
+        if notes is not None:
+            insert_once(
+                engine,
+                "INSERT INTO checkpoint_key VALUES (:v, :o)",
+                {"v": notes.verifier.vkey(), "o": notes.name},
+            )
 
     def _register_key(self, signer: Signer) -> None:
         insert_once(
@@ -136,6 +158,41 @@ class Ledger:
             rows = connection.execute(text(query + ' ORDER BY "index" LIMIT :limit'), values)
             return [(int(i), bytes(data), bytes(leaf)) for i, data, leaf in rows]
 
+    def checkpoint(self, size: int | None = None) -> bytes | None:
+        """The signed checkpoint note of the head of ``size`` (the newest that has one by
+        default), as ``/checkpoint`` serves it; None where there is none."""
+        if size is None:
+            rows = self._run(self._checkpoint_latest, {})
+        else:
+            rows = self._run(self._checkpoint_at, {"size": size})
+        return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def vkeys(self) -> list[str]:
+        """Every note key that has signed a checkpoint, as a vkey."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(text("SELECT vkey FROM checkpoint_key ORDER BY vkey"))
+            return [vkey for (vkey,) in rows]
+
+    def sign_missing_checkpoints(self) -> int:
+        """Sign the checkpoints of heads signed before there were checkpoints; return how
+        many. Ed25519 signatures are deterministic, so processes racing here write the
+        same bytes."""
+        if self.notes is None:
+            return 0
+        with self.engine.begin() as connection:
+            rows = connection.execute(
+                text("SELECT size, root FROM signed_tree_head WHERE checkpoint IS NULL")
+            ).all()
+            for size, root in rows:
+                connection.execute(
+                    text(
+                        "UPDATE signed_tree_head SET checkpoint = :note "
+                        "WHERE size = :size AND checkpoint IS NULL"
+                    ),
+                    {"note": checkpoint_note(self.notes, int(size), bytes(root)), "size": size},
+                )
+        return len(rows)
+
     def keys(self) -> list[dict[str, str]]:
         with self.engine.connect() as connection:
             rows = connection.execute(
@@ -173,7 +230,13 @@ class Ledger:
                     utc_stamp(),
                     previous.digest() if previous else "",
                 )
-                row = head.as_dict() | {"root": head.root, "signature": head.signature}
+                row = head.as_dict() | {
+                    "root": head.root,
+                    "signature": head.signature,
+                    "checkpoint": None
+                    if self.notes is None
+                    else checkpoint_note(self.notes, size, head.root),
+                }
                 cursor.execute(self._insert_head.sql, self._insert_head.bind(row))
             return head, 0.0
         finally:

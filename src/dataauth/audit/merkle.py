@@ -71,6 +71,14 @@ class MerkleTree:
         self._check(index + 1)
         return bytes(self._levels[0][index * HASH_SIZE : (index + 1) * HASH_SIZE])
 
+    def subtrees(self, level: int, start: int, end: int) -> bytes:
+        """The roots of aligned subtrees ``start`` to ``end`` of 2**level leaves each, back
+        to back: a tlog tile, straight from what is stored."""
+        self._check(end << level)
+        if level >= len(self._levels):
+            return b""
+        return bytes(self._levels[level][start * HASH_SIZE : end * HASH_SIZE])
+
     def _subtree(self, start: int, end: int) -> bytes:
         """MTH(D[start:end]) for ``start`` aligned as RFC 6962's recursion leaves it."""
         n = end - start

@@ -48,6 +48,11 @@ class Ed25519Signer:
         """The audit signing key under ``keys_dir``, generated (0600) on first use."""
         return cls(load_or_create_ed25519(keys_dir / "audit-signing.ed25519.pem"))
 
+    @property
+    def private_key(self) -> Ed25519PrivateKey:
+        """For the checkpoints' note signer, which signs with the same key."""
+        return self._key
+
     def sign(self, message: bytes) -> bytes:
         return self._key.sign(message)
 

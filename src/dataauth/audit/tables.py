@@ -31,6 +31,19 @@ class SignedTreeHead(SQLModel, table=True):
     signature: bytes
     prev: str = Field(unique=True)
     """Digest of the head before it ("" for the first): dropping a head breaks the chain."""
+    checkpoint: bytes | None = None
+    """The same size and root as a C2SP checkpoint in a signed note (Ed25519 note key named
+    by the log's origin): what tlog clients and witnesses read. None only for heads signed
+    before checkpoints were, until the gateway's next start signs theirs."""
+
+
+class CheckpointKey(SQLModel, table=True):
+    """Every note key that has signed a checkpoint, as a vkey (``origin+hexid+base64``)."""
+
+    __tablename__ = "checkpoint_key"
+
+    vkey: str = Field(primary_key=True)
+    origin: str
 
 
 class PolicyBundleRecord(SQLModel, table=True):
