@@ -51,9 +51,11 @@ class WitnessProcess:
         self.process.wait(timeout=10)
 
 
-def start_witness(directory: Path, name: str, *logs: str) -> WitnessProcess:
-    """``dataauth witness serve`` on a free port, once it answers."""
-    port = free_port()
+def start_witness(
+    directory: Path, name: str, *logs: str, port: int | None = None
+) -> WitnessProcess:
+    """``dataauth witness serve`` on a free port (or ``port``), once it answers."""
+    port = port or free_port()
     args = [arg for vkey in logs for arg in ("--log", vkey)]
     process = subprocess.Popen(
         [sys.executable, "-m", "dataauth.cli", "witness", "serve", "--dir", str(directory),

@@ -34,6 +34,7 @@ from dataauth.api.tlog import router as tlog_router
 from dataauth.audit.checkpoints import note_signer
 from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import AuditLog
+from dataauth.audit.pusher import WitnessEndpoint, WitnessPusher
 from dataauth.audit.signing import Ed25519Signer
 from dataauth.canonical import utc_now
 from dataauth.catalog.he import HEFilings
@@ -181,6 +182,9 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     if not prepared:
         prepare(settings)
     gateway, ledger, signer = build_gateway(settings)
+    # each head this process signs wakes the pusher; the witnesses' answers come later
+    pusher = WitnessPusher(ledger, [WitnessEndpoint.parse(w) for w in settings.witnesses])
+    signer.on_head = pusher.notify
     models: Any = gateway.kinds["model"]
     steps = Steps(gateway.access, gateway.audit, gateway.policy, gateway.clock)
     review = ModelReview(steps, models.registry, settings.max_model_bytes, models.domain)
@@ -188,8 +192,10 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         signer.start()
+        pusher.start()
         yield
         signer.stop()
+        pusher.stop()
 
     # /docs and /redoc load Swagger UI and ReDoc from the installed package, not a CDN: a
     # gateway on a government network often reaches no CDN, and a page should not either

@@ -86,7 +86,12 @@ def export_log(
     bundles = stored_bundles(engine, referenced)
     for digest, content in bundles.items():
         (directory / "bundles" / f"{digest.removeprefix('sha256:')}.json").write_bytes(content)
-    exported_heads = [h.as_dict() for h in heads if start <= h.size <= end]
+    # each head with its checkpoint and the witnesses' cosignatures of it, where it has one
+    exported_heads = [
+        h.as_dict() | ({"checkpoint": note.decode()} if (note := ledger.checkpoint(h.size)) else {})
+        for h in heads
+        if start <= h.size <= end
+    ]
     (directory / "heads.json").write_text(json.dumps(exported_heads, indent=1))
     (directory / "keys.json").write_text(json.dumps({"keys": ledger.keys()}, indent=1))
     manifest = {

@@ -77,3 +77,15 @@ class PolicyPublication(SQLModel, table=True):
     previous: str
     published_by: str
     time: str
+
+
+class WitnessCosignature(SQLModel, table=True):
+    """A witness's cosignature (c2sp.org/tlog-cosignature) of the checkpoint of a head."""
+
+    __tablename__ = "witness_cosignature"
+
+    size: int = Field(primary_key=True)
+    witness: str = Field(primary_key=True)
+    """The witness's vkey."""
+    line: str
+    """The signature line as the witness sent it, ready to append to the checkpoint note."""
