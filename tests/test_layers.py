@@ -18,7 +18,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("cli",),
     ("sdk",),
     ("app",),
-    ("api", "console"),
+    ("api", "console", "witness"),
     ("admin", "demo"),
     ("gateway",),
     ("operations", "metrics"),

@@ -37,6 +37,7 @@ from dataauth.api.usage import router as usage_router
 from dataauth.audit.checkpoints import note_signer
 from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import AuditLog
+from dataauth.audit.pusher import WitnessEndpoint, WitnessPusher
 from dataauth.audit.rotation import load_signer, rotate_to
 from dataauth.audit.stamper import Freshness, Stamper
 from dataauth.audit.timestamps import load_roots
@@ -208,6 +209,9 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
         prepare(settings)
     gateway, ledger, signer = build_gateway(settings)
     stamper = time_stamper(settings, ledger, gateway)
+    # each head this process signs wakes the pusher; the witnesses' answers come later
+    pusher = WitnessPusher(ledger, [WitnessEndpoint.parse(w) for w in settings.witnesses])
+    signer.on_head = pusher.notify
     models: Any = gateway.kinds["model"]
     steps = Steps(
         gateway.access, gateway.audit, gateway.policy, gateway.clock, gateway.timestamping
@@ -219,10 +223,12 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
         signer.start()
         if stamper is not None:
             stamper.start()
+        pusher.start()
         yield
         if stamper is not None:
             stamper.stop()
         signer.stop()
+        pusher.stop()
 
     # /docs and /redoc load Swagger UI and ReDoc from the installed package, not a CDN: a
     # gateway on a government network often reaches no CDN, and a page should not either

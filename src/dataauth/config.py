@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         description="the log's C2SP checkpoint origin, e.g. gateway.example.gov.cn/audit; "
         "default: the newest checkpoint's, else dataauth/<note key id>",
     )
+    witnesses: list[str] = Field(
+        default_factory=list,
+        description="witnesses to push each checkpoint to, each '<url> <cosignature vkey>'; "
+        'as JSON, e.g. ["https://w1.example/ w1.example+1a2b3c4d+BD..."]',
+    )
     domain_timeout_ms: float = Field(
         5000.0, gt=0, description="longest a statement may run in the department's database"
     )

@@ -103,6 +103,8 @@ def inclusion(
             "tree_size": head["size"],
             "proof": [p.hex() for p in proof],
             "tree_head": head,
+            # the head as a C2SP checkpoint, with the cosignatures of the witnesses so far
+            **({"checkpoint": note.decode()} if (note := log.checkpoint(head["size"])) else {}),
         }
     )
 

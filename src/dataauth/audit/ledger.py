@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -194,19 +195,44 @@ class Ledger:
             rows = self._run(self._checkpoint_latest, {})
         else:
             rows = self._run(self._checkpoint_at, {"size": size})
-        return bytes(rows[0][0]) if rows else None
+        if not rows or rows[0][0] is None:
+            return None
+        return self._cosigned(bytes(rows[0][0]))
+
+    def _cosigned(self, note: bytes) -> bytes:
+        """The note with the witnesses' cosignatures of it appended (after the log's)."""
+        size = int(note.split(b"\n", 2)[1])
+        with self.engine.connect() as connection:
+            lines = connection.execute(
+                text("SELECT line FROM witness_cosignature WHERE size = :s ORDER BY witness"),
+                {"s": size},
+            ).all()
+        return note + "".join(line for (line,) in lines).encode()
 
     def checkpoints(self, start: int, end: int) -> dict[int, bytes]:
-        """The checkpoint notes of the heads with ``start <= size <= end``, by size."""
+        """The checkpoint notes of the heads with ``start <= size <= end``, by size, each
+        with the witnesses' cosignatures of it."""
         with self.engine.connect() as connection:
+            values = {"start": start, "end": end}
             rows = connection.execute(
                 text(
                     "SELECT size, note FROM tree_head_checkpoint "
                     "WHERE size >= :start AND size <= :end"
                 ),
-                {"start": start, "end": end},
+                values,
             )
-            return {int(size): bytes(note) for size, note in rows}
+            notes = {int(size): bytes(note) for size, note in rows}
+            cosignatures = connection.execute(
+                text(
+                    "SELECT size, line FROM witness_cosignature "
+                    "WHERE size >= :start AND size <= :end ORDER BY size, witness"
+                ),
+                values,
+            )
+            for size, line in cosignatures:
+                if int(size) in notes:
+                    notes[int(size)] += line.encode()
+            return notes
 
     def vkeys(self) -> list[str]:
         """Every note key that has signed a checkpoint, as a vkey."""
@@ -299,9 +325,16 @@ class HeadSigner:
     woken by appends, it signs at once if the last head is older than that, else when
     it will be, covering everything committed by then."""
 
-    def __init__(self, ledger: Ledger, interval_seconds: float = 0.1) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        interval_seconds: float = 0.1,
+        on_head: Callable[[], None] | None = None,
+    ) -> None:
         self.ledger = ledger
         self.interval = interval_seconds
+        self.on_head = on_head
+        """Called after each head this process signs (the witness pusher's wake-up)."""
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tree-head-signer", daemon=True)
@@ -332,6 +365,8 @@ class HeadSigner:
                 head, wait = None, self.interval
             if head is not None:
                 not_before = time.monotonic() + self.interval
+                if self.on_head is not None:
+                    self.on_head()
             elif wait > 0:  # another process signed a moment ago; ours are not covered yet
                 not_before = time.monotonic() + wait
                 self._wake.set()

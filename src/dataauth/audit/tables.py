@@ -98,3 +98,15 @@ class AuditTimestamp(SQLModel, table=True):
     """The TimeStampToken as the TSA returned it, DER."""
     gen_time: str
     """The token's own time (genTime), RFC 3339: a read of it, the token is the proof."""
+
+
+class WitnessCosignature(SQLModel, table=True):
+    """A witness's cosignature (c2sp.org/tlog-cosignature) of the checkpoint of a head."""
+
+    __tablename__ = "witness_cosignature"
+
+    size: int = Field(primary_key=True)
+    witness: str = Field(primary_key=True)
+    """The witness's vkey."""
+    line: str
+    """The signature line as the witness sent it, ready to append to the checkpoint note."""

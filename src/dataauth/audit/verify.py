@@ -15,7 +15,9 @@ Checks, stopping at the first failure and naming where it is:
   signed under those roots, over the head it names, not dated before that head; and,
   given a gap, that no head went unstamped for longer;
 - every head's C2SP checkpoint (where the export carries them, all heads) holds the
-  head's size and root and verifies under one of the log's note keys (vkeys).
+  head's size and root and verifies under one of the log's note keys (vkeys);
+- under a witness policy, the last head's checkpoint (its size and root) carries the
+  cosignatures the policy needs (``check_witnessed``).
 
 A log fetched over HTTP as tiles (``audit/tileverify.py``) gets the same entry checks
 (``EntryChecks``) and the same checkpoint check (``open_checkpoint``).
@@ -40,6 +42,7 @@ from dataauth.audit.note import Checkpoint, Note, NoteError, Verifier
 from dataauth.audit.rotation import MARK, verify_change
 from dataauth.audit.signing import public_key_id
 from dataauth.audit.timestamps import StampReport, TimestampError, check_stamps
+from dataauth.audit.witnesses import PolicyError, WitnessPolicy
 from dataauth.canonical import utc_now
 
 
@@ -59,6 +62,8 @@ class Report:
     key_changes: list[dict[str, Any]] = field(default_factory=list)
     """Each logged key change the heads follow, with the index of its entry."""
     checkpoints: int = 0
+    witnessed: list[str] = field(default_factory=list)
+    """The policy's witnesses that cosigned the last head."""
 
 
 def _json(path: Path) -> Any:
@@ -196,18 +201,40 @@ def _exported_at(manifest: dict[str, Any]) -> datetime:
         return utc_now()
 
 
+def check_witnessed(head: TreeHead, checkpoint: Any, policy: WitnessPolicy) -> list[str]:
+    """The witnesses of ``policy`` that cosigned ``head``: ``checkpoint`` is the head as a
+    signed note (its size and root must be the head's); raise Failed, naming who is
+    missing or bad, where the policy is not met."""
+    where = f"tree head at size {head.size}"
+    if not isinstance(checkpoint, str):
+        raise Failed(f"{where}: no checkpoint with cosignatures, and a witness policy is set")
+    try:
+        note = Note.parse(checkpoint.encode())
+        parsed = Checkpoint.parse(note.text)
+    except NoteError as exc:
+        raise Failed(f"{where}: its checkpoint is malformed: {exc}") from None
+    if (parsed.size, parsed.root) != (head.size, head.root):
+        raise Failed(f"{where}: its checkpoint is of another tree (size {parsed.size})")
+    try:
+        return policy.check(note.text, note.signatures)
+    except PolicyError as exc:
+        raise Failed(f"{where}: the witness policy is not met: {exc}") from None
+
+
 def verify_export(
     directory: Path,
     progress: Callable[[int, int], None] | None = None,
     tsa_roots: list[x509.Certificate] | None = None,
     max_stamp_gap: float | None = None,
     vkeys: list[Verifier] | None = None,
+    policy: WitnessPolicy | None = None,
 ) -> Report:
     """Verify the export in ``directory``; raise Failed at the first problem. With
     ``tsa_roots`` (certificates), its time-stamps too; with ``max_stamp_gap``, that
     each head was stamped within that many seconds. With ``vkeys`` (the log's note keys,
     as its operator published them) every head must carry a checkpoint that verifies
-    under one of them, not under the export's own list."""
+    under one of them, not under the export's own list. With ``policy``, the last
+    head must carry the cosignatures it needs."""
     manifest = _json(directory / "manifest.json")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise Failed(f"manifest.json is not a {FORMAT} manifest")
@@ -226,6 +253,9 @@ def verify_export(
         checkpoints = len(heads)
     if not heads:
         raise Failed("the export holds no signed tree head")
+    witnessed = []
+    if policy is not None:
+        witnessed = check_witnessed(heads[-1], raw_heads[-1].get("checkpoint"), policy)
     if start == 0 and heads[0].prev != "":
         raise Failed(f"tree head at size {heads[0].size}: an earlier head is missing")
     if heads[-1].size != end:
@@ -299,6 +329,7 @@ def verify_export(
         stamps=stamps,
         key_changes=followed,
         checkpoints=checkpoints,
+        witnessed=witnessed,
     )
 
 
@@ -330,8 +361,12 @@ def _key_change(
     )
 
 
-def verify_receipt(receipt: dict[str, Any], keys: dict[str, str]) -> None:
-    """Check one receipt (as ``GET /v1/audit/proof/inclusion`` gives it); raise Failed."""
+def verify_receipt(
+    receipt: dict[str, Any], keys: dict[str, str], policy: WitnessPolicy | None = None
+) -> list[str]:
+    """Check one receipt (as ``GET /v1/audit/proof/inclusion`` gives it); raise Failed.
+    Under a witness policy, its ``checkpoint`` must carry the cosignatures needed;
+    returns the names of the policy's witnesses that cosigned."""
     try:
         head = TreeHead.from_dict(receipt["tree_head"])
         index, size = int(receipt["index"]), int(receipt["tree_size"])
@@ -345,3 +380,6 @@ def verify_receipt(receipt: dict[str, Any], keys: dict[str, str]) -> None:
         raise Failed(f"the receipt's tree size {size} is not its head's size {head.size}")
     if not verify_inclusion(leaf, index, size, proof, head.root):
         raise Failed(f"entry {index} is not in the tree of size {size} by this proof")
+    if policy is None:
+        return []
+    return check_witnessed(head, receipt.get("checkpoint"), policy)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from dataauth.cli import audit, catalog, consent, db, he, models, policy, serve
+from dataauth.cli import audit, catalog, consent, db, he, models, policy, serve, witness
 
 app = typer.Typer(
     help="dataauth: a data-authorization gateway (公共数据授权运营).", no_args_is_help=True
@@ -30,5 +30,6 @@ for name, group in (
     ("catalog", catalog.app),
     ("db", db.app),
     ("he", he.app),
+    ("witness", witness.app),
 ):
     app.add_typer(group, name=name)

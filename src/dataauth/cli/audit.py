@@ -19,6 +19,42 @@ from dataauth.cli.common import (
 
 if TYPE_CHECKING:
     from dataauth.audit.note import Verifier
+    from dataauth.audit.witnesses import WitnessPolicy
+
+Witnesses = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--witness",
+        help="a witness's cosignature key (vkey, type 0x04) the check trusts; repeat for more",
+    ),
+]
+WitnessesNeeded = Annotated[
+    int | None,
+    typer.Option(help="how many of the --witness keys must have cosigned (default: all)", min=0),
+]
+
+
+def witness_policy(witnesses: list[str] | None, needed: int | None) -> WitnessPolicy | None:
+    """The policy the options give, or None where no --witness is given."""
+    from dataauth.audit.witnesses import PolicyError, WitnessPolicy
+
+    if not witnesses:
+        if needed:
+            fail("FAILED: --witnesses-needed needs the --witness keys it counts")
+        return None
+    try:
+        return WitnessPolicy.of(witnesses, needed)
+    except PolicyError as exc:
+        fail(f"FAILED: {exc}")
+
+
+def witnessed(names: list[str], policy: WitnessPolicy | None) -> None:
+    if policy is not None:
+        typer.echo(
+            f"witnessed by {len(names)} of {len(policy.witnesses)} trusted witnesses "
+            f"({policy.needed} needed): {', '.join(names) or 'none'}"
+        )
+
 
 app = typer.Typer(
     help="The audit log, offline: export it, verify it, replay its decisions.",
@@ -63,6 +99,8 @@ def audit_verify(
     ] = None,
     token: Annotated[str | None, typer.Option(help="a regulator's token (for --url)")] = None,
     data_dir: DataDir = None,
+    witness: Witnesses = None,
+    witnesses_needed: WitnessesNeeded = None,
     tsa_roots: Annotated[
         Path | None, typer.Option(help="the TSA's root certificates (PEM): check time-stamps")
     ] = None,
@@ -72,7 +110,8 @@ def audit_verify(
     ] = None,
 ) -> None:
     """Check an export offline, or a gateway's log over HTTP as C2SP tlog tiles:
-    signatures, the head chain, checkpoints, time-stamps, every root, every entry."""
+    signatures, the head chain, checkpoints, time-stamps, every root, every entry; with
+    --witness, that the last head is cosigned by the witnesses the policy needs."""
     from dataauth.audit.timestamps import TimestampError, load_roots
     from dataauth.audit.verify import Failed, load_vkeys, verify_export
 
@@ -88,6 +127,7 @@ def audit_verify(
         _verify_url(url, pinned, token, data_dir)
         return
     assert directory is not None
+    policy = witness_policy(witness, witnesses_needed)
     if max_stamp_gap is not None and tsa_roots is None:
         fail("FAILED: --max-stamp-gap checks time-stamps: give --tsa-roots too")
     try:
@@ -96,7 +136,7 @@ def audit_verify(
         fail(f"FAILED: --tsa-roots: {exc}")
     with progress("verifying") as advance:
         try:
-            report = verify_export(directory, advance, roots, max_stamp_gap, pinned)
+            report = verify_export(directory, advance, roots, max_stamp_gap, pinned, policy)
         except Failed as exc:
             fail(f"FAILED: {exc}")
     checkpoints = f"{report.checkpoints} checkpoints of " if report.checkpoints else ""
@@ -115,6 +155,7 @@ def audit_verify(
             )
             + f" to {change['to_key_id'][:16]}… ({change['to_algorithm']})"
         )
+    witnessed(report.witnessed, policy)
     stamps = report.stamps
     if stamps.newest is not None or stamps.checked:
         typer.echo(stamp_line(stamps))
@@ -220,17 +261,24 @@ def audit_replay(
 def audit_verify_receipt(
     receipt: Annotated[Path, typer.Argument(help="GET /v1/audit/proof/inclusion, saved")],
     keys: Annotated[Path, typer.Option(help="GET /v1/audit/keys or an export's keys.json")],
+    witness: Witnesses = None,
+    witnesses_needed: WitnessesNeeded = None,
 ) -> None:
-    """Check one receipt against its signed tree head and the log's public keys."""
+    """Check one receipt against its signed tree head and the log's public keys; with
+    --witness, that its head is cosigned by the witnesses the policy needs."""
     import json
 
     from dataauth.audit.verify import Failed, load_keys, verify_receipt
 
+    policy = witness_policy(witness, witnesses_needed)
     try:
-        verify_receipt(json.loads(receipt.read_text()), load_keys(json.loads(keys.read_text())))
+        names = verify_receipt(
+            json.loads(receipt.read_text()), load_keys(json.loads(keys.read_text())), policy
+        )
     except (Failed, ValueError) as exc:
         fail(f"FAILED: {exc}")
     typer.echo("the receipt verifies: the entry is in the signed log")
+    witnessed(names, policy)
 
 
 @app.command("revoke-key")
