@@ -14,14 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlmodel import Field, SQLModel
 
-from dataauth.store.statements import Prepared, Rows, Writer, prepare, relaxed
+from dataauth.store.statements import Rows, Writer, relaxed
 
 
 class UsageCounter(SQLModel, table=True):
@@ -78,15 +77,8 @@ class UsageMeter:
             # "window" is quoted: PostgreSQL reserves the word
             'INSERT INTO usage_counter (key, "window", used)',
             3,
-            'ON CONFLICT (key, "window") DO UPDATE SET used = usage_counter.used + excluded.used',
-        )
-
-    @lru_cache(maxsize=64)  # noqa: B019  (one meter per gateway: the cache lives as long)
-    def _reader(self, size: int) -> Prepared:
-        keys = ", ".join(f":k{i}" for i in range(size))
-        return prepare(
-            self.engine,
-            text(f'SELECT key, "window", used FROM usage_counter WHERE key IN ({keys})'),
+            'ON CONFLICT (key, "window") DO UPDATE SET used = usage_counter.used + excluded.used '
+            'RETURNING key, "window", used',
         )
 
     def charges(
@@ -174,20 +166,24 @@ class UsageMeter:
         return Held(rate, quota, int(count), int(most))
 
     def charge(self, charges: list[Charge]) -> Refusal | None:
-        """Spend every charge, or none and say which limit refused."""
+        """Spend every charge, or none and say which limit refused.
+
+        Spent first and checked after: the upsert returns each counter's new count, so a
+        batch's thousands of counters are probed once, not read and then written; a
+        count over its limit undoes the whole charge before the transaction commits."""
         if not charges:
             return None
-        reader = self._reader(len(charges))
+        # one row per counter (the same counter named twice is spent twice, as one row)
+        spend: dict[tuple[str, int], int] = {}
+        for c in charges:
+            spend[(c.key, c.window)] = spend.get((c.key, c.window), 0) + c.amount
         with self._writer.transaction() as cursor:
-            cursor.execute(reader.sql, reader.bind({f"k{i}": c.key for i, c in enumerate(charges)}))
-            used = {(key, window): count for key, window, count in cursor.fetchall()}
+            cursor.execute("SAVEPOINT charge")
+            rows = self._upsert.insert(cursor, [(k, w, n) for (k, w), n in spend.items()])
+            used = {(key, window): count for key, window, count in rows}
             for charge in charges:
-                if used.get((charge.key, charge.window), 0) + charge.amount > charge.allowed:
-                    # nothing written yet: leaving the block commits no change
+                if used[(charge.key, charge.window)] > charge.allowed:
+                    # the transaction then commits no change
+                    cursor.execute("ROLLBACK TO SAVEPOINT charge")
                     return Refusal(charge.limit, charge.allowed, charge.resets)
-            # one row per counter (the same counter named twice is spent twice, as one row)
-            spend: dict[tuple[str, int], int] = {}
-            for c in charges:
-                spend[(c.key, c.window)] = spend.get((c.key, c.window), 0) + c.amount
-            self._upsert.insert(cursor, [(key, window, n) for (key, window), n in spend.items()])
         return None

@@ -381,7 +381,7 @@ class Model:
                 body.cohort,
             ),
             dataset_version=f"{dataset.id}@{dataset.version}",
-            subjects=[self.hasher(dataset.id, key) for key in keys],
+            subjects=self.hasher.many(dataset.id, keys),
             consent=ConsentNeed(f"model:{manifest['name']}", [s.consent for s in subjects])
             if form == "score"
             else None,

@@ -209,7 +209,7 @@ class Verify:
             facts=facts,
             plan=Plan(product.id, spec, dataset, spec_json, keys, claims),
             dataset_version=f"{dataset.id}@{dataset.version}",
-            subjects=[self.hasher(dataset.id, key) for key in keys],
+            subjects=self.hasher.many(dataset.id, keys),
             consent=ConsentNeed(product.id, [s.consent for s in subjects])
             if spec.consent
             else None,

@@ -77,8 +77,10 @@ class Rows:
             self._prepared[size] = made
         return made
 
-    def insert(self, cursor: Any, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert ``rows`` (each ``width`` values in the statement's column order)."""
+    def insert(self, cursor: Any, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """Insert ``rows`` (each ``width`` values in the statement's column order); what a
+        ``RETURNING`` in ``tail`` returns, all statements' rows together (else none)."""
+        returned: list[Any] = []
         for start in range(0, len(rows), self.per_statement):
             part = rows[start : start + self.per_statement]
             statement = self._statement(len(part))
@@ -87,6 +89,9 @@ class Rows:
             else:
                 named = {f"v{r}_{c}": v for r, row in enumerate(part) for c, v in enumerate(row)}
                 cursor.execute(statement.sql, named)
+            if cursor.description is not None:
+                returned += cursor.fetchall()
+        return returned
 
 
 class WriteLock:
