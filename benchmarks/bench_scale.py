@@ -71,7 +71,7 @@ def measure(data_dir: Path, workers: int, env: dict[str, str], args: argparse.Na
     )
     try:
         wait_ready(port, server)
-        headers, single, batch, size = demo_requests(data_dir, args.batch)
+        headers, single, batch, keys = demo_requests(data_dir, args.batch)
         clients = args.clients
         load(port, "/v1/verify/identity-match", single, headers, min(1.0, args.seconds), clients)
         singles = load(port, "/v1/verify/identity-match", single, headers, args.seconds, clients)
@@ -81,7 +81,7 @@ def measure(data_dir: Path, workers: int, env: dict[str, str], args: argparse.Na
         server.wait(timeout=20)
     return {
         "single_requests_per_second": round(singles["per_second"], 1),
-        "batch_subject_checks_per_second": round(batches["per_second"] * size),
+        "batch_subject_checks_per_second": round(batches["per_second"] * len(keys)),
         "errors": singles["errors"] + batches["errors"],
     }
 

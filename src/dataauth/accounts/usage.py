@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import Field, SQLModel
 
 from dataauth.store.statements import Rows, Writer, relaxed
