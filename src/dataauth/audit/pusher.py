@@ -19,7 +19,7 @@ from sqlalchemy import text
 from dataauth.audit.ledger import Ledger
 from dataauth.audit.note import COSIGNATURE_V1, Checkpoint, Note, NoteError, Verifier
 from dataauth.audit.witnesses import add_checkpoint_body, cosignatures
-from dataauth.store.statements import insert_once
+from dataauth.store.statements import Rows, Writer, relaxed
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,16 @@ class WitnessPusher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="witness-pusher", daemon=True)
         self._client = httpx.Client(timeout=5.0)
+        # A cosignature lost in a crash is asked for again (the witness cosigns its own
+        # size again), so it needs no fsync of its own: the log's next FULL commit on
+        # the same write-ahead log makes it durable, and the appends do not wait on it.
+        self._writer = Writer(ledger.engine, "witness_cosignature", on_connect=relaxed)
+        self._insert = Rows(
+            ledger.engine,
+            "INSERT INTO witness_cosignature (size, witness, line)",
+            3,
+            "ON CONFLICT DO NOTHING",
+        )
 
     def start(self) -> None:
         if self.witnesses:
@@ -127,11 +137,8 @@ class WitnessPusher:
             if not lines:
                 log.warning("witness %s answered without a cosignature of its key", witness.url)
                 return
-            insert_once(
-                self.ledger.engine,
-                "INSERT INTO witness_cosignature VALUES (:s, :w, :l)",
-                {"s": size, "w": vkey, "l": lines[0].line()},
-            )
+            with self._writer.transaction() as cursor:
+                self._insert.insert(cursor, [(size, vkey, lines[0].line())])
             self._known[vkey] = size
             return
 
