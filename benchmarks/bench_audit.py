@@ -14,10 +14,7 @@ the gateway's own settings (WAL, synchronous=FULL).
   offering each checkpoint to two local witnesses (``dataauth witness serve``, a
   process each); the ratio to the appends without is the figure (target within 10%:
   neither network call is on the append path). Both cases sign checkpoints, as the
-  gateway always does; only the stamper and the pusher differ. A witness is another
-  machine in a deployment: by default the witnesses keep their state in memory
-  (``/dev/shm``), so that their fsyncs do not queue on the log's disk as no remote
-  witness's would (``--witness-disk shared``: on the log's disk, beside it).
+  gateway always does; only the stamper and the pusher differ.
 - export and verify: a log of ``--entries`` entries with a signed head every 10,000,
   exported and verified offline, timed together.
 - proofs: inclusion and consistency proofs at that size, for random indexes.
@@ -31,7 +28,6 @@ import json
 import multiprocessing as mp
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
@@ -210,8 +206,7 @@ def bench_appends(
     engine = gateway_engine(f"sqlite:///{path}")  # tables and triggers, once
     log_vkey = log_ledger(engine, directory / "keys").notes.verifier.vkey()
     engine.dispose()
-    state = witness_state(directory, args.witness_disk) if witnesses else directory
-    running = [start_witness(state / f"witness-{n}", log_vkey, n) for n in range(witnesses)]
+    running = [start_witness(directory / f"witness-{n}", log_vkey, n) for n in range(witnesses)]
     try:
         extras = Extras(tsa, tuple(f"{w.url} {w.vkey}" for w in running))
         # the baseline on either side of the appends: a shared machine drifts
@@ -233,8 +228,6 @@ def bench_appends(
     finally:
         for witness in running:
             witness.stop()
-        if state != directory:
-            shutil.rmtree(state, ignore_errors=True)
     ledger = Ledger(gateway_engine(f"sqlite:///{path}"))
     heads = len(ledger.heads())
     covered = ledger.latest_head()
@@ -268,14 +261,6 @@ class Witness:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
-
-
-def witness_state(directory: Path, disk: str) -> Path:
-    """Where the witnesses keep their state: in memory unless told to share the log's disk
-    (or there is no /dev/shm)."""
-    if disk == "separate" and Path("/dev/shm").is_dir():
-        return Path(tempfile.mkdtemp(prefix="bench-witness-", dir="/dev/shm"))
-    return directory
 
 
 def start_witness(directory: Path, log_vkey: str, n: int) -> Witness:
@@ -442,10 +427,6 @@ def main() -> None:
         "--witnesses", type=int, default=2,
         help="local witnesses the pusher offers each checkpoint to in that case; 0: no pusher",
     )  # fmt: skip
-    parser.add_argument(
-        "--witness-disk", default="separate", choices=["separate", "shared"],
-        help="the witnesses' state in memory, as on machines of their own, or on the log's disk",
-    )  # fmt: skip
     parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
     parser.add_argument(
         "--processes",
@@ -468,7 +449,6 @@ def main() -> None:
         "head_delay_ms": args.head_delay_ms,
         "tsa_interval": args.tsa_interval,
         "witnesses": args.witnesses,
-        "witness_disk": args.witness_disk,
         "sqlite_synchronous": args.synchronous,
     }
     summary = {"benchmark": "audit", "metrics": rounded, "baseline": baseline}
