@@ -8,10 +8,13 @@ the gateway's own settings (WAL, synchronous=FULL).
   many threads, with the tree-head signer running; beside it, raw inserts into the same
   table in the same run: one row per transaction, and all rows in one transaction (the
   ratio to the latter is the figure that travels between machines).
-- appends with time-stamping: the same appends again, in the same run, with the
-  stamper running beside the signer against a local TSA (OpenSSL's ``ts -reply``,
-  tests/tsa_server.py, in a process of its own); the ratio to the appends without is
-  the figure (target within 10%: the TSA is never on the append path).
+- appends with time-stamping and witnessing: the same appends again, in the same run,
+  with the stamper running beside the signer against a local TSA (OpenSSL's ``ts
+  -reply``, tests/tsa_server.py, in a process of its own) and the witness pusher
+  offering each checkpoint to two local witnesses (``dataauth witness serve``, a
+  process each); the ratio to the appends without is the figure (target within 10%:
+  neither network call is on the append path). Both cases sign checkpoints, as the
+  gateway always does; only the stamper and the pusher differ.
 - export and verify: a log of ``--entries`` entries with a signed head every 10,000,
   exported and verified offline, timed together.
 - proofs: inclusion and consistency proofs at that size, for random indexes.
@@ -31,14 +34,19 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
+from sqlalchemy import Engine, text
 from sqlalchemy import insert as sql_insert
 
+from dataauth.audit.checkpoints import note_signer
 from dataauth.audit.export import export_log
 from dataauth.audit.ledger import HeadSigner, Ledger
 from dataauth.audit.log import LEAF_PREFIX, AuditLog, Record, leaf_data
+from dataauth.audit.pusher import WitnessEndpoint, WitnessPusher
 from dataauth.audit.signing import Ed25519Signer
 from dataauth.audit.stamper import Freshness, Stamper, Stamps
 from dataauth.audit.tables import AuditEntry
@@ -50,11 +58,12 @@ from dataauth.policy.bundle import load_bundle
 from dataauth.policy.store import record_bundle
 from dataauth.store.engine import gateway_engine
 from dataauth.store.statements import prepare
+from harness import free_port
 
 TARGETS = {
     "appends_per_second_min": 20_000,
     "appends_to_raw_one_transaction_ratio_min": 0.2,
-    "stamped_to_unstamped_appends_ratio_min": 0.9,
+    "stamped_witnessed_to_plain_appends_ratio_min": 0.9,
     "export_and_verify_seconds_max": 60,
     "proof_milliseconds_max": 1.0,
 }
@@ -73,6 +82,17 @@ POLICY_INPUT = {
     "subjects": {"count": 1}, "parameters": ["name"], "answer": "boolean",
 }  # fmt: skip
 DECISION = {"allow": True, "reasons": [], "obligations": {"batch_limit": 1000}}
+ORIGIN = "bench.example.test/audit"
+"""The log's origin, fixed so each process's note signer and the witnesses agree."""
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What runs beside the signer in the "on" case: a TSA (url, roots file) and
+    witnesses (``<url> <vkey>`` each, as DATAAUTH_WITNESSES lists them)."""
+
+    tsa: tuple[str, str] | None = None
+    witnesses: tuple[str, ...] = ()
 
 
 def record(n: int) -> Record:
@@ -93,21 +113,31 @@ def record(n: int) -> Record:
     )  # fmt: skip
 
 
+def log_ledger(engine: Engine, keys: Path) -> Ledger:
+    """The ledger as app.py's ``audit_ledger`` builds it: heads and checkpoint notes."""
+    heads = Ed25519Signer.from_keys_dir(keys)
+    return Ledger(engine, heads, note_signer(engine, heads, keys, ORIGIN))
+
+
 def _append_for(
-    path: str, keys: str, args: argparse.Namespace, slot: int, out, tsa: tuple[str, str] | None
+    path: str, keys: str, args: argparse.Namespace, slot: int, out, extras: Extras
 ) -> None:
     """One gateway process's worth of appenders, with its own tree-head signer and,
-    given a TSA (url, roots), its own stamper."""
+    as a gateway worker has them, its own stamper and witness pusher where given."""
     engine = gateway_engine(f"sqlite:///{path}", sqlite_synchronous=args.synchronous)
-    ledger = Ledger(engine, Ed25519Signer.from_keys_dir(Path(keys)))
+    ledger = log_ledger(engine, Path(keys))
     signer = HeadSigner(ledger, args.head_delay_ms / 1000)
     threads = args.threads
     log = AuditLog(engine, on_commit=signer.notify)
     stamper = None
-    if tsa is not None:
+    if extras.tsa is not None:
         freshness = Freshness(max_age=3600)
-        stamper = Stamper(ledger, freshness, tsa[0], load_roots(Path(tsa[1])), args.tsa_interval)
+        url, roots = extras.tsa
+        stamper = Stamper(ledger, freshness, url, load_roots(Path(roots)), args.tsa_interval)
         stamper.start()
+    pusher = WitnessPusher(ledger, [WitnessEndpoint.parse(w) for w in extras.witnesses])
+    signer.on_head = pusher.notify
+    pusher.start()
     signer.start()
     counts = [0] * threads
     deadline = time.perf_counter() + args.seconds
@@ -127,6 +157,7 @@ def _append_for(
     if stamper is not None:
         stamper.stop()
     signer.stop()
+    pusher.stop()
     out.put(sum(counts))
 
 
@@ -162,31 +193,46 @@ def bench_raw(directory: Path, name: str) -> tuple[float, float]:
 
 
 def bench_appends(
-    directory: Path, args: argparse.Namespace, tsa: tuple[str, str] | None = None
+    directory: Path,
+    args: argparse.Namespace,
+    tsa: tuple[str, str] | None = None,
+    witnesses: int = 0,
 ) -> dict[str, float]:
+    """Appends for ``--seconds``; given a TSA, with the stamper, and given witnesses,
+    with the pusher offering checkpoints to that many witnesses started for the run."""
     directory.mkdir(parents=True, exist_ok=True)
-    case = "stamped" if tsa else "appends"
+    case = "extras" if tsa is not None or witnesses else "appends"
     path = str(directory / f"{case}.sqlite")
-    gateway_engine(f"sqlite:///{path}").dispose()  # tables and triggers, once
-    Ed25519Signer.from_keys_dir(directory / "keys")
-    # the baseline on either side of the appends: a shared machine drifts
-    before = bench_raw(directory, f"raw-before-{case}.sqlite")
-    queue: mp.Queue = mp.Queue()
-    runs = [
-        mp.Process(target=_append_for, args=(path, str(directory / "keys"), args, i, queue, tsa))
-        for i in range(args.processes)
-    ]
-    started = time.perf_counter()
-    for run in runs:
-        run.start()
-    appended = sum(queue.get() for _ in runs)
-    for run in runs:
-        run.join()
-    elapsed = time.perf_counter() - started
+    engine = gateway_engine(f"sqlite:///{path}")  # tables and triggers, once
+    log_vkey = log_ledger(engine, directory / "keys").notes.verifier.vkey()
+    engine.dispose()
+    running = [start_witness(directory / f"witness-{n}", log_vkey, n) for n in range(witnesses)]
+    try:
+        extras = Extras(tsa, tuple(f"{w.url} {w.vkey}" for w in running))
+        # the baseline on either side of the appends: a shared machine drifts
+        before = bench_raw(directory, f"raw-before-{case}.sqlite")
+        queue: mp.Queue = mp.Queue()
+        runs = [
+            mp.Process(
+                target=_append_for, args=(path, str(directory / "keys"), args, i, queue, extras)
+            )
+            for i in range(args.processes)
+        ]
+        started = time.perf_counter()
+        for run in runs:
+            run.start()
+        appended = sum(queue.get() for _ in runs)
+        for run in runs:
+            run.join()
+        elapsed = time.perf_counter() - started
+    finally:
+        for witness in running:
+            witness.stop()
     ledger = Ledger(gateway_engine(f"sqlite:///{path}"))
     heads = len(ledger.heads())
     covered = ledger.latest_head()
     stamps = len(Stamps(ledger.engine).between(0, covered.size if covered else 0))
+    cosignatures, by_all = cosigned(ledger.engine, witnesses)
     after = bench_raw(directory, f"raw-after-{case}.sqlite")
     per_row_commit = (before[0] + after[0]) / 2
     one_transaction = (before[1] + after[1]) / 2
@@ -199,34 +245,92 @@ def bench_appends(
         "tree_heads_per_entry": heads / max(appended, 1),
         "last_head_covers": covered.size if covered else 0,
         "timestamps": stamps,
+        "cosignatures": cosignatures,
+        "checkpoints_cosigned_by_every_witness": by_all,
         "raw_insert_one_commit_per_row_per_second": per_row_commit,
         "raw_insert_one_transaction_per_second": one_transaction,
     }
 
 
-def bench_stamped(directory: Path, args: argparse.Namespace) -> dict[str, float]:
-    """Appends without and with the stamper, back to back in this run, and their ratio."""
-    server = subprocess.Popen(
-        [sys.executable, str(Path(__file__).parents[1] / "tests" / "tsa_server.py"),
-         str(directory / "tsa")], stdout=subprocess.PIPE, text=True,
+@dataclass
+class Witness:
+    url: str
+    vkey: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def start_witness(directory: Path, log_vkey: str, n: int) -> Witness:
+    """``dataauth witness serve`` following this log, once it answers with its vkey."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dataauth.cli", "witness", "serve", "--dir", str(directory),
+         "--name", f"witness.example.test/w{n + 1}", "--port", str(port), "--log", log_vkey],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"a witness exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+        try:
+            return Witness(url, httpx.get(url, timeout=1).text.splitlines()[0], process)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("a witness did not start")
+
+
+def cosigned(engine: Engine, witnesses: int) -> tuple[int, int]:
+    """The cosignatures the pushers stored, and the checkpoints every witness cosigned."""
+    with engine.connect() as connection:
+        total = connection.execute(text("SELECT COUNT(*) FROM witness_cosignature")).scalar()
+        by_all = connection.execute(
+            text(
+                "SELECT COUNT(*) FROM (SELECT size FROM witness_cosignature GROUP BY size "
+                "HAVING COUNT(*) >= :n)"
+            ),
+            {"n": max(witnesses, 1)},
+        ).scalar()
+    return int(total or 0), int(by_all or 0)
+
+
+def bench_extras(directory: Path, args: argparse.Namespace) -> dict[str, float]:
+    """Appends without and with the stamper and the witness pusher, back to back in this
+    run, and their ratio."""
+    server = None
+    tsa = None
     try:
-        url = server.stdout.readline().strip()  # type: ignore[union-attr]
-        tsa = (url, str(directory / "tsa" / "root.pem"))
+        if args.tsa_interval > 0:
+            server = subprocess.Popen(
+                [sys.executable, str(Path(__file__).parents[1] / "tests" / "tsa_server.py"),
+                 str(directory / "tsa")], stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            url = server.stdout.readline().strip()  # type: ignore[union-attr]
+            tsa = (url, str(directory / "tsa" / "root.pem"))
         # A B B A: a shared machine drifts, and the order alone would show as a ratio
         plain = bench_appends(directory / "a1", args)
-        stamped = [bench_appends(directory / f"b{n}", args, tsa) for n in (1, 2)]
+        on = [bench_appends(directory / f"b{n}", args, tsa, args.witnesses) for n in (1, 2)]
         plain_again = bench_appends(directory / "a2", args)
     finally:
-        server.terminate()
-        server.wait()
+        if server is not None:
+            server.terminate()
+            server.wait()
     without = (plain["appends_per_second"] + plain_again["appends_per_second"]) / 2
-    with_tsa = sum(run["appends_per_second"] for run in stamped) / 2
+    with_extras = sum(run["appends_per_second"] for run in on) / 2
     return plain | {
         "appends_per_second": without,
-        "stamped_appends_per_second": with_tsa,
-        "stamped_timestamps": sum(run["timestamps"] for run in stamped),
-        "stamped_to_unstamped_appends_ratio": with_tsa / without,
+        "stamped_witnessed_appends_per_second": with_extras,
+        "stamped_witnessed_to_plain_appends_ratio": with_extras / without,
+        "stamped_witnessed_tree_heads_signed": sum(run["tree_heads_signed"] for run in on),
+        "stamped_witnessed_timestamps": sum(run["timestamps"] for run in on),
+        "stamped_witnessed_cosignatures": sum(run["cosignatures"] for run in on),
+        "stamped_witnessed_checkpoints_cosigned_by_every_witness": sum(
+            run["checkpoints_cosigned_by_every_witness"] for run in on
+        ),
     }
 
 
@@ -317,7 +421,11 @@ def main() -> None:
     parser.add_argument("--head-delay-ms", type=float, default=100.0, help="as the gateway's")
     parser.add_argument(
         "--tsa-interval", type=float, default=1.0,
-        help="seconds between time-stamps in the stamped case; 0: no stamped case",
+        help="seconds between time-stamps in the stamped case; 0: no stamper",
+    )  # fmt: skip
+    parser.add_argument(
+        "--witnesses", type=int, default=2,
+        help="local witnesses the pusher offers each checkpoint to in that case; 0: no pusher",
     )  # fmt: skip
     parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
     parser.add_argument(
@@ -328,8 +436,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="bench-audit-"))
-    stamped = args.tsa_interval > 0
-    appends = bench_stamped(directory, args) if stamped else bench_appends(directory, args)
+    extras = args.tsa_interval > 0 or args.witnesses > 0
+    appends = bench_extras(directory, args) if extras else bench_appends(directory, args)
     export_verify, ledger = bench_export_verify(directory, args.entries)
     proofs = bench_proofs(ledger)
     rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in
@@ -340,6 +448,7 @@ def main() -> None:
         "processes": args.processes,
         "head_delay_ms": args.head_delay_ms,
         "tsa_interval": args.tsa_interval,
+        "witnesses": args.witnesses,
         "sqlite_synchronous": args.synchronous,
     }
     summary = {"benchmark": "audit", "metrics": rounded, "baseline": baseline}
