@@ -44,6 +44,7 @@ from dataauth.audit.stamper import Freshness, Stamper, Stamps
 from dataauth.audit.tables import AuditEntry
 from dataauth.audit.timestamps import load_roots
 from dataauth.audit.verify import verify_export
+from dataauth.audit.writer import WriterClient, WriterServer
 from dataauth.canonical import canonical
 from dataauth.config import SOURCE_POLICIES
 from dataauth.policy.bundle import load_bundle
@@ -94,15 +95,22 @@ def record(n: int) -> Record:
 
 
 def _append_for(
-    path: str, keys: str, args: argparse.Namespace, slot: int, out, tsa: tuple[str, str] | None
+    path: str,
+    keys: str,
+    args: argparse.Namespace,
+    slot: int,
+    out,
+    tsa: tuple[str, str] | None,
+    writer: str | None = None,
 ) -> None:
     """One gateway process's worth of appenders, with its own tree-head signer and,
-    given a TSA (url, roots), its own stamper."""
+    given a TSA (url, roots), its own stamper; given a writer's socket, its entries go
+    through that writer, as a worker's of ``dataauth serve --workers`` do."""
     engine = gateway_engine(f"sqlite:///{path}", sqlite_synchronous=args.synchronous)
     ledger = Ledger(engine, Ed25519Signer.from_keys_dir(Path(keys)))
     signer = HeadSigner(ledger, args.head_delay_ms / 1000)
     threads = args.threads
-    log = AuditLog(engine, on_commit=signer.notify)
+    log = AuditLog(engine, on_commit=signer.notify, remote=WriterClient(writer) if writer else None)
     stamper = None
     if tsa is not None:
         freshness = Freshness(max_age=3600)
@@ -162,18 +170,29 @@ def bench_raw(directory: Path, name: str) -> tuple[float, float]:
 
 
 def bench_appends(
-    directory: Path, args: argparse.Namespace, tsa: tuple[str, str] | None = None
+    directory: Path,
+    args: argparse.Namespace,
+    tsa: tuple[str, str] | None = None,
+    through_writer: bool = False,
 ) -> dict[str, float]:
     directory.mkdir(parents=True, exist_ok=True)
     case = "stamped" if tsa else "appends"
     path = str(directory / f"{case}.sqlite")
     gateway_engine(f"sqlite:///{path}").dispose()  # tables and triggers, once
+    writer = None
+    if through_writer:
+        engine = gateway_engine(f"sqlite:///{path}", sqlite_synchronous=args.synchronous)
+        writer = WriterServer(AuditLog(engine), str(directory / "writer.sock"))
+        writer.start()
     Ed25519Signer.from_keys_dir(directory / "keys")
     # the baseline on either side of the appends: a shared machine drifts
     before = bench_raw(directory, f"raw-before-{case}.sqlite")
     queue: mp.Queue = mp.Queue()
     runs = [
-        mp.Process(target=_append_for, args=(path, str(directory / "keys"), args, i, queue, tsa))
+        mp.Process(
+            target=_append_for,
+            args=(path, str(directory / "keys"), args, i, queue, tsa, writer and writer.path),
+        )
         for i in range(args.processes)
     ]
     started = time.perf_counter()
@@ -183,6 +202,8 @@ def bench_appends(
     for run in runs:
         run.join()
     elapsed = time.perf_counter() - started
+    if writer is not None:
+        writer.stop()
     ledger = Ledger(gateway_engine(f"sqlite:///{path}"))
     heads = len(ledger.heads())
     covered = ledger.latest_head()
@@ -309,6 +330,20 @@ def bench_proofs(ledger: Ledger, samples: int = 2000) -> dict[str, float]:
     }
 
 
+def bench_writer(directory: Path, args: argparse.Namespace) -> dict[str, float]:
+    """Appends with each process writing its own groups, and through one writer for all
+    (as ``dataauth serve --workers`` runs them), A B B A in this run, and their ratio."""
+    own = [bench_appends(directory / f"own{n}", args) for n in (1, 2)]
+    shared = [bench_appends(directory / f"shared{n}", args, through_writer=True) for n in (1, 2)]
+    alone = (own[0]["appends_per_second"] + own[1]["appends_per_second"]) / 2
+    through = sum(run["appends_per_second"] for run in shared) / 2
+    return {
+        "own_group_appends_per_second": alone,
+        "writer_appends_per_second": through,
+        "writer_to_own_group_appends_ratio": through / alone,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--entries", type=int, default=1_000_000)
@@ -319,6 +354,11 @@ def main() -> None:
         "--tsa-interval", type=float, default=1.0,
         help="seconds between time-stamps in the stamped case; 0: no stamped case",
     )  # fmt: skip
+    parser.add_argument(
+        "--writer",
+        action="store_true",
+        help="also append through one writer process for all, beside each process's own",
+    )
     parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
     parser.add_argument(
         "--processes",
@@ -330,6 +370,8 @@ def main() -> None:
     directory = Path(tempfile.mkdtemp(prefix="bench-audit-"))
     stamped = args.tsa_interval > 0
     appends = bench_stamped(directory, args) if stamped else bench_appends(directory, args)
+    if args.writer:
+        appends |= bench_writer(directory / "writer", args)
     export_verify, ledger = bench_export_verify(directory, args.entries)
     proofs = bench_proofs(ledger)
     rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in
