@@ -332,7 +332,7 @@ def bench_proofs(ledger: Ledger, samples: int = 2000) -> dict[str, float]:
 
 def bench_writer(directory: Path, args: argparse.Namespace) -> dict[str, float]:
     """Appends with each process writing its own groups, and through one writer for all
-    (as ``dataauth serve --workers`` runs them), A B B A in this run, and their ratio."""
+    (as ``dataauth serve --workers`` runs them), A A B B in this run, and their ratio."""
     own = [bench_appends(directory / f"own{n}", args) for n in (1, 2)]
     shared = [bench_appends(directory / f"shared{n}", args, through_writer=True) for n in (1, 2)]
     alone = (own[0]["appends_per_second"] + own[1]["appends_per_second"]) / 2
