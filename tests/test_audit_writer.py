@@ -207,3 +207,28 @@ def _children(pid: int) -> list[str]:
         found += Path(f"/proc/{pid}/task/{task}/children").read_text().split()
     workers = [c for c in found if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
     return [c for c in workers if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text()]
+
+
+def test_a_sender_of_garbage_is_dropped_and_the_writer_goes_on(url, writer):
+    garbage = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    garbage.connect(writer.path)
+    garbage.sendall(b"\x00\x00\x00\x03\x00\x00\x00\x00{x}")
+    assert garbage.recv(64) == b""  # closed on it
+    garbage.close()
+    engine = gateway_engine(url)
+    log = AuditLog(engine, remote=WriterClient(writer.path))
+    assert log.append(action(1, "append")).entry == 0
+    assert writer.commits == [1]  # written by the writer, not by this process
+    engine.dispose()
+
+
+def test_a_stopped_writer_leaves_its_workers_writing_their_own(url, writer):
+    engine = gateway_engine(url)
+    log = AuditLog(engine, remote=WriterClient(writer.path))
+    assert log.append(action(1, "append")).entry == 0
+    writer.stop()
+    assert not os.path.exists(writer.path)
+    # the connection is closed, so not even part of the entry goes: the worker writes it
+    assert log.append(action(2, "append")).entry == 1
+    assert writer.commits == [1]
+    engine.dispose()

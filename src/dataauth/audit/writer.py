@@ -73,7 +73,9 @@ class WriterClient:
 
     def write(self, row: dict[str, Any], head: bytes) -> tuple[int, bytes] | None:
         """The entry's index and leaf hash once the writer has committed it; None if no
-        writer could be reached (nothing was sent: the caller writes it itself)."""
+        writer could be reached (no whole entry was sent: the caller writes it itself).
+        A writer that went away after the whole entry was sent may or may not have
+        written it: ``EntryNotAcknowledged``."""
         connection = self._connection()
         if connection is None:
             return None
@@ -82,6 +84,12 @@ class WriterClient:
         ).encode()
         try:
             connection.sendall(_REQUEST.pack(len(columns), len(head)) + columns + head)
+        except OSError:
+            # not all of it went: the writer, which reads only whole entries, is gone
+            self._local.connection = None
+            connection.close()
+            return None
+        try:
             index, leaf, error = _ANSWER.unpack(_receive(connection, _ANSWER.size))
             reason = _receive(connection, error).decode() if error else ""
         except OSError as exc:
@@ -105,6 +113,7 @@ class WriterServer:
         self._listener: socket.socket | None = None
         self._selector = selectors.DefaultSelector()
         self._stopping = False
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -117,23 +126,41 @@ class WriterServer:
         listener.setblocking(False)
         self._listener = listener
         self._selector.register(listener, selectors.EVENT_READ, None)
-        threading.Thread(target=self._run, name="audit-writer", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
+        """Stop reading within half a second (a group being written is finished)."""
         self._stopping = True
-        with suppress(FileNotFoundError):
-            os.unlink(self.path)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        while not self._stopping:
-            batch: list[tuple[socket.socket, dict[str, Any], bytes]] = []
-            for key, _ in self._selector.select(timeout=0.5):
-                if key.data is None:
-                    self._accept()
-                else:
-                    batch.extend(self._read(key.fileobj, key.data))  # type: ignore[arg-type]
-            if batch:
-                self._write(batch)
+        try:
+            while not self._stopping:
+                batch: list[tuple[socket.socket, dict[str, Any], bytes]] = []
+                for key, _ in self._selector.select(timeout=0.5):
+                    if key.data is None:
+                        self._accept()
+                        continue
+                    connection: socket.socket = key.fileobj  # type: ignore[assignment]
+                    try:
+                        batch.extend(self._read(connection, key.data))
+                    except (ValueError, TypeError):  # not what a worker sends: it goes
+                        with suppress(KeyError, ValueError):
+                            self._selector.unregister(connection)
+                        connection.close()
+                if batch:
+                    self._write(batch)
+        finally:
+            # stopped, or broken: no worker may wait on a writer that no longer reads.
+            # Those waiting now hear the connection close (their append fails); those
+            # that connect later find no socket and write their own entries.
+            with suppress(FileNotFoundError):
+                os.unlink(self.path)
+            for key in list(self._selector.get_map().values()):
+                key.fileobj.close()  # type: ignore[union-attr]
+            self._selector.close()
 
     def _accept(self) -> None:
         assert self._listener is not None
