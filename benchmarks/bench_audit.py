@@ -52,6 +52,7 @@ from dataauth.audit.stamper import Freshness, Stamper, Stamps
 from dataauth.audit.tables import AuditEntry
 from dataauth.audit.timestamps import load_roots
 from dataauth.audit.verify import verify_export
+from dataauth.audit.writer import WriterClient, WriterServer
 from dataauth.canonical import canonical
 from dataauth.config import SOURCE_POLICIES
 from dataauth.policy.bundle import load_bundle
@@ -93,6 +94,8 @@ class Extras:
 
     tsa: tuple[str, str] | None = None
     witnesses: tuple[str, ...] = ()
+    writer: str | None = None
+    """A writer's socket the appends go through (``bench_writer``)."""
 
 
 def record(n: int) -> Record:
@@ -123,12 +126,18 @@ def _append_for(
     path: str, keys: str, args: argparse.Namespace, slot: int, out, extras: Extras
 ) -> None:
     """One gateway process's worth of appenders, with its own tree-head signer and,
-    as a gateway worker has them, its own stamper and witness pusher where given."""
+    as a gateway worker has them, its own stamper and witness pusher where given; given
+    a writer's socket, its entries go through that writer, as a worker's of ``dataauth
+    serve --workers`` do."""
     engine = gateway_engine(f"sqlite:///{path}", sqlite_synchronous=args.synchronous)
     ledger = log_ledger(engine, Path(keys))
     signer = HeadSigner(ledger, args.head_delay_ms / 1000)
     threads = args.threads
-    log = AuditLog(engine, on_commit=signer.notify)
+    log = AuditLog(
+        engine,
+        on_commit=signer.notify,
+        remote=WriterClient(extras.writer) if extras.writer else None,
+    )
     stamper = None
     if extras.tsa is not None:
         freshness = Freshness(max_age=3600)
@@ -197,6 +206,7 @@ def bench_appends(
     args: argparse.Namespace,
     tsa: tuple[str, str] | None = None,
     witnesses: int = 0,
+    through_writer: bool = False,
 ) -> dict[str, float]:
     """Appends for ``--seconds``; given a TSA, with the stamper, and given witnesses,
     with the pusher offering checkpoints to that many witnesses started for the run."""
@@ -206,9 +216,14 @@ def bench_appends(
     engine = gateway_engine(f"sqlite:///{path}")  # tables and triggers, once
     log_vkey = log_ledger(engine, directory / "keys").notes.verifier.vkey()
     engine.dispose()
+    writer = None
+    if through_writer:
+        engine = gateway_engine(f"sqlite:///{path}", sqlite_synchronous=args.synchronous)
+        writer = WriterServer(AuditLog(engine), str(directory / "writer.sock"))
+        writer.start()
     running = [start_witness(directory / f"witness-{n}", log_vkey, n) for n in range(witnesses)]
     try:
-        extras = Extras(tsa, tuple(f"{w.url} {w.vkey}" for w in running))
+        extras = Extras(tsa, tuple(f"{w.url} {w.vkey}" for w in running), writer and writer.path)
         # the baseline on either side of the appends: a shared machine drifts
         before = bench_raw(directory, f"raw-before-{case}.sqlite")
         queue: mp.Queue = mp.Queue()
@@ -228,6 +243,8 @@ def bench_appends(
     finally:
         for witness in running:
             witness.stop()
+        if writer is not None:
+            writer.stop()
     ledger = Ledger(gateway_engine(f"sqlite:///{path}"))
     heads = len(ledger.heads())
     covered = ledger.latest_head()
@@ -413,6 +430,20 @@ def bench_proofs(ledger: Ledger, samples: int = 2000) -> dict[str, float]:
     }
 
 
+def bench_writer(directory: Path, args: argparse.Namespace) -> dict[str, float]:
+    """Appends with each process writing its own groups, and through one writer for all
+    (as ``dataauth serve --workers`` runs them), A A B B in this run, and their ratio."""
+    own = [bench_appends(directory / f"own{n}", args) for n in (1, 2)]
+    shared = [bench_appends(directory / f"shared{n}", args, through_writer=True) for n in (1, 2)]
+    alone = (own[0]["appends_per_second"] + own[1]["appends_per_second"]) / 2
+    through = sum(run["appends_per_second"] for run in shared) / 2
+    return {
+        "own_group_appends_per_second": alone,
+        "writer_appends_per_second": through,
+        "writer_to_own_group_appends_ratio": through / alone,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--entries", type=int, default=1_000_000)
@@ -427,6 +458,11 @@ def main() -> None:
         "--witnesses", type=int, default=2,
         help="local witnesses the pusher offers each checkpoint to in that case; 0: no pusher",
     )  # fmt: skip
+    parser.add_argument(
+        "--writer",
+        action="store_true",
+        help="also append through one writer process for all, beside each process's own",
+    )
     parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
     parser.add_argument(
         "--processes",
@@ -438,6 +474,8 @@ def main() -> None:
     directory = Path(tempfile.mkdtemp(prefix="bench-audit-"))
     extras = args.tsa_interval > 0 or args.witnesses > 0
     appends = bench_extras(directory, args) if extras else bench_appends(directory, args)
+    if args.writer:
+        appends |= bench_writer(directory / "writer", args)
     export_verify, ledger = bench_export_verify(directory, args.entries)
     proofs = bench_proofs(ledger)
     rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in

@@ -19,7 +19,20 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     ("name", "args"),
     [
         ("verify", ["--seconds", "0.5", "--workers", "1", "--batch", "50"]),
-        ("audit", ["--entries", "2000", "--seconds", "1", "--threads", "4", "--processes", "1"]),
+        (
+            "audit",
+            [
+                "--entries",
+                "2000",
+                "--seconds",
+                "1",
+                "--threads",
+                "4",
+                "--processes",
+                "1",
+                "--writer",
+            ],
+        ),
         ("policy", ["--decisions", "200", "--seconds", "0.5"]),
         ("query", ["--rows", "5000", "--repeat", "2"]),
         ("models", ["--subjects", "2000", "--batch", "100", "--seconds", "0.3"]),

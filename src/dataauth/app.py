@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -41,6 +42,8 @@ from dataauth.audit.pusher import WitnessEndpoint, WitnessPusher
 from dataauth.audit.rotation import load_signer, rotate_to
 from dataauth.audit.stamper import Freshness, Stamper
 from dataauth.audit.timestamps import load_roots
+from dataauth.audit.writer import ENVIRONMENT as AUDIT_WRITER
+from dataauth.audit.writer import WriterClient
 from dataauth.canonical import utc_now
 from dataauth.catalog.he import HEFilings
 from dataauth.catalog.store import Catalog
@@ -167,7 +170,7 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
     gateway = Gateway(
         access=Access(token_verifier(settings, keyring), catalog),
         policy=policy,
-        audit=AuditLog(storage, on_commit=signer.notify),
+        audit=AuditLog(storage, on_commit=signer.notify, remote=audit_writer()),
         kinds={kind.name: kind for kind in kinds},
         usage=usage,
         consent=ConsentVerifier(
@@ -183,6 +186,12 @@ def build_gateway(settings: Settings) -> tuple[Gateway, Ledger, HeadSigner]:
         timestamping=Freshness(settings.tsa_max_age) if settings.tsa_url else None,
     )
     return gateway, ledger, signer
+
+
+def audit_writer() -> WriterClient | None:
+    """The writer ``dataauth serve --workers`` runs for its workers, if this is one."""
+    path = os.environ.get(AUDIT_WRITER)
+    return WriterClient(path) if path else None
 
 
 def time_stamper(settings: Settings, ledger: Ledger, gateway: Gateway) -> Stamper | None:

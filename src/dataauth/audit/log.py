@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, insert, text
 
@@ -174,6 +174,14 @@ ROWS_PER_STATEMENT = 128
 """Rows in one multi-row INSERT: 7 values a row stays under SQLite's oldest limit of 999."""
 
 
+class Remote(Protocol):
+    """A writer in another process that commits entries for this one (``audit/writer.py``)."""
+
+    def write(self, row: dict[str, Any], head: bytes) -> tuple[int, bytes] | None:
+        """The committed entry's index and leaf hash; None if it could not be handed over."""
+        ...
+
+
 class AuditLog:
     """The append path. Entries get consecutive indexes from 0, with no gaps.
 
@@ -192,9 +200,15 @@ class AuditLog:
     large groups cheap.
     """
 
-    def __init__(self, engine: Engine, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        on_commit: Callable[[], None] | None = None,
+        remote: Remote | None = None,
+    ) -> None:
         self.engine = engine
         self.on_commit = on_commit
+        self.remote = remote
         self._table = AuditEntry.__table__
         self._insert = prepare(engine, insert(self._table))
         self._next_index = prepare(
@@ -211,6 +225,27 @@ class AuditLog:
     def append(self, record: Record) -> Receipt:
         """Commit one entry; return only once it is durable."""
         pending = self._pending(record)
+        if self.remote is not None:
+            written = self.remote.write(pending.row, pending.head)
+            if written is not None:
+                if self.on_commit is not None:
+                    self.on_commit()
+                return Receipt(written[0], written[1].hex(), pending.nonce.hex())
+        self._commit(pending)
+        return Receipt(pending.index, pending.leaf.hex(), pending.nonce.hex())
+
+    def write_heads(self, entries: list[tuple[dict[str, Any], bytes]]) -> list[tuple[int, bytes]]:
+        """Commit entries other processes serialised (each its row's columns and its leaf
+        data up to the index) in one transaction: each one's index and leaf hash, once
+        durable. For the one writer of several processes (``audit/writer.py``)."""
+        batch = [
+            _Pending(row, head, hashlib.sha256(LEAF_PREFIX + head), b"") for row, head in entries
+        ]
+        self._write(batch)
+        return [(pending.index, pending.leaf) for pending in batch]
+
+    def _commit(self, pending: _Pending) -> None:
+        """Queue ``pending`` for the group commit; return once it is written."""
         with self._lock:
             self._queue.append(pending)
             lead = not self._leading
@@ -220,7 +255,6 @@ class AuditLog:
         pending.done.acquire()
         if pending.error is not None:
             raise pending.error
-        return Receipt(pending.index, pending.leaf.hex(), pending.nonce.hex())
 
     def append_with(self, change: Callable[[Connection], tuple[T, Record]]) -> tuple[T, Receipt]:
         """Make a change to the gateway database and commit its entry in the same

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,10 @@ from dataauth.cli.common import (
     load_settings,
     refuse,
 )
+
+if TYPE_CHECKING:
+    from dataauth.audit.writer import WriterServer
+    from dataauth.config import Settings
 
 
 def serve(
@@ -95,16 +99,42 @@ def serve(
     os.environ["DATAAUTH_DATA_DIR"] = str(settings.data_dir)
     os.environ["DATAAUTH_DEMO"] = "true" if settings.demo else "false"
     os.environ["DATAAUTH_DEVELOPMENT_ISSUERS"] = "true" if settings.development_issuers else "false"
+    # one worker writes its own entries; a writer's socket named by a parent is not ours
+    os.environ.pop("DATAAUTH_AUDIT_WRITER", None)
+    writer = _audit_writer(settings) if workers > 1 else None
     typer.echo(f"dataauth listening on http://{settings.host}:{settings.port}")
-    uvicorn.run(
-        "dataauth.app:create_worker_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+    try:
+        uvicorn.run(
+            "dataauth.app:create_worker_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        if writer is not None:
+            writer.stop()
+            os.rmdir(os.path.dirname(writer.path))
+
+
+def _audit_writer(settings: Settings) -> WriterServer:
+    """The one writer of the workers' audit entries, in this process: they share its
+    commits (and fsyncs) instead of taking turns on the write lock."""
+    import tempfile
+
+    from dataauth.audit.log import AuditLog
+    from dataauth.audit.writer import ENVIRONMENT, WriterServer
+    from dataauth.store.engine import gateway_engine
+
+    engine = gateway_engine(settings.gateway_url, sqlite_synchronous=settings.sqlite_synchronous)
+    # a folder of its own, private and short: a socket's path is limited to 107 bytes
+    folder = tempfile.mkdtemp(prefix="dataauth-")
+    writer = WriterServer(AuditLog(engine), os.path.join(folder, "audit.sock"))
+    writer.start()
+    os.environ[ENVIRONMENT] = writer.path
+    return writer
 
 
 def _alive(pid: str) -> bool:
