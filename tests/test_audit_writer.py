@@ -19,13 +19,11 @@ import pytest
 from sqlalchemy import Engine, text
 
 from conftest import DATABASES, cluster, on_each_database, start_beside, stop_gateway
-from dataauth.audit.heads import TreeHead, verify_head
 from dataauth.audit.log import LEAF_PREFIX, AuditLog
-from dataauth.audit.merkle import verify_inclusion
 from dataauth.audit.writer import EntryNotAcknowledged, WriterClient, WriterServer
 from dataauth.store.engine import gateway_engine
 from test_audit_append_with import STEPS, action, step
-from test_audit_log import covered, dataauth, keys
+from test_crash import assert_every_receipt_kept
 
 PROCESSES = 3
 THREADS = 8
@@ -180,24 +178,7 @@ def test_a_worker_killed_under_load_loses_no_acknowledged_entry(gateway, tmp_pat
     stop_gateway(running)
     assert len(received) > 20
 
-    restarted = running.another()
-    try:
-        with httpx.Client(base_url=restarted.url) as http:
-            public_keys = keys(http)
-            for receipt in received:
-                full = covered(http, receipt["entry"])
-                assert full["leaf_hash"] == receipt["leaf_hash"]
-                head = TreeHead.from_dict(full["tree_head"])
-                assert verify_head(head, public_keys)
-                proof = [bytes.fromhex(p) for p in full["proof"]]
-                assert verify_inclusion(bytes.fromhex(full["leaf_hash"]), receipt["entry"],
-                                        head.size, proof, head.root)  # fmt: skip
-    finally:
-        stop_gateway(restarted)
-    exported = running.cli("audit", "export", str(tmp_path / "x"))
-    assert exported.returncode == 0, exported.stderr
-    verified = dataauth("audit", "verify", str(tmp_path / "x"))
-    assert verified.returncode == 0, verified.stderr
+    assert_every_receipt_kept(running, received, tmp_path)
 
 
 def _children(pid: int) -> list[str]:
