@@ -76,11 +76,8 @@ class Ledger:
         self._insert_checkpoint = prepare(
             engine, text("INSERT INTO tree_head_checkpoint (size, note) VALUES (:size, :note)")
         )
-        self._checkpoint_at = prepare(
-            engine, text("SELECT note FROM tree_head_checkpoint WHERE size = :size")
-        )
         self._checkpoint_latest = prepare(
-            engine, text("SELECT note FROM tree_head_checkpoint ORDER BY size DESC LIMIT 1")
+            engine, text("SELECT MAX(size) FROM tree_head_checkpoint")
         )
         if signer is not None:
             self._register_key(signer)
@@ -190,24 +187,14 @@ class Ledger:
 
     def checkpoint(self, size: int | None = None) -> bytes | None:
         """The signed checkpoint note of the head of ``size`` (the newest that has one by
-        default), as ``/checkpoint`` serves it; None where there is none."""
+        default), with the witnesses' cosignatures of it, as ``/checkpoint`` serves it;
+        None where there is none."""
         if size is None:
             rows = self._run(self._checkpoint_latest, {})
-        else:
-            rows = self._run(self._checkpoint_at, {"size": size})
-        if not rows or rows[0][0] is None:
-            return None
-        return self._cosigned(bytes(rows[0][0]))
-
-    def _cosigned(self, note: bytes) -> bytes:
-        """The note with the witnesses' cosignatures of it appended (after the log's)."""
-        size = int(note.split(b"\n", 2)[1])
-        with self.engine.connect() as connection:
-            lines = connection.execute(
-                text("SELECT line FROM witness_cosignature WHERE size = :s ORDER BY witness"),
-                {"s": size},
-            ).all()
-        return note + "".join(line for (line,) in lines).encode()
+            if not rows or rows[0][0] is None:
+                return None
+            size = int(rows[0][0])
+        return self.checkpoints(size, size).get(size)
 
     def checkpoints(self, start: int, end: int) -> dict[int, bytes]:
         """The checkpoint notes of the heads with ``start <= size <= end``, by size, each
