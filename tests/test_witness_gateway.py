@@ -14,7 +14,14 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from conftest import free_port, start_gateway, stop_gateway
+from dataauth.audit.checkpoints import note_signer
+from dataauth.audit.ledger import HeadSigner, Ledger
+from dataauth.audit.log import AuditLog, Record
 from dataauth.audit.note import Note
+from dataauth.audit.pusher import WitnessEndpoint, WitnessPusher
+from dataauth.audit.signing import Ed25519Signer
+from dataauth.canonical import utc_now
+from dataauth.store.engine import gateway_engine
 from test_witness import start_witness
 
 pytestmark = pytest.mark.slow
@@ -99,7 +106,63 @@ def test_receipts_and_exports_carry_both_witnesses_cosignatures(tmp_path):
         assert missing.returncode == 1
         assert "the witness policy is not met: 1 of the 2" in missing.stderr
         assert f"no cosignature from {names[1]}" in missing.stderr
+        # more traffic signs newer heads that no witness has cosigned (they are gone):
+        # the receipt still names a head both witnesses cosigned, not the newest
+        for witness in witnesses:
+            witness.stop()
+        for _ in range(3):
+            client.post("/v1/verify/identity-match", json=BODY, headers=auth)
+        time.sleep(0.3)  # a head over them is signed (HEAD_DELAY_MS)
+        again = client.get("/v1/audit/proof/inclusion", params={"index": index}).json()
+        assert len(Note.parse(again["checkpoint"].encode()).signatures) == 3
+        assert again["tree_size"] < client.get("/v1/audit/tree-head").json()["size"]
     finally:
         for witness in witnesses:
             witness.stop()
         stop_gateway(gateway)
+
+
+def test_pushes_are_spaced_however_many_heads_are_signed(tmp_path):
+    """Two workers' pushers on one log whose heads are signed every 50 ms: a witness is
+    offered the newest checkpoint at most once a second by each (the heads between are
+    covered by the next one's consistency proof), and ends cosigning the last head."""
+    engine = gateway_engine(f"sqlite:///{tmp_path / 'log.sqlite'}")
+    heads = Ed25519Signer.from_keys_dir(tmp_path / "keys")
+    ledger = Ledger(engine, heads, note_signer(engine, heads, tmp_path / "keys", ORIGIN))
+    name = "witness.example.test/w1"
+    vkey = dataauth("witness", "key", "--dir", str(tmp_path / "w"), "--name", name).stdout
+    witness = start_witness(tmp_path / "w", name, ledger.notes.verifier.vkey())
+    endpoint = WitnessEndpoint.parse(f"{witness.url} {vkey.strip()}")
+    pushers = [WitnessPusher(ledger, [endpoint], interval_seconds=1.0) for _ in range(2)]
+    signer = HeadSigner(ledger, 0.05, on_head=lambda: [p.notify() for p in pushers])
+    log = AuditLog(engine, on_commit=signer.notify)
+    for pusher in pushers:
+        pusher.start()
+    signer.start()
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 2.5:
+            entry = Record.action(utc_now(), "someone", {"kind": "test"}, "sha256:" + "0" * 64,
+                                  purpose="test", request=b"{}", outcome="published")  # fmt: skip
+            log.append(entry)
+            time.sleep(0.005)
+        elapsed = time.monotonic() - started
+        last = None
+        for _ in range(100):  # the last head, then its cosignature, a push round later
+            last = ledger.latest_head()
+            if last is not None and ledger.checkpoint(last.size).count("— ".encode()) >= 2:
+                break
+            time.sleep(0.1)
+        with engine.connect() as connection:
+            cosigned = connection.execute(text("SELECT COUNT(*) FROM witness_cosignature"))
+            cosigned = cosigned.scalar()
+        signed = len(ledger.heads())
+    finally:
+        signer.stop()
+        for pusher in pushers:
+            pusher.stop()
+        witness.stop()
+    assert signed >= 20, signed  # the log is busy: a head every 50 ms or so
+    # each pusher at most once a second, while appending and after it, at the end
+    assert 1 <= cosigned <= 2 * (elapsed + 4) + 2, (cosigned, signed)
+    assert last is not None and ledger.checkpoint(last.size).count("— ".encode()) >= 2

@@ -219,7 +219,11 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     gateway, ledger, signer = build_gateway(settings)
     stamper = time_stamper(settings, ledger, gateway)
     # each head this process signs wakes the pusher; the witnesses' answers come later
-    pusher = WitnessPusher(ledger, [WitnessEndpoint.parse(w) for w in settings.witnesses])
+    pusher = WitnessPusher(
+        ledger,
+        [WitnessEndpoint.parse(w) for w in settings.witnesses],
+        interval_seconds=settings.witness_interval,
+    )
     signer.on_head = pusher.notify
     models: Any = gateway.kinds["model"]
     steps = Steps(

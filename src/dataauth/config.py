@@ -98,6 +98,9 @@ class Settings(BaseSettings):
         description="witnesses to push each checkpoint to, each '<url> <cosignature vkey>'; "
         'as JSON, e.g. ["https://w1.example/ w1.example+1a2b3c4d+BD..."]',
     )
+    witness_interval: float = Field(
+        1.0, gt=0, description="seconds between pushes to each witness (the newest checkpoint)"
+    )
     domain_timeout_ms: float = Field(
         5000.0, gt=0, description="longest a statement may run in the department's database"
     )

@@ -90,9 +90,18 @@ def tree_heads(
 
 @router.get("/proof/inclusion")
 def inclusion(
-    log: LedgerDep, index: Annotated[int, Query(ge=0, le=MAX_INDEX)], tree_size: Size = None
+    request: Request,
+    log: LedgerDep,
+    index: Annotated[int, Query(ge=0, le=MAX_INDEX)],
+    tree_size: Size = None,
 ) -> Response:
-    """A receipt: the entry's leaf hash, a signed head that covers it, and the proof."""
+    """A receipt: the entry's leaf hash, a signed head that covers it, and the proof.
+
+    Without ``tree_size``, the head is the newest that every configured witness has
+    cosigned, where one covers the entry: a busy log signs heads faster than witnesses
+    are asked, so the newest head is seldom cosigned yet. Else it is the newest head."""
+    if tree_size is None and (witnesses := len(request.app.state.settings.witnesses)):
+        tree_size = log.witnessed_size(witnesses, index + 1)
     head = _covering_head(log, tree_size, index + 1)
     log.sync()
     proof = log.tree.inclusion_proof(index, head["size"])

@@ -221,6 +221,18 @@ class Ledger:
                     notes[int(size)] += line.encode()
             return notes
 
+    def witnessed_size(self, witnesses: int, at_least: int) -> int | None:
+        """The largest size of at least ``at_least`` whose checkpoint ``witnesses``
+        witnesses have cosigned, or None."""
+        with self.engine.connect() as connection:
+            return connection.execute(
+                text(
+                    "SELECT size FROM witness_cosignature WHERE size >= :at_least "
+                    "GROUP BY size HAVING COUNT(*) >= :witnesses ORDER BY size DESC LIMIT 1"
+                ),
+                {"at_least": at_least, "witnesses": witnesses},
+            ).scalar()
+
     def vkeys(self) -> list[str]:
         """Every note key that has signed a checkpoint, as a vkey."""
         with self.engine.connect() as connection:

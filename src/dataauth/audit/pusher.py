@@ -1,15 +1,23 @@
-"""Pushing each new checkpoint to the log's witnesses (c2sp.org/tlog-witness), off the
+"""Pushing the newest checkpoint to the log's witnesses (c2sp.org/tlog-witness), off the
 append path: a background thread, woken when a head is signed, posts the newest
 checkpoint to each witness with the consistency proof from the size that witness last
 cosigned, and stores the cosignatures it gets back. A 409 tells the witness's size: the
-push is retried once from there. A witness that is down is retried every interval; no
-append ever waits on one.
+push is retried once from there. A witness that is down is retried every
+``retry_seconds``; no append ever waits on one.
+
+Pushes are spaced ``interval_seconds`` apart: the heads signed in between go out as the
+one newest checkpoint, which the consistency proof ties to every head before it. A
+witness thus does a bounded amount of work (a proof checked, a cosignature signed, its
+state written durably) however busy the log is, and so does the box it runs on. The
+size a witness has cosigned is read from the database, so a worker does not offer a
+witness what another worker already had cosigned.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,13 +53,16 @@ class WitnessEndpoint:
 
 class WitnessPusher:
     def __init__(
-        self, ledger: Ledger, witnesses: Sequence[WitnessEndpoint], retry_seconds: float = 5.0
+        self,
+        ledger: Ledger,
+        witnesses: Sequence[WitnessEndpoint],
+        retry_seconds: float = 5.0,
+        interval_seconds: float = 1.0,
     ) -> None:
         self.ledger = ledger
         self.witnesses = list(witnesses)
         self.retry = retry_seconds
-        self._known: dict[str, int] = {}
-        """The size each witness last cosigned, as this process learnt it."""
+        self.interval = interval_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="witness-pusher", daemon=True)
@@ -83,11 +94,13 @@ class WitnessPusher:
         self._client.close()
 
     def _run(self) -> None:
+        not_before = 0.0  # monotonic: no push round before then
         while not self._stop.is_set():
             self._wake.wait(self.retry)
-            self._wake.clear()
-            if self._stop.is_set():
+            if self._stop.wait(max(0.0, not_before - time.monotonic())):
                 break
+            self._wake.clear()
+            not_before = time.monotonic() + self.interval
             try:
                 self.push_all()
             except Exception as exc:  # retried on the next head or interval
@@ -103,16 +116,16 @@ class WitnessPusher:
         note = Note(note.text, note.signatures[:1])
         size = Checkpoint.parse(note.text).size
         for witness in self.witnesses:
-            if self._known.get(witness.verifier.vkey(), -1) >= size:
+            cosigned = self._cosigned_size(witness.verifier.vkey())
+            if cosigned >= size:
                 continue
             try:
-                self._push(witness, note, size)
+                self._push(witness, note, size, cosigned)
             except (httpx.HTTPError, ValueError) as exc:
                 log.warning("witness %s: %s", witness.url, type(exc).__name__)
 
-    def _push(self, witness: WitnessEndpoint, note: Note, size: int) -> None:
+    def _push(self, witness: WitnessEndpoint, note: Note, size: int, old: int) -> None:
         vkey = witness.verifier.vkey()
-        old = self._known.get(vkey, self._cosigned_size(vkey))
         for _ in range(2):
             if old > size:
                 log.warning("witness %s is at %d, past this log's %d", witness.url, old, size)
@@ -139,7 +152,6 @@ class WitnessPusher:
                 return
             with self._writer.transaction() as cursor:
                 self._insert.insert(cursor, [(size, vkey, lines[0].line())])
-            self._known[vkey] = size
             return
 
     def _cosigned_size(self, vkey: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 
@@ -104,6 +105,8 @@ class WitnessCosignature(SQLModel, table=True):
     """A witness's cosignature (c2sp.org/tlog-cosignature) of the checkpoint of a head."""
 
     __tablename__ = "witness_cosignature"
+    # a pusher asks each witness's newest cosigned size once per push round
+    __table_args__ = (Index("ix_witness_cosignature_witness_size", "witness", "size"),)
 
     size: int = Field(primary_key=True)
     witness: str = Field(primary_key=True)
