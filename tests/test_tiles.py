@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,11 +17,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
 from conftest import Running, start_beside, stop_gateway
+from dataauth.audit.checkpoints import note_key
 from dataauth.audit.merkle import MerkleTree, leaf_hash
-from dataauth.audit.note import Checkpoint, Note, Verifier
+from dataauth.audit.note import Checkpoint, Note, Signer, Verifier
+from dataauth.audit.signing import Ed25519Signer
 from dataauth.audit.tiles import (
     Tile,
     TilePathError,
@@ -451,3 +455,54 @@ def test_an_export_carries_the_checkpoints_and_verify_checks_them(
     done = served.cli("audit", "verify", str(out))
     assert done.returncode == 1 and "its checkpoint is of another tree" in done.stderr
     assert Checkpoint.parse(first.text).size == heads[0]["size"]
+
+
+def _log_signer(running: Running, origin: str) -> Signer:
+    """The log's own note key, as someone holding the gateway's keys has it."""
+    keys = running.data_dir / "keys"
+    return Signer(origin, note_key(Ed25519Signer.from_keys_dir(keys), keys))
+
+
+def test_a_kept_checkpoint_is_extended_and_a_split_view_or_rollback_is_refused(
+    served: Running, tmp_path: Path
+) -> None:
+    kept = tmp_path / "checkpoint"
+    first = verify_url(served, served.url, "--keep", str(kept))
+    assert first.returncode == 0, first.stderr
+    note = Note.parse(kept.read_bytes())
+    now = Checkpoint.parse(note.text)
+    assert now.size >= 300 and note.open([Verifier.from_vkey(vkey_of(served))])
+    again = verify_url(served, served.url, "--since", str(kept))
+    assert again.returncode == 0, again.stderr
+    assert f"it extends the earlier checkpoint of size {now.size}" in again.stdout
+    # the same key signed another tree of 100 entries, shown to someone else: a split view
+    signer = _log_signer(served, now.origin)
+    other = tmp_path / "other"
+    other.write_bytes(Checkpoint(now.origin, 100, bytes(32)).sign(signer).serialise())
+    split = verify_url(served, served.url, "--since", str(other))
+    assert split.returncode == 1
+    assert "does not extend the earlier checkpoint: its first 100 entries" in split.stderr
+    # a checkpoint larger than the log's: it was rolled back (or this is a fork)
+    ahead = tmp_path / "ahead"
+    ahead.write_bytes(Checkpoint(now.origin, now.size + 5, bytes(32)).sign(signer).serialise())
+    rolled = verify_url(served, served.url, "--since", str(ahead))
+    assert rolled.returncode == 1 and "below the earlier checkpoint's" in rolled.stderr
+    # one not signed by the log's key proves nothing
+    stranger = Signer(now.origin, Ed25519PrivateKey.generate())
+    forged = tmp_path / "forged"
+    forged.write_bytes(Checkpoint(now.origin, 100, bytes(32)).sign(stranger).serialise())
+    refused = verify_url(served, served.url, "--since", str(forged))
+    assert refused.returncode == 1 and "the earlier checkpoint" in refused.stderr
+    assert served.cli("audit", "verify", str(tmp_path), "--since", str(kept)).returncode == 2
+
+
+def test_a_witness_policy_applies_to_the_served_checkpoint(served: Running, tmp_path: Path) -> None:
+    """This gateway has no witnesses: its checkpoint carries no cosignature, so a policy
+    needing one fails, naming the witness that is missing."""
+    name = "witness.example.test/w1"
+    key = [sys.executable, "-m", "dataauth.cli", "witness", "key", "--dir", str(tmp_path)]
+    made = subprocess.run([*key, "--name", name], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    done = verify_url(served, served.url, "--witness", made.stdout.strip())
+    assert done.returncode == 1
+    assert "the witness policy is not met" in done.stderr and name in done.stderr

@@ -84,6 +84,12 @@ def test_receipts_and_exports_carry_both_witnesses_cosignatures(tmp_path):
         passed = dataauth(*check, *both, "--witnesses-needed", "2")
         assert passed.returncode == 0, passed.stderr
         assert "witnessed by 2 of 2" in passed.stdout
+        # the log over HTTP as tiles, its served checkpoint under the same policy
+        regulator = gateway.token("cac-regulator", roles=("regulator",))
+        tiles = dataauth("audit", "verify", "--url", gateway.url, "--vkey", log_vkey,
+                         "--token", regulator, *both, "--witnesses-needed", "2")  # fmt: skip
+        assert tiles.returncode == 0, tiles.stderr
+        assert "witnessed by 2 of 2" in tiles.stdout
         # a key that is not the witness's (same name, another key): the policy fails
         stranger = dataauth("witness", "key", "--dir", str(tmp_path / "x"), "--name", names[1])
         wrong = dataauth(*check, "--witness", vkeys[0], "--witness", stranger.stdout.strip())

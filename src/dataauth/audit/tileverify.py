@@ -7,6 +7,11 @@ is recomputed from its entry, every tile is recomputed from the level below, and
 root from the leaves must be the checkpoint's. Where it is not, the served level-0 tiles
 tell whether an entry or a tile was altered, and which.
 
+Given a checkpoint verified before (``since``), the log must extend it: the root of its
+first ``since.size`` entries, recomputed, must be that checkpoint's, or the log was
+rewritten or is showing this verifier another tree (a split view). Given a witness
+policy, the checkpoint must carry the cosignatures it needs, as an export's last head.
+
 ``fetch`` maps a path (``checkpoint``, ``tile/0/x001/234``) to the bytes served there,
 raising ``Unavailable`` for an error answer: the HTTP side is the caller's (the SDK's
 ``Client.fetch`` behind the command line), so this module stays pure.
@@ -18,9 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dataauth.audit.merkle import Frontier
-from dataauth.audit.note import Verifier
+from dataauth.audit.note import Note, Verifier
 from dataauth.audit.tiles import WIDTH, Tile, encode_index, hashes, tile_root, tiles_of, unbundle
 from dataauth.audit.verify import EntryChecks, Failed, open_checkpoint
+from dataauth.audit.witnesses import PolicyError, WitnessPolicy
 
 Fetch = Callable[[str], bytes]
 
@@ -42,8 +48,14 @@ class TileReport:
     tiles: int = 0
     bundles: int = 0
     wide_bundles: int = 0
+    note: bytes = b""
+    """The checkpoint verified, as served: keep it for the next run's ``since``."""
     policy_bundles: list[str] = field(default_factory=list)
     """The policy bundles the entries name: not served with the tiles, so not checked."""
+    extends: int | None = None
+    """The size of the earlier checkpoint this log was shown to extend, if one was given."""
+    witnessed: list[str] = field(default_factory=list)
+    """The policy's witnesses that cosigned the checkpoint."""
 
 
 def _get(fetch: Fetch, path: str) -> bytes:
@@ -109,11 +121,34 @@ def verify_tiles(
     fetch: Fetch,
     verifiers: list[Verifier],
     progress: Callable[[int, int], None] | None = None,
+    since: bytes | None = None,
+    policy: WitnessPolicy | None = None,
 ) -> TileReport:
     """Verify the log behind ``fetch`` up to its checkpoint; raise Failed at a problem."""
-    checkpoint = open_checkpoint(_get(fetch, "checkpoint"), verifiers)
+    note = _get(fetch, "checkpoint")
+    checkpoint = open_checkpoint(note, verifiers)
     size = checkpoint.size
-    report = TileReport(checkpoint.origin, size, checkpoint.root.hex())
+    report = TileReport(checkpoint.origin, size, checkpoint.root.hex(), note=note)
+    earlier = None
+    if since is not None:
+        try:
+            earlier = open_checkpoint(since, verifiers)
+        except Failed as exc:
+            raise Failed(f"the earlier {exc}") from None
+        if earlier.origin != checkpoint.origin:
+            raise Failed(f"the earlier checkpoint is of another log ({earlier.origin})")
+        if earlier.size > size:
+            raise Failed(
+                f"the log is at size {size}, below the earlier checkpoint's {earlier.size}: "
+                "it was rolled back, or this is another view of it"
+            )
+    if policy is not None:
+        parsed = Note.parse(note)
+        try:
+            report.witnessed = policy.check(parsed.text, parsed.signatures)
+        except PolicyError as exc:
+            raise Failed(f"checkpoint: the witness policy is not met: {exc}") from None
+    earlier_root: bytes | None = None  # the root of the first earlier.size entries
     checks = EntryChecks(None)
     computed, served = Frontier(), Frontier()
     levels = _Levels(fetch, report)
@@ -135,6 +170,8 @@ def verify_tiles(
         for i, (leaf, hashed) in enumerate(zip(leaves, listed, strict=True)):
             computed.append(leaf)
             served.append(hashed)
+            if earlier is not None and computed.size == earlier.size:
+                earlier_root = computed.root()
             if leaf != hashed and first_changed is None:
                 first_changed, changed_tile = start + i, level0.path()
         if not bundle.partial:
@@ -150,5 +187,12 @@ def verify_tiles(
         raise Failed(f"{changed_tile}: the leaf hash of entry {first_changed} is not its entry's")
     if levels.mismatch is not None:
         raise Failed(levels.mismatch)
+    if earlier is not None:
+        if earlier.size and earlier_root != earlier.root:
+            raise Failed(
+                f"the log does not extend the earlier checkpoint: its first {earlier.size} "
+                "entries make another root (the log was rewritten, or this is a split view)"
+            )
+        report.extends = earlier.size
     report.policy_bundles = sorted(checks.named)
     return report

@@ -108,6 +108,14 @@ def audit_verify(
         float | None,
         typer.Option(help="fail where a head went unstamped this many seconds (--tsa-roots)"),
     ] = None,
+    since: Annotated[
+        Path | None,
+        typer.Option(help="with --url: a checkpoint verified before; the log must extend it"),
+    ] = None,
+    keep: Annotated[
+        Path | None,
+        typer.Option(help="with --url: write the checkpoint verified here, for a later --since"),
+    ] = None,
 ) -> None:
     """Check an export offline, or a gateway's log over HTTP as C2SP tlog tiles:
     signatures, the head chain, checkpoints, time-stamps, every root, every entry; with
@@ -121,13 +129,15 @@ def audit_verify(
         pinned = load_vkeys(vkey) if vkey else None
     except Failed as exc:
         refuse(f"--vkey: {exc}")
+    policy = witness_policy(witness, witnesses_needed)
     if url is not None:
         if pinned is None:
             refuse("--url needs --vkey: the log's note key, as its operator published it")
-        _verify_url(url, pinned, token, data_dir)
+        earlier = _read_since(since)
+        _verify_url(url, pinned, token, data_dir, earlier, policy, keep)
         return
-    assert directory is not None
-    policy = witness_policy(witness, witnesses_needed)
+    if since is not None or keep is not None:
+        refuse("--since and --keep are for --url: an export carries every head itself")
     if max_stamp_gap is not None and tsa_roots is None:
         fail("FAILED: --max-stamp-gap checks time-stamps: give --tsa-roots too")
     try:
@@ -178,7 +188,24 @@ def stamp_line(stamps: Any) -> str:
     )
 
 
-def _verify_url(url: str, vkeys: list[Verifier], token: str | None, data_dir: Path | None) -> None:
+def _read_since(since: Path | None) -> bytes | None:
+    if since is None:
+        return None
+    try:
+        return since.read_bytes()
+    except OSError as exc:
+        refuse(f"--since: cannot read {since}: {exc.strerror}")
+
+
+def _verify_url(
+    url: str,
+    vkeys: list[Verifier],
+    token: str | None,
+    data_dir: Path | None,
+    since: bytes | None,
+    policy: WitnessPolicy | None,
+    keep: Path | None,
+) -> None:
     from dataauth.audit.tileverify import Unavailable, verify_tiles
     from dataauth.audit.verify import Failed
     from dataauth.sdk.client import GatewayError
@@ -193,7 +220,7 @@ def _verify_url(url: str, vkeys: list[Verifier], token: str | None, data_dir: Pa
 
         with progress("fetching tiles") as advance:
             try:
-                report = verify_tiles(fetch, vkeys, advance)
+                report = verify_tiles(fetch, vkeys, advance, since, policy)
             except Failed as exc:
                 fail(f"FAILED: {exc}")
     typer.echo(
@@ -201,6 +228,14 @@ def _verify_url(url: str, vkeys: list[Verifier], token: str | None, data_dir: Pa
         f"entry bundles, {report.tiles} tiles, the checkpoint's signature and root"
     )
     typer.echo(f"root {report.root} at size {report.size}")
+    if report.extends is not None:
+        typer.echo(f"it extends the earlier checkpoint of size {report.extends}")
+    witnessed(report.witnessed, policy)
+    if keep is not None:
+        try:
+            keep.write_bytes(report.note)
+        except OSError as exc:
+            fail(f"--keep: cannot write {keep}: {exc.strerror}")
 
 
 @app.command("vkey")
