@@ -20,6 +20,7 @@ from dataauth.audit.export import export_log
 from dataauth.audit.heads import sign_head, verify_head
 from dataauth.audit.ledger import Ledger
 from dataauth.audit.log import AuditLog, Record
+from dataauth.audit.merkle import MerkleTree, leaf_hash
 from dataauth.audit.rotation import (
     KIND,
     KeyChangeRefused,
@@ -30,7 +31,7 @@ from dataauth.audit.rotation import (
 )
 from dataauth.audit.signing import Ed25519Signer, pem_der, public_key_id, verify_signature
 from dataauth.audit.sm2 import ALGORITHM, SM2Signer, pem_block, verify_sm2
-from dataauth.audit.verify import Failed, verify_export
+from dataauth.audit.verify import Failed, load_keys, retired_keys, verify_export, verify_receipt
 from dataauth.canonical import canonical, utc_now
 from dataauth.store.engine import gateway_engine
 
@@ -255,6 +256,51 @@ def test_a_revocation_is_signed_by_the_new_key_and_reported(log):
     log.append()
     log.head(new)
     assert [c["reason"] for c in log.verify().key_changes] == ["revocation"]
+
+
+def _receipt(head, tree: MerkleTree, index: int) -> dict:
+    return {
+        "index": index,
+        "leaf_hash": tree.leaf(index).hex(),
+        "tree_size": head.size,
+        "proof": [p.hex() for p in tree.inclusion_proof(index, head.size)],
+        "tree_head": head.as_dict(),
+    }
+
+
+def test_a_revoked_key_cannot_vouch_for_a_later_receipt(log):
+    """Whoever took the lost key signs a head over a tree of their own, larger than the
+    last one the key signed, and a receipt of it. The receipt's checker has keys.json
+    alone, not the log's entries: the key is listed there with the size of its last
+    head, so the forgery fails while receipts of the key's own heads still verify."""
+    old = load_signer("ed25519", log.keys)
+    log.append()
+    log.head(old)
+    honest = Ledger(log.engine)
+    honest.sync()
+    before = _receipt(honest.latest_head(), honest.tree, 1)
+    os.remove(log.keys / "audit-signing.ed25519.pem")
+    new = load_signer("sm2", log.keys)
+    revoke_last(log.engine, new, "")
+    log.append()
+    log.head(new)
+    listed = json.loads(json.dumps({"keys": Ledger(log.engine).keys()}))
+    (last,) = [k for k in listed["keys"] if "last_size" in k]
+    assert (last["key_id"], last["last_size"]) == (old.key_id, 2)
+    keys, retired = load_keys(listed), retired_keys(listed)
+    assert verify_receipt(before, keys, retired=retired) == []
+    fake = MerkleTree()
+    for n in range(5):
+        fake.append(leaf_hash(b"a forged entry %d" % n))
+    forged = sign_head(old, 5, fake.root(5), utc_now().isoformat(), "")
+    with pytest.raises(Failed, match=r"size 5: signed by key .*retired after the head at size 2"):
+        verify_receipt(_receipt(forged, fake, 3), keys, retired=retired)
+    assert verify_receipt(_receipt(forged, fake, 3), keys) == []  # what keys alone allowed
+    honest = Ledger(log.engine)
+    honest.sync()
+    assert (
+        verify_receipt(_receipt(honest.latest_head(), honest.tree, 3), keys, retired=retired) == []
+    )
 
 
 # a gateway signing with SM2, and one whose setting changes

@@ -262,12 +262,27 @@ class Ledger:
                 )
         return len(rows)
 
-    def keys(self) -> list[dict[str, str]]:
+    def keys(self) -> list[dict[str, Any]]:
+        """Every key that has signed or will sign heads. A key another has since taken
+        over from (a logged rotation or revocation) carries ``last_size``, the size of
+        the last head it signed: a head it signs past that is not this log's, which a
+        receipt's verifier can tell without the entries that record the change."""
+        latest = self.latest_head()
         with self.engine.connect() as connection:
             rows = connection.execute(
-                text("SELECT key_id, algorithm, public_key_pem FROM audit_key ORDER BY key_id")
+                text(
+                    "SELECT k.key_id, k.algorithm, k.public_key_pem, "
+                    "(SELECT MAX(h.size) FROM signed_tree_head h WHERE h.key_id = k.key_id) "
+                    "FROM audit_key k ORDER BY k.key_id"
+                )
             ).all()
-        return [{"key_id": k, "algorithm": a, "public_key_pem": p} for k, a, p in rows]
+        keys: list[dict[str, Any]] = []
+        for key_id, algorithm, pem, last in rows:
+            key = {"key_id": key_id, "algorithm": algorithm, "public_key_pem": pem}
+            if last is not None and latest is not None and key_id != latest.key_id:
+                key["last_size"] = int(last)
+            keys.append(key)
+        return keys
 
     def sign_pending(self) -> TreeHead | None:
         """Sign a head over every committed entry, if any is not covered yet."""

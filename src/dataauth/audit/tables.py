@@ -23,6 +23,8 @@ class AuditEntry(SQLModel, table=True):
 
 class SignedTreeHead(SQLModel, table=True):
     __tablename__ = "signed_tree_head"
+    # the last head each key signed, for the keys a rotation or revocation retired
+    __table_args__ = (Index("ix_signed_tree_head_key_id_size", "key_id", "size"),)
 
     size: int = Field(primary_key=True)
     root: bytes

@@ -361,12 +361,30 @@ def _key_change(
     )
 
 
+def retired_keys(value: Any) -> dict[str, int]:
+    """The keys a logged key change retired, by id, each with the size of the last head
+    it signed (``last_size`` in keys.json)."""
+    retired: dict[str, int] = {}
+    for item in value.get("keys", []) if isinstance(value, dict) else []:
+        if isinstance(item, dict) and "last_size" in item:
+            try:
+                retired[str(item["key_id"])] = int(item["last_size"])
+            except (KeyError, TypeError, ValueError):
+                raise Failed("keys.json holds a malformed last_size") from None
+    return retired
+
+
 def verify_receipt(
-    receipt: dict[str, Any], keys: dict[str, str], policy: WitnessPolicy | None = None
+    receipt: dict[str, Any],
+    keys: dict[str, str],
+    policy: WitnessPolicy | None = None,
+    retired: dict[str, int] | None = None,
 ) -> list[str]:
     """Check one receipt (as ``GET /v1/audit/proof/inclusion`` gives it); raise Failed.
-    Under a witness policy, its ``checkpoint`` must carry the cosignatures needed;
-    returns the names of the policy's witnesses that cosigned."""
+    A head signed by a retired key past the last head it signed is refused: a rotated
+    or revoked key (one that may have been lost) cannot vouch for a later tree. Under a
+    witness policy, its ``checkpoint`` must carry the cosignatures needed; returns the
+    names of the policy's witnesses that cosigned."""
     try:
         head = TreeHead.from_dict(receipt["tree_head"])
         index, size = int(receipt["index"]), int(receipt["tree_size"])
@@ -376,6 +394,12 @@ def verify_receipt(
         raise Failed("the receipt is malformed") from None
     if not verify_head(head, keys):
         raise Failed(f"tree head at size {head.size}: its signature does not verify")
+    last = (retired or {}).get(head.key_id)
+    if last is not None and head.size > last:
+        raise Failed(
+            f"tree head at size {head.size}: signed by key {head.key_id[:16]}…, which a key "
+            f"change retired after the head at size {last}: no later head of this log is its"
+        )
     if head.size != size:
         raise Failed(f"the receipt's tree size {size} is not its head's size {head.size}")
     if not verify_inclusion(leaf, index, size, proof, head.root):

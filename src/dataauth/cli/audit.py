@@ -303,12 +303,13 @@ def audit_verify_receipt(
     --witness, that its head is cosigned by the witnesses the policy needs."""
     import json
 
-    from dataauth.audit.verify import Failed, load_keys, verify_receipt
+    from dataauth.audit.verify import Failed, load_keys, retired_keys, verify_receipt
 
     policy = witness_policy(witness, witnesses_needed)
     try:
+        listed = json.loads(keys.read_text())
         names = verify_receipt(
-            json.loads(receipt.read_text()), load_keys(json.loads(keys.read_text())), policy
+            json.loads(receipt.read_text()), load_keys(listed), policy, retired_keys(listed)
         )
     except (Failed, ValueError) as exc:
         fail(f"FAILED: {exc}")
