@@ -17,7 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from dataauth.api.render import json_response
-from dataauth.api.routes import Authorization, GatewayDep
+from dataauth.api.routes import Authorization
+from dataauth.gateway import Gateway
 from dataauth.operations.base import Call, OperationKind
 
 
@@ -46,12 +47,14 @@ def endpoint(kind: OperationKind) -> Callable[..., Any]:
     async def answer(
         request: Request,
         body: Any,
-        gw: Any,
         authorization: str | None = None,
         **target: str,
     ) -> Response:
         named = next(iter(target.values()), None)
         call = Call(name, body, await request.body(), named)  # the body is cached
+        # the gateway from the app's state, not a dependency: FastAPI solves a
+        # dependency's own parameters on every request, the spine's busiest route
+        gw: Gateway = request.app.state.gateway
         result: dict[str, Any] = await run_in_threadpool(gw.handle, authorization, name, call)
         return json_response(result)
 
@@ -61,7 +64,6 @@ def endpoint(kind: OperationKind) -> Callable[..., Any]:
     parameters = [
         inspect.Parameter("request", keyword, annotation=Request),
         inspect.Parameter("body", keyword, annotation=route.body),
-        inspect.Parameter("gw", keyword, annotation=GatewayDep),
         inspect.Parameter("authorization", keyword, annotation=Authorization, default=None),
     ]
     named = re.findall(r"\{(\w+)\}", route.path)
