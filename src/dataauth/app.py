@@ -273,8 +273,10 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
     )
     app.add_middleware(Observe)  # added last: outermost, it sees every response
     operations, app.state.operations = operation_routes(gateway.kinds.values())
-    app.include_router(router)
+    # the operations first: a request is matched against each route in turn, and no
+    # other route shares an operation's method and path
     app.include_router(operations)
+    app.include_router(router)
     app.include_router(he_router)
     app.include_router(audit_router)
     app.include_router(tlog_router)

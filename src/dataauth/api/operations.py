@@ -17,8 +17,23 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from dataauth.api.render import json_response
-from dataauth.api.routes import Authorization, GatewayDep
+from dataauth.gateway import Gateway
 from dataauth.operations.base import Call, OperationKind
+
+AUTHORIZATION: dict[str, Any] = {
+    "name": "authorization",
+    "in": "header",
+    "required": False,
+    "schema": {
+        "anyOf": [{"type": "string"}, {"type": "null"}],
+        "description": "Bearer <operator token>",
+        "title": "Authorization",
+    },
+    "description": "Bearer <operator token>",
+}
+"""The operator's token, as the document would describe an ``Authorization`` parameter:
+the routes read the header themselves (FastAPI checks a declared header parameter's
+type on every request, the spine's busiest path)."""
 
 
 def operation_routes(kinds: Iterable[OperationKind]) -> tuple[APIRouter, dict[str, str]]:
@@ -35,6 +50,7 @@ def operation_routes(kinds: Iterable[OperationKind]) -> tuple[APIRouter, dict[st
             summary=route.summary,
             description=route.summary,
             name=kind.name,
+            openapi_extra={"parameters": [AUTHORIZATION]},
         )
         paths[route.path] = kind.name
     return router, paths
@@ -43,15 +59,13 @@ def operation_routes(kinds: Iterable[OperationKind]) -> tuple[APIRouter, dict[st
 def endpoint(kind: OperationKind) -> Callable[..., Any]:
     name, route = kind.name, kind.route
 
-    async def answer(
-        request: Request,
-        body: Any,
-        gw: Any,
-        authorization: str | None = None,
-        **target: str,
-    ) -> Response:
+    async def answer(request: Request, body: Any, **target: str) -> Response:
         named = next(iter(target.values()), None)
+        authorization = request.headers.get("authorization")
         call = Call(name, body, await request.body(), named)  # the body is cached
+        # the gateway from the app's state, not a dependency: FastAPI solves a
+        # dependency's own parameters on every request, the spine's busiest route
+        gw: Gateway = request.app.state.gateway
         result: dict[str, Any] = await run_in_threadpool(gw.handle, authorization, name, call)
         return json_response(result)
 
@@ -61,8 +75,6 @@ def endpoint(kind: OperationKind) -> Callable[..., Any]:
     parameters = [
         inspect.Parameter("request", keyword, annotation=Request),
         inspect.Parameter("body", keyword, annotation=route.body),
-        inspect.Parameter("gw", keyword, annotation=GatewayDep),
-        inspect.Parameter("authorization", keyword, annotation=Authorization, default=None),
     ]
     named = re.findall(r"\{(\w+)\}", route.path)
     if named:
