@@ -164,6 +164,26 @@ def test_a_verification_batch(domain) -> None:
     assert [tuple(row) for row in again] == [(0, 1, 1, 0)]
 
 
+def test_a_verification_batch_binds_by_position_as_by_name(domain) -> None:
+    """On a driver that binds by position (SQLite), a batch's values go in as one flat
+    list in row order; the answers are the ones the same statement gives bound by name,
+    and a subject with the wrong number of operands is refused, not shifted."""
+    checks = (Check(TEXT, Op.NE, ("green",)), Check(NUMBER, Op.BETWEEN), Check(TEXT, Op.IN))
+    query = Verification(TABLE, KEY, checks, Band(NUMBER, (5.0,)), in_slots=2)
+    asked = ["a", "b", HOSTILE, "nobody", "c", "a"]
+    operands = [[0, 9, "red", None], [2, 3, "green", "red"], [10, 20, "blue", None]] * 2
+    statement, _, tail = query._statement(domain[0], len(asked))
+    assert (tail is not None) == (statement.order is not None)
+    flat = sorted(tuple(row) for row in query.answers(domain[0], asked, operands))
+    named = Verification(TABLE, KEY, checks, Band(NUMBER, (5.0,)), in_slots=2)
+    prepared, fixed, _ = named._statement(domain[0], len(asked))
+    named._prepared[(domain[0], len(asked))] = (prepared, fixed, None)
+    assert sorted(tuple(row) for row in named.answers(domain[0], asked, operands)) == flat
+    assert flat[0] == (0, 1, 1, 0) and flat[3] == (3, 0, 0, None)
+    with pytest.raises(ValueError):
+        query.answers(domain[0], asked, [[0, 9, "red"], *operands[1:]])
+
+
 def test_the_query_language_binds_what_the_operator_wrote(domain) -> None:
     """A literal of the SQL text reaches the database as a bound value, never as text;
     a dataset's column is named as the catalog names it, quoted by the dialect."""

@@ -28,7 +28,7 @@ def _plain(value: Any) -> bool:
     """True where orjson's sorted output is already RFC 8785 canonical.
 
     Leaves are tested inline rather than by a call each: this walk runs over every
-    subject of every batch, and most of what it meets is strings.
+    subject of every batch, and most of what it meets is strings and small integers.
     """
     kind = type(value)
     if kind is str or kind is bool or value is None:
@@ -42,14 +42,20 @@ def _plain(value: Any) -> bool:
         for key, item in value.items():
             if type(key) is not str or not key.isascii():
                 return False
-            if type(item) is str or type(item) is bool or item is None:
+            leaf = type(item)
+            if leaf is str or leaf is bool or item is None:
+                continue
+            if leaf is int and -SAFE_INTEGER <= item <= SAFE_INTEGER:
                 continue
             if not _plain(item):
                 return False
         return True
     if kind is list or kind is tuple:
         for item in value:
-            if type(item) is str or type(item) is bool or item is None:
+            leaf = type(item)
+            if leaf is str or leaf is bool or item is None:
+                continue
+            if leaf is int and -SAFE_INTEGER <= item <= SAFE_INTEGER:
                 continue
             if not _plain(item):
                 return False

@@ -94,6 +94,12 @@ class Domain:
 
     def fetch(self, statement: Prepared, params: Mapping[str, Any]) -> Sequence[Any]:
         """Run one bound statement and return its rows (a 504 or 503 Problem on failure)."""
+        return self.fetch_bound(statement, statement.bind(params))
+
+    def fetch_bound(
+        self, statement: Prepared, bound: Sequence[Any] | Mapping[str, Any]
+    ) -> Sequence[Any]:
+        """``fetch`` with the values already in the driver's form (``Prepared.bind``'s)."""
         try:
             connection = self.engine.raw_connection()
         except Exception as exc:
@@ -102,7 +108,7 @@ class Domain:
             if self._sqlite:
                 connection.info["deadline"][0] = time.monotonic() + self._timeout
             cursor = connection.cursor()
-            cursor.execute(statement.sql, statement.bind(params))
+            cursor.execute(statement.sql, bound)
             rows = cursor.fetchall()
             cursor.close()
             return rows

@@ -114,23 +114,53 @@ class Verification:
         """Rows (index, found, passed[, band]) of the subjects found or not: 1 or 0 for
         found and passed, the band's index (None for a NULL value) with a band.
         ``operands`` holds each subject's values for ``slots()``, in order."""
-        statement, params = self._statement(domain, len(keys))
-        params = dict(params)
+        statement, params, tail = self._statement(domain, len(keys))
+        width = len(self.slots())
+        if tail is not None:
+            # positional binds in row order (checked when the statement was built): the
+            # values go straight into the list the driver takes, with no name per value
+            flat: list[Any] = []
+            append, extend = flat.append, flat.extend
+            for s, (key, bound) in enumerate(zip(keys, operands, strict=True)):
+                if len(bound) != width:
+                    raise ValueError(f"subject {s} has {len(bound)} operands, not {width}")
+                append(s)
+                append(key)
+                extend(bound)
+            flat.extend(tail)
+            return domain.fetch_bound(statement, flat)
+        named = dict(params)
         slots = self.slots()
         for s, (key, bound) in enumerate(zip(keys, operands, strict=True)):
-            params[f"i{s}"] = s
-            params[f"k{s}"] = key
+            named[f"i{s}"] = s
+            named[f"k{s}"] = key
             for name, value in zip(slots, bound, strict=True):
-                params[f"{name}_{s}"] = value
-        return domain.fetch(statement, params)
+                named[f"{name}_{s}"] = value
+        return domain.fetch(statement, named)
 
-    def _statement(self, domain: Domain, size: int) -> tuple[Prepared, dict[str, Any]]:
+    def _statement(
+        self, domain: Domain, size: int
+    ) -> tuple[Prepared, dict[str, Any], list[Any] | None]:
         made = self._prepared.get((domain, size))
         if made is None:
             if len(self._prepared) > 256:
                 self._prepared.clear()
-            made = self._prepared.setdefault((domain, size), self._build(domain, size))
+            made = self._prepared.setdefault((domain, size), self._made(domain, size))
         return made
+
+    def _made(self, domain: Domain, size: int) -> tuple[Prepared, dict[str, Any], list[Any] | None]:
+        """The statement, its fixed values by name, and, where the driver takes binds by
+        position and they run subject by subject (index, key, slots) before the fixed
+        ones, those fixed values in their order: a batch then binds as one flat list."""
+        statement, fixed = self._build(domain, size)
+        if statement.order is None:
+            return statement, fixed, None
+        per_subject = ("i{}", "k{}", *(f"{slot}_{{}}" for slot in self.slots()))
+        rows = tuple(name.format(s) for s in range(size) for name in per_subject)
+        head, rest = statement.order[: len(rows)], statement.order[len(rows) :]
+        if head != rows or not set(rest) <= set(fixed):
+            return statement, fixed, None
+        return statement, fixed, [fixed[name] for name in rest]
 
     def _build(self, domain: Domain, size: int) -> tuple[Prepared, dict[str, Any]]:
         slots = self.slots()

@@ -111,6 +111,10 @@ class SubjectHasher:
         dataset or product an answer about it came from."""
         return self(PERSON, key)
 
+    def people(self, keys: Sequence[str]) -> list[str]:
+        """``person`` of each key, hashed as ``many`` hashes a batch."""
+        return self.many(PERSON, keys)
+
     def question(self, *parts: str) -> str:
         """A keyed digest of a question (product, claims): a claimed name is personal."""
         return self("?", "\x00".join(parts))

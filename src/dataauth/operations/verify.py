@@ -125,6 +125,25 @@ def _operands(spec: VerificationSpec, claims: dict[str, Any], index: int) -> lis
     return bound
 
 
+def _all_operands(spec: VerificationSpec, subjects: list[Subject]) -> list[list[Any]]:
+    """Each subject's operands (``_operands``), checked once per distinct claims: a batch
+    mostly asks every subject the same. Claims are told apart by their ``repr``, which
+    keeps what equality merges (``True``, ``1``, ``1.0``; ``0.0`` and ``-0.0``); only
+    claims that pass are remembered, so the first subject with failing claims is the one
+    named, as when each is checked in turn. Subjects with the same claims share one list
+    (read only: ``Verify.disclosures`` asks its question once per list)."""
+    seen: dict[str, list[Any]] = {}
+    claims = []
+    for index, subject in enumerate(subjects):
+        given = subject.claims
+        key = repr(given)
+        bound = seen.get(key)
+        if bound is None:
+            bound = seen[key] = _operands(spec, given, index)
+        claims.append(bound)
+    return claims
+
+
 def _asked(operands: list[Any]) -> str:
     """The claims as one question: numbers as floats, so that 5000 and 5000.0 are one."""
     return repr(
@@ -185,7 +204,7 @@ class Verify:
             raise not_found("unknown_dataset", f"product {product.id} names no known dataset")
         spec, spec_json = self._spec(product)
         subjects = call.body.subjects
-        claims = [_operands(spec, s.claims, i) for i, s in enumerate(subjects)]
+        claims = _all_operands(spec, subjects)
         keys = [s.key for s in subjects]
 
         columns = [{"name": dataset.key_column, "use": "key"}]
@@ -219,28 +238,43 @@ class Verify:
         """Per subject, its question and what the answer can reveal (``VerificationSpec.bits``):
         a fixed product is one question whatever the claim; a free claim, one question
         per distinct claim (a number as a float: 5000 and 5000.0 ask the same)."""
-        bits, person = plan.spec.bits(), self.hasher.person
+        bits, people = plan.spec.bits(), self.hasher.people(plan.keys)
         if plan.spec.fixed():
             question = self.hasher.question("verify", plan.product)
-            return [Disclosure(person(key), question, bits) for key in plan.keys]
-        return [
-            Disclosure(person(key), self.hasher.question("verify", plan.product, _asked(ops)), bits)
-            for key, ops in zip(plan.keys, plan.claims, strict=True)
-        ]
+            return [Disclosure(person, question, bits) for person in people]
+        # subjects with the same claims share one operand list (``_all_operands``): its
+        # question is hashed once, by the list's identity (every list is alive in the plan)
+        asked: dict[int, str] = {}
+        disclosures = []
+        for person, ops in zip(people, plan.claims, strict=True):
+            question = asked.get(id(ops))
+            if question is None:
+                question = asked[id(ops)] = self.hasher.question(
+                    "verify", plan.product, _asked(ops)
+                )
+            disclosures.append(Disclosure(person, question, bits))
+        return disclosures
 
     def execute(self, plan: Plan, obligations: dict[str, Any]) -> list[tuple[int, int, Any]]:
         size = len(plan.keys)
         query = _query(plan.spec_json, plan.dataset.table_name, plan.dataset.key_column)
         rows = query.answers(self.domain, plan.keys, plan.claims)
         answers: list[tuple[int, int, Any]] = [(0, 0, None)] * size
-        for row in rows:
-            answers[row[0]] = (row[1], row[2], row[3] if len(row) > 3 else None)
+        if query.band is None:
+            for index, found, passed in rows:
+                answers[index] = (found, passed, None)
+        else:
+            for index, found, passed, band in rows:
+                answers[index] = (found, passed, band)
         return answers
 
     def disclose(
         self, raw: list[tuple[int, int, Any]], plan: Plan, obligations: dict[str, Any]
     ) -> dict[str, Any]:
         answer, explicit = plan.spec.answer, plan.spec.not_found == "explicit"
+        if answer.form == "boolean" and not explicit:  # the common product, in one pass
+            results = [{"index": i, "result": bool(f and p)} for i, (f, p, _) in enumerate(raw)]
+            return {"product": plan.product, "results": results}
         results = []
         for index, (found, passed, band) in enumerate(raw):
             if not found and explicit:
