@@ -81,3 +81,29 @@ def test_the_ledger_remembers_a_bounded_number_of_questions(engine, monkeypatch)
     assert next(iter(ledger._known)).startswith(SUBJECTS[400])
     again = ledger.charge("op", [Disclosure(s, "q:one", 1.0) for s in SUBJECTS], budget, now)
     assert isinstance(again, Spent) and again.as_entry() == []
+
+
+def test_rows_written_in_key_order_are_charged_in_request_order(engine):
+    """The ledgers sort a batch's rows by key before writing them; what a request is told
+    (what each subject was charged, which subject overdraws, which limit refuses) still
+    follows the order the request named them in."""
+    shuffled = SUBJECTS[::-1][:350] + SUBJECTS[:350]  # across statements, out of key order
+    ledger = DisclosureLedger(engine)
+    now = datetime.now(UTC)
+    budget = SubjectBudget(timedelta(days=30), 2, 3)
+    spent = ledger.charge("op", [Disclosure(s, "q:one", 1.0) for s in shuffled], budget, now)
+    assert isinstance(spent, Spent) and spent.subjects == shuffled
+    assert counted(engine, "subject_disclosure") == len(shuffled)
+    ledger._known.clear()  # read the rows back: written whole, whatever their order
+    late = shuffled[400]
+    asked = [Disclosure(s, "q:two", 1.0) for s in shuffled] + [Disclosure(late, "q:three", 1.0)]
+    over = ledger.charge("op", asked, budget, now)
+    assert isinstance(over, disclosure.Exhausted) and over.index == 400
+    assert counted(engine, "subject_disclosure") == len(shuffled)  # refused: nothing written
+
+    meter = UsageMeter(engine)
+    limits = {"subject_per_day": 1}
+    assert meter.charge(meter.charges(now, "op|p|credit", shuffled[:10], limits)) is None
+    refusal = meter.charge(meter.charges(now, "op|p|credit", shuffled[5:20], limits))
+    assert refusal is not None and refusal.limit == "subject_per_day"
+    assert counted(engine, "usage_counter") == 10

@@ -57,3 +57,18 @@ def test_the_fast_path_takes_the_floats_it_can():
     edges = [1e-4, 9.999999999999999e-05, 1e15, 999999999999999.9, 1e-7, 1e21, 0.1, 1 / 3]
     for value in edges:
         assert canonical([value, -value]) == rfc8785.dumps([value, -value])
+
+
+def test_whole_floats_take_the_fast_path(monkeypatch):
+    """A batch's scores rounded to whole numbers (0.0, 1.0) print as the reference prints
+    them, without the reference."""
+    value = {"results": [{"index": 0, "score": 1.0}, {"score": -0.0}, {"score": 0.25}],
+             "n": [5000.0, float(2**53 - 1), -(2.0**52)]}  # fmt: skip
+    expected = rfc8785.dumps(value)
+
+    def refuse(_value):
+        raise AssertionError("the reference path was taken")
+
+    monkeypatch.setattr(rfc8785, "dumps", refuse)
+    assert canonical(value) == expected
+    assert canonical((1.0, 2.5)) == b"[1,2.5]"

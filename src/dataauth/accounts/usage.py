@@ -179,7 +179,9 @@ class UsageMeter:
             spend[(c.key, c.window)] = spend.get((c.key, c.window), 0) + c.amount
         with self._writer.transaction() as cursor:
             cursor.execute("SAVEPOINT charge")
-            rows = self._upsert.insert(cursor, [(k, w, n) for (k, w), n in spend.items()])
+            # in key order, as the table's B-tree holds them (see ``DisclosureLedger``)
+            ordered = sorted((k, w, n) for (k, w), n in spend.items())
+            rows = self._upsert.insert(cursor, ordered)
             used = {(key, window): count for key, window, count in rows}
             for charge in charges:
                 if used[(charge.key, charge.window)] > charge.allowed:
