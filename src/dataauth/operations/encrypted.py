@@ -64,7 +64,7 @@ from dataauth.domain import query
 from dataauth.domain.database import Domain
 from dataauth.domain.lookups import Lookup
 from dataauth.errors import Problem, forbidden, not_found, unprocessable
-from dataauth.identity.keys import PERSON, SubjectHasher
+from dataauth.identity.keys import SubjectHasher
 from dataauth.operations.base import (
     Call,
     ConsentNeed,
@@ -295,7 +295,7 @@ class EncryptedScore:
         consent = None
         if model.spec.consent and body.mode == "score":
             consent = ConsentNeed(model.product.id, [s.consent for s in body.subjects or []])
-        persons = self.hasher.many(PERSON, keys)
+        persons = self.hasher.people(keys)
         return Description(
             operation={"product": model.product.id, "mode": body.mode, "model": model.id},
             facts=facts,

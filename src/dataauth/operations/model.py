@@ -39,7 +39,7 @@ from dataauth.domain import query
 from dataauth.domain.database import Domain
 from dataauth.domain.lookups import Lookup
 from dataauth.errors import forbidden, not_found, unprocessable
-from dataauth.identity.keys import PERSON, SubjectHasher
+from dataauth.identity.keys import SubjectHasher
 from dataauth.operations.base import (
     Call,
     ConsentNeed,
@@ -464,7 +464,7 @@ class Model:
             return []
         bits = score_bits(plan.row.manifest["output"], released(plan.row.conditions, obligations))
         question = self.hasher.question("model", plan.row.id, plan.form)
-        persons = self.hasher.many(PERSON, plan.keys)  # as ``person`` makes them, one loop
+        persons = self.hasher.people(plan.keys)
         return [Disclosure(person, question, bits) for person in persons]
 
     def disclose(self, raw: Scores, plan: Plan, obligations: dict[str, Any]) -> dict[str, Any]:
