@@ -447,7 +447,9 @@ def bench_writer(directory: Path, args: argparse.Namespace) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--entries", type=int, default=1_000_000)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="each append case (A B B A: 4 of them)"
+    )
     parser.add_argument("--threads", type=int, default=64, help="appenders per process")
     parser.add_argument("--head-delay-ms", type=float, default=100.0, help="as the gateway's")
     parser.add_argument(

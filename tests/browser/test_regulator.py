@@ -123,6 +123,30 @@ def test_an_altered_signature_fails_in_the_page(regulator: Page, console_gateway
     assert "does not verify" in regulator.locator("li[data-step=signature]").inner_text()
 
 
+def test_a_head_past_its_keys_retirement_fails_in_the_page(
+    regulator: Page, console_gateway, traffic
+):
+    """The key list says the head's key was retired (rotated or revoked) at a smaller
+    size: its signature is good, but a retired key cannot vouch for a later tree."""
+    index = traffic["bank"]
+
+    def retire(route: Route) -> None:
+        response = route.fetch()
+        listed = response.json()
+        for key in listed["keys"]:
+            key["last_size"] = 1
+        route.fulfill(response=response, body=json.dumps(listed))
+
+    regulator.route("**/v1/audit/keys", retire)
+    open_section(regulator, console_gateway, f"entry/{index}")
+    found = steps(regulator)
+    assert found == {"entry": "true", "leaf": "true", "path": "true", "signature": "false"}
+    assert (
+        "retired after the head at size 1"
+        in regulator.locator("li[data-step=signature]").inner_text()
+    )
+
+
 def test_a_head_of_sm2_is_shown_as_not_checkable(regulator: Page, console_gateway, traffic):
     def relabel(route: Route) -> None:
         response = route.fetch()

@@ -223,7 +223,19 @@ export async function fetchBytes(path, token) {
 
 async function keysById(api) {
   const { keys } = await api("/v1/audit/keys");
-  return Object.fromEntries(keys.map((k) => [k.key_id, k.public_key_pem]));
+  return Object.fromEntries(keys.map((k) => [k.key_id, k]));
+}
+
+/** A head's signature under its key (``verifyHead``), and that the key was not retired
+ * (a rotation or revocation: ``last_size`` in the key list) before a head of this size:
+ * a lost key cannot vouch for a later tree. */
+export async function checkSigned(head, keys) {
+  const key = keys[head.key_id];
+  const signed = await verifyHead(head, key?.public_key_pem);
+  if (signed.ok !== false && key?.last_size !== undefined && head.size > key.last_size) {
+    return { ok: false, detail: `signed by a key a key change retired after the head at size ${key.last_size}` };
+  }
+  return signed;
 }
 
 const step = (name, ok, detail, extra = {}) => ({ name, ok, detail, ...extra });
@@ -261,7 +273,7 @@ export async function checkEntry(api, index, { token, treeSize } = {}) {
     included ? `the root recomputed from ${proof.length} hashes equals the signed head's root` : "the proof does not lead from this leaf to the signed root",
     { proof: receipt.proof, size: head.size, root: head.root }));
   const keys = await keysById(api);
-  const signed = await verifyHead(head, keys[head.key_id]);
+  const signed = await checkSigned(head, keys);
   steps.push(step("signature", signed.ok, signed.detail, { key_id: head.key_id, algorithm: head.algorithm }));
   return { ok: steps.every((s) => s.ok === true) ? true : steps.some((s) => s.ok === false) ? false : null, entry, head, steps };
 }
@@ -275,7 +287,7 @@ export async function checkConsistency(api, size1, size2) {
   const keys = await keysById(api);
   const steps = [];
   for (const [name, head, size] of [["old head", older, size1], ["new head", newer, size2]]) {
-    const signed = await verifyHead(head, keys[head.key_id]);
+    const signed = await checkSigned(head, keys);
     const sized = head.size === size;
     steps.push(step(name, sized ? signed.ok : false, sized ? signed.detail : `the head is of size ${head.size}, not ${size}`,
       { size: head.size, root: head.root }));
