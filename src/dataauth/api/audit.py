@@ -48,7 +48,12 @@ MAX_INDEX = 2**62
 VERDICTS = ("matched", "differs", "rejected", "administrative", "not_replayable", "no_bundle")
 Size = Annotated[
     int | None,
-    Query(ge=1, le=MAX_INDEX, description="a signed tree size; the latest by default"),
+    Query(
+        ge=1,
+        le=MAX_INDEX,
+        description="a signed tree size; by default the newest head every configured witness "
+        "has cosigned where one covers the entry, else the newest head",
+    ),
 ]
 
 

@@ -221,9 +221,14 @@ export async function fetchBytes(path, token) {
   return bytes;
 }
 
+/** The log's keys (``/v1/audit/keys``) by key id, as ``checkSigned`` takes them. */
+export function byKeyId(keys) {
+  return Object.fromEntries(keys.map((k) => [k.key_id, k]));
+}
+
 async function keysById(api) {
   const { keys } = await api("/v1/audit/keys");
-  return Object.fromEntries(keys.map((k) => [k.key_id, k]));
+  return byKeyId(keys);
 }
 
 /** A head's signature under its key (``verifyHead``), and that the key was not retired

@@ -2,7 +2,7 @@
 // with its proof checked here in the browser, consistency between two heads, replay, and
 // traffic. Every proof and signature is checked by verify.js, not taken from the gateway.
 import { bars, empty, fill, h, notice, problem, s, table, when } from "../ui.js";
-import { checkChain, checkConsistency, checkEntry, checkSigned } from "../verify.js";
+import { byKeyId, checkChain, checkConsistency, checkEntry, checkSigned } from "../verify.js";
 
 const LABELS = {
   en: {
@@ -276,7 +276,7 @@ async function headsView(container, ctx) {
   await fill(list, t, async () => {
     const [{ tree_heads: heads }, { keys }] = await Promise.all([ctx.api("/v1/audit/tree-heads?limit=20"), ctx.api("/v1/audit/keys")]);
     if (!heads.length) return empty("—");
-    const byId = Object.fromEntries(keys.map((k) => [k.key_id, k]));
+    const byId = byKeyId(keys);
     const signed = await Promise.all(heads.map((head) => checkSigned(head, byId)));
     const links = Object.fromEntries((await checkChain(heads)).map((link) => [link.size, link.ok]));
     const rows = heads.map((head, i) => ({ head, signed: signed[i], link: links[head.size] }));
