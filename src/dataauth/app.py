@@ -254,6 +254,10 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
         static_url=DOCS_ASSETS,
         # Swagger UI would otherwise show a badge fetched from the public validator
         swagger_ui_parameters={"validatorUrl": None},
+        # FastAPI's own OpenTelemetry spans, metrics and logs stay off: they would carry
+        # the path as sent and its query, where ours carry route templates (logs.py,
+        # metrics.py); off, a request no longer asks whether a provider is configured
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.gateway = gateway
     app.state.ledger = ledger
