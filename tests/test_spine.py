@@ -191,9 +191,9 @@ def test_an_unknown_kind_is_not_found(spine) -> None:
 
 
 def test_the_kind_brings_its_own_route(spine) -> None:
-    from dataauth.api.operations import operation_routes
+    from dataauth.api.operations import operation_routes, spine_threads
 
-    router, paths = operation_routes([Echo()])
+    router, paths = operation_routes([Echo()], spine_threads())
     assert paths == {"/v1/echo": "echo"}
     [route] = router.routes
     assert route.path == "/v1/echo" and route.methods == {"POST"}

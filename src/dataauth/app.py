@@ -29,7 +29,7 @@ from dataauth.api.demo import router as demo_router
 from dataauth.api.he import router as he_router
 from dataauth.api.limits import BodyLimit
 from dataauth.api.observe import DOCS_ASSETS, Observe
-from dataauth.api.operations import operation_routes
+from dataauth.api.operations import operation_routes, spine_threads
 from dataauth.api.query import router as query_router
 from dataauth.api.review import router as review_router
 from dataauth.api.routes import router
@@ -230,6 +230,7 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
         gateway.access, gateway.audit, gateway.policy, gateway.clock, gateway.timestamping
     )
     review = ModelReview(steps, models.registry, settings.max_model_bytes, models.domain)
+    threads = spine_threads()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -253,6 +254,10 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
         static_url=DOCS_ASSETS,
         # Swagger UI would otherwise show a badge fetched from the public validator
         swagger_ui_parameters={"validatorUrl": None},
+        # FastAPI's own OpenTelemetry spans, metrics and logs stay off: they would carry
+        # the path as sent and its query, where ours carry route templates (logs.py,
+        # metrics.py); off, a request no longer asks whether a provider is configured
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.gateway = gateway
     app.state.ledger = ledger
@@ -272,7 +277,7 @@ def create_app(settings: Settings | None = None, *, prepared: bool = False) -> F
         timeout=settings.body_timeout_seconds,
     )
     app.add_middleware(Observe)  # added last: outermost, it sees every response
-    operations, app.state.operations = operation_routes(gateway.kinds.values())
+    operations, app.state.operations = operation_routes(gateway.kinds.values(), threads)
     # the operations first: a request is matched against each route in turn, and no
     # other route shares an operation's method and path
     app.include_router(operations)

@@ -25,7 +25,7 @@ from dataauth.catalog.store import OperatorInfo
 from dataauth.errors import Problem, forbidden, not_found, unavailable
 from dataauth.identity.access import Access
 from dataauth.identity.consent import ConsentVerifier, consent_digest
-from dataauth.metrics import DECISIONS
+from dataauth.metrics import decisions
 from dataauth.operations.base import Call, Description, OperationKind
 from dataauth.policy.decision import Decision, PolicyEngine
 from dataauth.policy.store import PolicyStore
@@ -260,7 +260,7 @@ class Gateway:
                     decided.entry("failed", None)
                 ).as_dict()
             raise problem from None
-        DECISIONS.labels(decided.kind, outcome).inc()
+        decisions(decided.kind, outcome).inc()
         return receipt
 
     def unavailable(self, decided: Decided, detail: str) -> Problem:
@@ -325,7 +325,7 @@ class Gateway:
         except Exception as exc:  # the refusal stands without its entry; say so in the log
             log.warning("a rejected request could not be logged: %s", type(exc).__name__)
             return problem
-        DECISIONS.labels(kind, "rejected").inc()
+        decisions(kind, "rejected").inc()
         problem.extensions["audit"] = receipt.as_dict()
         return problem
 

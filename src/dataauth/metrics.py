@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -34,6 +36,21 @@ DECISIONS = Counter(
     "(released, denied, limited, refused, failed)",
     ["kind", "outcome"],
 )
+
+
+# each metric's child for a set of labels, looked up once: ``labels`` takes a lock and
+# checks its labels on every call, and every request counts itself twice. The method is
+# the client's word, so the requests' cache is bounded (it then looks up again).
+@lru_cache(maxsize=1024)
+def request_series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The request counter's and the latency histogram's children for a request."""
+    return REQUESTS.labels(method, route, str(status)), LATENCY.labels(route)
+
+
+@lru_cache(maxsize=256)
+def decisions(kind: str, outcome: str) -> Any:
+    """The decisions counter's child for a kind and outcome."""
+    return DECISIONS.labels(kind, outcome)
 
 
 class AuditLag:

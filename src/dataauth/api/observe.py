@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any
 
-from dataauth.metrics import LATENCY, REQUESTS
+from dataauth.metrics import request_series
 
 log = logging.getLogger("dataauth.access")
 
@@ -83,8 +83,9 @@ class Observe:
             took = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            REQUESTS.labels(scope["method"], template, str(status)).inc()
-            LATENCY.labels(template).observe(took)
+            requests, latency = request_series(scope["method"], template, status)
+            requests.inc()
+            latency.observe(took)
             log.info(
                 "request",
                 extra={

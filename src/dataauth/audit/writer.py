@@ -27,6 +27,8 @@ import threading
 from contextlib import suppress
 from typing import Any
 
+import orjson
+
 from dataauth.audit.log import AuditLog
 
 ENVIRONMENT = "DATAAUTH_AUDIT_WRITER"
@@ -79,9 +81,8 @@ class WriterClient:
         connection = self._connection()
         if connection is None:
             return None
-        columns = json.dumps(
-            [row["time"], row["operator_id"], row["operation"], row["allowed"]]
-        ).encode()
+        # orjson: a tenth of the stdlib's time for the same JSON (the writer reads either)
+        columns = orjson.dumps([row["time"], row["operator_id"], row["operation"], row["allowed"]])
         try:
             connection.sendall(_REQUEST.pack(len(columns), len(head)) + columns + head)
         except OSError:
