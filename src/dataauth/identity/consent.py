@@ -82,7 +82,8 @@ class ConsentVerifier:
         # compiled once per batch size and run on the driver's connection: building and
         # keying a statement of 500 binds in SQLAlchemy cost more than reading it
         statement = self._revocations(len(ids))
-        values = statement.bind({f"j{i}": jti for i, jti in enumerate(ids)})
+        # positional binds are the ids in order (checked when compiled): no name per id
+        values = ids if statement.order is not None else {f"j{i}": j for i, j in enumerate(ids)}
         connection = self.db.raw_connection()
         try:
             cursor = connection.cursor()
@@ -94,7 +95,10 @@ class ConsentVerifier:
     @lru_cache(maxsize=32)  # noqa: B019  (one verifier per gateway: the cache lives as long)
     def _revocations(self, size: int) -> Prepared:
         names = ", ".join(f":j{i}" for i in range(size))
-        return prepare(self.db, text(f"SELECT jti FROM consent_revocation WHERE jti IN ({names})"))
+        made = prepare(self.db, text(f"SELECT jti FROM consent_revocation WHERE jti IN ({names})"))
+        if made.order is not None and made.order != tuple(f"j{i}" for i in range(size)):
+            raise ValueError("the revocation statement's binds are not in order")
+        return made
 
     def check(
         self,
