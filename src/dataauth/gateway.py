@@ -24,7 +24,7 @@ from dataauth.canonical import rfc3339, utc_now
 from dataauth.catalog.store import OperatorInfo
 from dataauth.errors import Problem, forbidden, not_found, unavailable
 from dataauth.identity.access import Access
-from dataauth.identity.consent import ConsentVerifier, consent_digest
+from dataauth.identity.consent import ConsentVerifier
 from dataauth.metrics import decisions
 from dataauth.operations.base import Call, Description, OperationKind
 from dataauth.policy.decision import Decision, PolicyEngine
@@ -161,15 +161,15 @@ class Gateway:
         consents: list[str | None] = []
         if description.consent is not None:
             need = description.consent
-            missing = self.consent.missing(
+            checked = self.consent.check(
                 need.tokens, description.subjects, operator.id, call.purpose, need.product
             )
             policy_input["consent"] = {
                 "required": True,
                 "subjects": len(need.tokens),
-                "missing": missing,
+                "missing": checked.missing,
             }
-            consents = [consent_digest(t) if t else None for t in need.tokens]
+            consents = checked.digests
         engine = self.policy.engine()
         decision = engine.decide(policy_input)
         return Decided(

@@ -13,6 +13,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -44,6 +45,27 @@ def consent_digest(token: str) -> str:
     return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A request's consents, checked: the indexes of the subjects without a valid one,
+    and each token's digest (None where none was given), which the audit entry keeps."""
+
+    missing: list[int]
+    digests: list[str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """What a verified token grants, as the checks of each use read it."""
+
+    until: float
+    """Its expiry, with the leeway: past it the token is refused, kept or not."""
+    jti: str
+    binding: tuple[Any, Any, Any]
+    """Its subject, operator and purpose."""
+    products: frozenset[str]
+
+
 class ConsentVerifier:
     def __init__(
         self, jwks: Callable[[], dict[str, Any]], issuer: str, db: Engine, leeway: int = 30
@@ -52,7 +74,7 @@ class ConsentVerifier:
         self.db = db
         self.leeway = leeway
         self._keys = {k["kid"]: jwt.PyJWK(k) for k in jwks().get("keys", []) if "kid" in k}
-        self._verified: dict[bytes, dict[str, Any]] = {}
+        self._verified: dict[str, _Verified] = {}
 
     def _revoked(self, ids: Sequence[str]) -> set[str]:
         if not ids:
@@ -60,7 +82,8 @@ class ConsentVerifier:
         # compiled once per batch size and run on the driver's connection: building and
         # keying a statement of 500 binds in SQLAlchemy cost more than reading it
         statement = self._revocations(len(ids))
-        values = statement.bind({f"j{i}": jti for i, jti in enumerate(ids)})
+        # positional binds are the ids in order (checked when compiled): no name per id
+        values = ids if statement.order is not None else {f"j{i}": j for i, j in enumerate(ids)}
         connection = self.db.raw_connection()
         try:
             cursor = connection.cursor()
@@ -72,31 +95,59 @@ class ConsentVerifier:
     @lru_cache(maxsize=32)  # noqa: B019  (one verifier per gateway: the cache lives as long)
     def _revocations(self, size: int) -> Prepared:
         names = ", ".join(f":j{i}" for i in range(size))
-        return prepare(self.db, text(f"SELECT jti FROM consent_revocation WHERE jti IN ({names})"))
+        made = prepare(self.db, text(f"SELECT jti FROM consent_revocation WHERE jti IN ({names})"))
+        if made.order is not None and made.order != tuple(f"j{i}" for i in range(size)):
+            raise ValueError("the revocation statement's binds are not in order")
+        return made
 
-    def _claims(self, token: str | None) -> dict[str, Any] | None:
-        """The token's claims, if its signature, issuer and times hold. A token verified
-        before is not verified again until it expires; revocation is read each time."""
-        if not token or len(token) > MAX_TOKEN:
+    def check(
+        self,
+        tokens: Sequence[str | None],
+        subjects: Sequence[str],
+        operator: str,
+        purpose: str,
+        product: str,
+    ) -> Checked:
+        """Which subjects lack a valid, unrevoked consent for this request, and each
+        token's digest for the log: one SHA-256 a token, which also keys the tokens
+        verified before. A token verified before is not verified again until it
+        expires; its revocation is read every time."""
+        now = time.time()
+        verified, sha256 = self._verified, hashlib.sha256
+        digests: list[str | None] = []
+        held: list[_Verified | None] = []
+        for token in tokens:
+            if not token:
+                digests.append(None)
+                held.append(None)
+                continue
+            digest = "sha256:" + sha256(token.encode()).hexdigest()  # consent_digest
+            digests.append(digest)
+            entry = verified.get(digest)
+            if entry is None:
+                entry = self._verify(token, digest)
+            held.append(entry if entry is not None and now < entry.until else None)
+        revoked = self._revoked([e.jti for e in held if e is not None])
+        missing = [
+            index
+            for index, (e, subject) in enumerate(zip(held, subjects, strict=True))
+            if e is None
+            or e.jti in revoked
+            or e.binding != (subject, operator, purpose)
+            or product not in e.products
+        ]
+        return Checked(missing, digests)
+
+    def _verify(self, token: str, digest: str) -> _Verified | None:
+        """The token's claims, if its signature, issuer and times hold; kept by digest."""
+        if len(token) > MAX_TOKEN:
             return None
-        digest = hashlib.sha256(token.encode()).digest()
-        claims = self._verified.get(digest)
-        if claims is not None:
-            return claims if time.time() < claims["exp"] + self.leeway else None
-        claims = self._verify(token)
-        if claims is not None:
-            if len(self._verified) >= VERIFIED:
-                self._verified = {}  # bounded: the next requests verify afresh
-            self._verified[digest] = claims
-        return claims
-
-    def _verify(self, token: str) -> dict[str, Any] | None:
         try:
             header = jwt.get_unverified_header(token)
             key = self._keys.get(header.get("kid", ""))
             if key is None or header.get("alg") not in CONSENT_ALGORITHMS:
                 return None
-            return jwt.decode(
+            claims = jwt.decode(
                 token,
                 key=key.key,
                 algorithms=[header["alg"]],
@@ -106,28 +157,19 @@ class ConsentVerifier:
             )
         except jwt.PyJWTError:
             return None
-
-    def missing(
-        self,
-        tokens: Sequence[str | None],
-        subjects: Sequence[str],
-        operator: str,
-        purpose: str,
-        product: str,
-    ) -> list[int]:
-        """Indexes of the subjects without a valid, unrevoked consent for this request."""
-        claims = [self._claims(t) for t in tokens]
-        revoked = self._revoked([c["jti"] for c in claims if c is not None])
-        return [
-            index
-            for index, (c, subject) in enumerate(zip(claims, subjects, strict=True))
-            if c is None
-            or c["jti"] in revoked
-            or c.get("sub") != subject
-            or c.get("operator") != operator
-            or c.get("purpose") != purpose
-            or product not in (c.get("products") or [])
-        ]
+        products = claims.get("products") or []
+        entry = _Verified(
+            until=claims["exp"] + self.leeway,
+            jti=claims["jti"],
+            binding=(claims.get("sub"), claims.get("operator"), claims.get("purpose")),
+            products=frozenset(p for p in products if isinstance(p, str))
+            if isinstance(products, list)
+            else frozenset(),
+        )
+        if len(self._verified) >= VERIFIED:
+            self._verified = {}  # bounded: the next requests verify afresh
+        self._verified[digest] = entry
+        return entry
 
     def revoke(self, jti: str, by: str) -> None:
         insert_once(
