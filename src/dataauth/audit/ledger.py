@@ -28,7 +28,7 @@ from dataauth.audit.merkle import MerkleTree
 from dataauth.audit.note import Signer as NoteSigner
 from dataauth.audit.signing import Signer
 from dataauth.canonical import utc_now, utc_stamp
-from dataauth.store.statements import WriteLock, insert_once, prepare
+from dataauth.store.statements import WriteLock, fetch_all, insert_once, prepare
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +99,7 @@ class Ledger:
         if cursor is not None:
             cursor.execute(prepared.sql, prepared.bind(values))
             return cursor.fetchall()
-        connection = self.engine.raw_connection()
-        try:
-            own = connection.cursor()
-            own.execute(prepared.sql, prepared.bind(values))
-            return own.fetchall()
-        finally:
-            connection.close()
+        return fetch_all(self.engine, prepared, prepared.bind(values))
 
     def sync(self, cursor: Any = None, upto: int | None = None) -> int:
         """Catch the in-memory tree up with the database; return its size."""

@@ -24,7 +24,7 @@ from sqlmodel import Field, SQLModel
 from dataauth.canonical import rfc3339, utc_now
 from dataauth.identity.dev_issuer import sign_dev_jwt
 from dataauth.identity.keys import Keyring
-from dataauth.store.statements import Prepared, insert_once, prepare
+from dataauth.store.statements import Prepared, fetch_all, insert_once, prepare
 
 CONSENT_ALGORITHMS = ("EdDSA", "ES256")
 MAX_TOKEN = 4096
@@ -84,13 +84,7 @@ class ConsentVerifier:
         statement = self._revocations(len(ids))
         # positional binds are the ids in order (checked when compiled): no name per id
         values = ids if statement.order is not None else {f"j{i}": j for i, j in enumerate(ids)}
-        connection = self.db.raw_connection()
-        try:
-            cursor = connection.cursor()
-            cursor.execute(statement.sql, values)
-            return {row[0] for row in cursor.fetchall()}
-        finally:
-            connection.close()
+        return {row[0] for row in fetch_all(self.db, statement, values)}
 
     @lru_cache(maxsize=32)  # noqa: B019  (one verifier per gateway: the cache lives as long)
     def _revocations(self, size: int) -> Prepared:

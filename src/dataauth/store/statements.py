@@ -41,6 +41,20 @@ def prepare(engine: Engine, statement: ClauseElement) -> Prepared:
     return Prepared(compiled.string, order)
 
 
+def fetch_all(
+    engine: Engine, prepared: Prepared, values: Sequence[Any] | Mapping[str, Any]
+) -> list[Any]:
+    """The rows of ``prepared`` run with ``values`` (bound already, as ``Prepared.bind``
+    binds them) on a pooled connection of the driver's own."""
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(prepared.sql, values)
+        return cursor.fetchall()
+    finally:
+        connection.close()
+
+
 MAX_BINDS = 999
 """Bound values in one statement: SQLite's oldest limit, far under PostgreSQL's."""
 
