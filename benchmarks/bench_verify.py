@@ -29,7 +29,7 @@ from starlette.responses import Response
 from dataauth.identity.dev_issuer import issue_token
 from dataauth.identity.keys import Keyring
 from dataauth.operations.verify import VerifyRequest
-from harness import drive, free_port, wait_ready
+from harness import cpu_split, drive, free_port, process_cpu, wait_ready
 
 THRESHOLD = 5000
 TARGETS = {
@@ -144,12 +144,20 @@ def main() -> None:
         warm = min(1.0, args.seconds)
         load(gw_port, "/v1/verify/identity-match", single, headers, warm, args.clients)
         load(bare_port, "/v1/verify/identity-match", single, headers, warm, args.clients)
-        spine = load(
-            gw_port, "/v1/verify/identity-match", single, headers, args.seconds, args.clients
-        )
-        bare = load(
-            bare_port, "/v1/verify/identity-match", single, headers, args.seconds, args.clients
-        )
+        # each side's CPU, per worker, read from /proc around its run: how it split
+        spread = {}
+        runs = []
+        for name, port, server in (
+            ("gateway", gw_port, servers[0]),
+            ("bare", bare_port, servers[1]),
+        ):
+            before = process_cpu(server.pid)
+            run = load(
+                port, "/v1/verify/identity-match", single, headers, args.seconds, args.clients
+            )
+            spread[name] = cpu_split(before, process_cpu(server.pid), server.pid, run["requests"])
+            runs.append(run)
+        spine, bare = runs
         batches = load(
             gw_port, "/v1/verify/income-at-least", batch, headers, args.seconds, args.clients
         )
@@ -182,6 +190,7 @@ def main() -> None:
                     "bare_fastapi_requests_per_second": round(bare["per_second"], 1),
                     "batch_direct_lookup_checks_per_second": round(looked_up),
                 },
+                "single_cpu_split": spread,
                 "targets": TARGETS,
                 "setup": {
                     "clients": args.clients,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import multiprocessing as mp
+import os
 import socket
 import subprocess
 import time
@@ -66,4 +67,46 @@ def drive(port: int, path: str, bodies: list[list[bytes]], headers: dict, second
         "requests": sum(r[0] for r in results),
         "errors": sum(r[1] for r in results),
         "seconds": time.perf_counter() - started,
+    }
+
+
+def process_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) so far of a server ``pid`` and of each of its worker
+    processes, by pid, from /proc: how a load split across the workers. Empty off Linux."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                pids += [int(c) for c in children.read().split()]
+    except OSError:
+        return {}
+    used = {}
+    for each in pids:
+        try:
+            with open(f"/proc/{each}/cmdline", "rb") as cmdline:
+                if b"resource_tracker" in cmdline.read():
+                    continue  # multiprocessing's, not a worker
+            with open(f"/proc/{each}/stat") as stat:
+                # after the command's name in parentheses: utime, stime are fields 14, 15
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[each] = (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
+def cpu_split(
+    before: dict[int, float], after: dict[int, float], server: int, requests: int
+) -> dict:
+    """Of the CPU used between two ``process_cpu`` readings: each worker's share (largest
+    first; the server process itself when it has no workers), and milliseconds of the
+    whole (server and workers) per request."""
+    spent = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    workers = {pid: used for pid, used in spent.items() if pid != server} or spent
+    whole = sum(workers.values())
+    shares = sorted((used / whole if whole else 0.0 for used in workers.values()), reverse=True)
+    return {
+        "worker_shares": [round(share, 3) for share in shares],
+        "cpu_ms_per_request": round(1000 * sum(spent.values()) / max(requests, 1), 3),
     }
