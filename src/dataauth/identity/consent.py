@@ -107,7 +107,7 @@ class ConsentVerifier:
         verified before. A token verified before is not verified again until it
         expires; its revocation is read every time."""
         now = time.time()
-        verified, sha256 = self._verified, hashlib.sha256
+        verified = self._verified
         digests: list[str | None] = []
         held: list[_Verified | None] = []
         for token in tokens:
@@ -115,7 +115,7 @@ class ConsentVerifier:
                 digests.append(None)
                 held.append(None)
                 continue
-            digest = "sha256:" + sha256(token.encode()).hexdigest()  # consent_digest
+            digest = consent_digest(token)
             digests.append(digest)
             entry = verified.get(digest)
             if entry is None:
