@@ -1,8 +1,8 @@
 """The operation routes: one per kind, made from the route the kind declares.
 
-Every route does the same: parse the body as the kind's request, keep its bytes for the
-commitment, and hand the call to the spine in a worker thread. A new kind gets its route
-from its own module; nothing here names one.
+Every route does the same: parse the body as the kind's request (with ``api.body``),
+keep its bytes for the commitment, and hand the call to the spine in a worker thread. A
+new kind gets its route from its own module; nothing here names one.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
+from dataauth.api.body import BodyRoute
 from dataauth.api.render import json_response
 from dataauth.gateway import Gateway
 from dataauth.operations.base import Call, OperationKind
@@ -54,7 +55,7 @@ def operation_routes(
 ) -> tuple[APIRouter, dict[str, str]]:
     """A router with each kind's route (the spine run in ``threads``), and each route's
     path template -> its kind."""
-    router = APIRouter()
+    router = APIRouter(route_class=BodyRoute)  # bodies parsed with orjson (api.body)
     paths = {}
     for kind in kinds:
         route = kind.route
