@@ -30,7 +30,10 @@ CONSENT_ALGORITHMS = ("EdDSA", "ES256")
 MAX_TOKEN = 4096
 VERIFIED = 16_384
 """Consent tokens kept verified, by digest: a batch that scores the same consented
-subjects again checks each signature once, not once a request (a few MiB at most)."""
+subjects again checks each signature once, not once a request."""
+VERIFIED_BYTES = 8 << 20
+"""The kept tokens' length, at most: what a kept consent holds is read from its token,
+so this bounds their memory even where every token is as long as ``MAX_TOKEN``."""
 
 
 class ConsentRevocation(SQLModel, table=True):
@@ -75,6 +78,7 @@ class ConsentVerifier:
         self.leeway = leeway
         self._keys = {k["kid"]: jwt.PyJWK(k) for k in jwks().get("keys", []) if "kid" in k}
         self._verified: dict[str, _Verified] = {}
+        self._verified_bytes = 0
 
     def _revoked(self, ids: Sequence[str]) -> set[str]:
         if not ids:
@@ -160,9 +164,13 @@ class ConsentVerifier:
             if isinstance(products, list)
             else frozenset(),
         )
-        if len(self._verified) >= VERIFIED:
-            self._verified = {}  # bounded: the next requests verify afresh
+        if len(self._verified) >= VERIFIED or self._verified_bytes + len(token) > VERIFIED_BYTES:
+            # bounded: emptied, and the next requests verify afresh (an LRU's bookkeeping
+            # would cost every use; a batch refills what it needs in one request)
+            self._verified = {}
+            self._verified_bytes = 0
         self._verified[digest] = entry
+        self._verified_bytes += len(token)
         return entry
 
     def revoke(self, jti: str, by: str) -> None:
