@@ -44,7 +44,7 @@ from dataauth.identity.dev_issuer import issue_token
 from dataauth.identity.keys import Keyring, SubjectHasher
 from dataauth.operations.model import Cohort, Model, Plan
 from dataauth.store.engine import gateway_engine
-from harness import free_port
+from harness import free_port, process_cpu
 
 FEATURES = [f"f{i:02d}" for i in range(20)]
 TARGETS = {
@@ -269,8 +269,14 @@ def over_http(args, data_dir: Path, content: bytes, keys: list[str]) -> dict:
                 return len(answer["results"]) if field == "results" else answer["cohort"]["count"]
 
             post(scoring, "results")
+            # the gateway's own CPU while it scores (server and workers, from /proc): a
+            # figure the machine's other load moves less than subjects a second
+            before = sum(process_cpu(server.pid).values())
+            score = timed(args.seconds, lambda: post(scoring, "results"))
+            used = sum(process_cpu(server.pid).values()) - before
             return {
-                "score": timed(args.seconds, lambda: post(scoring, "results")),
+                "score": score,
+                "score_cpu_us_per_subject": round(used / score[0] * 1e6, 1) if score[0] else None,
                 "cohort": timed(args.seconds, lambda: post(cohort, "cohort")),
                 "errors": errors,
                 "batch": size,
@@ -330,6 +336,7 @@ def main() -> None:
             http_score_to_in_process_score_ratio=round(
                 rate(remote["score"]) / rate(local["score"]), 3
             ),
+            http_score_gateway_cpu_us_per_subject=remote["score_cpu_us_per_subject"],
             errors=remote["errors"],
         )
     report = {
