@@ -170,9 +170,10 @@ def _append_for(
     out.put(sum(counts))
 
 
-def bench_raw(directory: Path, name: str) -> tuple[float, float]:
+def bench_raw(directory: Path, name: str, rows: int) -> tuple[float, float]:
     """Raw inserts of ready rows into a fresh copy of the table: no canonical JSON, no
-    hashing; one commit per row, and all rows in one transaction (rows a second)."""
+    hashing; a fiftieth of ``rows`` with one commit per row, then ``rows`` in one
+    transaction (rows a second)."""
     table = gateway_engine(f"sqlite:///{directory / name}")
     insert = prepare(table, sql_insert(AuditEntry.__table__))
     entry = canonical({"example": "entry", "policy_input": POLICY_INPUT, "decision": DECISION})
@@ -186,17 +187,17 @@ def bench_raw(directory: Path, name: str) -> tuple[float, float]:
 
     connection = table.raw_connection()
     cursor = connection.cursor()
-    single = 2000
+    single = max(1, rows // 50)
     started = time.perf_counter()
     for i in range(single):
         cursor.execute(insert.sql, row(i))
         connection.commit()
     per_row_commit = single / (time.perf_counter() - started)
-    rows = [row(i) for i in range(single, single + 100_000)]
+    ready = [row(i) for i in range(single, single + rows)]
     started = time.perf_counter()
-    cursor.executemany(insert.sql, rows)
+    cursor.executemany(insert.sql, ready)
     connection.commit()
-    one_transaction = len(rows) / (time.perf_counter() - started)
+    one_transaction = len(ready) / (time.perf_counter() - started)
     connection.close()
     return per_row_commit, one_transaction
 
@@ -225,7 +226,7 @@ def bench_appends(
     try:
         extras = Extras(tsa, tuple(f"{w.url} {w.vkey}" for w in running), writer and writer.path)
         # the baseline on either side of the appends: a shared machine drifts
-        before = bench_raw(directory, f"raw-before-{case}.sqlite")
+        before = bench_raw(directory, f"raw-before-{case}.sqlite", args.raw_rows)
         queue: mp.Queue = mp.Queue()
         runs = [
             mp.Process(
@@ -250,7 +251,7 @@ def bench_appends(
     covered = ledger.latest_head()
     stamps = len(Stamps(ledger.engine).between(0, covered.size if covered else 0))
     cosignatures, by_all = cosigned(ledger.engine, witnesses)
-    after = bench_raw(directory, f"raw-after-{case}.sqlite")
+    after = bench_raw(directory, f"raw-after-{case}.sqlite", args.raw_rows)
     per_row_commit = (before[0] + after[0]) / 2
     one_transaction = (before[1] + after[1]) / 2
 
@@ -450,6 +451,10 @@ def main() -> None:
     parser.add_argument(
         "--seconds", type=float, default=10.0, help="each append case (A B B A: 4 of them)"
     )
+    parser.add_argument(
+        "--raw-rows", type=int, default=100_000,
+        help="rows of the raw-insert baseline taken before and after each append case",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=64, help="appenders per process")
     parser.add_argument("--head-delay-ms", type=float, default=100.0, help="as the gateway's")
     parser.add_argument(

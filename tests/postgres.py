@@ -84,11 +84,11 @@ def local_admin_url() -> str:
     runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
     if runuser is None:
         unavailable("no runuser to create the test role as the postgres user")
-    subprocess.run(
-        [runuser, "-u", "postgres", "--", "psql", "-p", port, "-qc", create_role],
-        check=True,
-        capture_output=True,
-    )
+    command = [runuser, "-u", "postgres", "--", "psql", "-p", port, "-qc", create_role]
+    # test processes run side by side (pytest-xdist): two may race to create the role,
+    # and the loser's statement fails though the role is there; the second try sees it
+    if subprocess.run(command, capture_output=True).returncode != 0:
+        subprocess.run(command, check=True, capture_output=True)
     return f"postgresql+psycopg://{ROLE}:{ROLE}@127.0.0.1:{port}/postgres"
 
 

@@ -24,6 +24,8 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
             [
                 "--entries",
                 "2000",
+                "--raw-rows",
+                "5000",
                 "--seconds",
                 "1",
                 "--threads",
